@@ -1,0 +1,42 @@
+# The Makefile only wraps scripts/setup.sh, cmake and ctest (Docker and CI call these targets).
+#   make demo    set-up + build + the pipeline on the embedded sample data
+#   make test    set-up + build + every test (ctest)
+#   make bench   set-up + build + benchmarks against the Python peers
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CTEST_ARGS ?=
+ENV = eval "$$(bash scripts/setup.sh --print-env)"; export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime CCACHE_MAXSIZE=5G;
+
+.PHONY: all setup configure build test demo bench fuzz clean clean-cache
+all: build
+
+setup:
+	bash scripts/setup.sh
+
+configure: setup
+	@$(ENV) \
+	cmake -S . -B $(BUILD) -G Ninja \
+	  -DCMAKE_PREFIX_PATH="$$($$HFKIT_VENV/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DHFKIT_PYTHON="$$HFKIT_VENV/bin/python" $(CMAKE_ARGS) >$(BUILD).configure.log 2>&1 \
+	  || { cat $(BUILD).configure.log; exit 1; }; grep -E '^-- (hfkit|  )' $(BUILD).configure.log
+
+build: configure
+	@$(ENV) cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@$(ENV) cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+demo: build
+	@$(ENV) BIN=$(BUILD)/bin bash scripts/demo.sh
+
+bench: build
+	@$(ENV) BIN=$(BUILD)/bin bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+# Removes venvs of older pins and trims ccache; the current venv stays.
+clean-cache:
+	@$(ENV) find "$$HFKIT_CACHE" -maxdepth 1 -name 'venv-*' ! -path "$$HFKIT_VENV" -exec rm -rf {} +; ccache -c

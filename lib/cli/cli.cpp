@@ -1,0 +1,161 @@
+// Tool run wrapper. Exit codes are decided here and nowhere else (see exit_codes.h).
+#include "cli/cli.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <iostream>
+#include <set>
+
+#include "cli/build_info.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/signals.h"
+
+namespace hf::cli {
+namespace {
+
+// "--learning-rate" -> "learning_rate": YAML keys are the HF TrainingArguments names.
+std::string yaml_key(const CLI::Option* opt) {
+  if (opt->get_lnames().empty()) return {};
+  std::string key = opt->get_lnames().front();
+  for (char& c : key)
+    if (c == '-') c = '_';
+  return key;
+}
+
+bool is_shared_flag(const std::string& key) {
+  static const std::set<std::string> kShared = {"help", "version", "config", "verbose", "quiet",
+                                                "log_format"};
+  return kShared.count(key) > 0;
+}
+
+}  // namespace
+
+std::string version_text(const std::string& tool) {
+  std::string s = tool + " (hfkit) " + kHfkitVersion + "\n";
+  s += std::string("commit: ") + kGitCommit + "\n";
+  s += std::string("compiler: ") + kCompiler + "\n";
+  s += std::string("libtorch: ") + kTorchVersion + "\n";
+  s += std::string("cuda: ") + kCudaInfo + "\n";
+  return s;
+}
+
+Tool::Tool(std::string name, std::string description, std::string examples)
+    : name_(std::move(name)), app_(std::move(description), name_) {
+  app_.option_defaults()->always_capture_default();
+  app_.set_version_flag("--version", [this] { return version_text(name_); }, "Print version and build info");
+  app_.add_option("--config", config_path_, "YAML file of options (keys are the long flag names with '_')")
+      ->envname("HFKIT_CONFIG");
+  app_.add_flag("-v,--verbose", verbose_, "More logging (debug)");
+  app_.add_flag("-q,--quiet", quiet_, "Only errors on stderr");
+  app_.add_option("--log-format", log_format_, "Log format on stderr")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->envname("HFKIT_LOG_FORMAT");
+  app_.footer("Examples:\n" + examples + "\n" + kExitCodeHelp +
+              "\nPrecedence: flag > environment (HFKIT_*) > --config YAML > default.");
+}
+
+void Tool::require(CLI::Option* option) { required_.push_back(option); }
+
+void Tool::apply_config_file() {
+  if (config_path_.empty()) return;
+  ConfigFile cfg = ConfigFile::load(config_path_);
+  std::map<std::string, CLI::Option*> by_key;
+  for (CLI::Option* opt : app_.get_options()) {
+    std::string key = yaml_key(opt);
+    if (!key.empty() && !is_shared_flag(key)) by_key[key] = opt;
+  }
+  for (const auto& [key, entry] : cfg.entries()) {
+    auto it = by_key.find(key);
+    if (it == by_key.end())
+      throw Error(ErrorKind::kConfig, Where{cfg.path(), entry.line, key}, "unknown key");
+    CLI::Option* opt = it->second;
+    if (opt->count() > 0) continue;  // a flag or environment variable already set it
+    try {
+      for (const auto& v : entry.values) opt->add_result(v);
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      throw Error(ErrorKind::kConfig, Where{cfg.path(), entry.line, key}, e.what());
+    }
+  }
+}
+
+void Tool::check_required() {
+  for (CLI::Option* opt : required_) {
+    if (opt->count() == 0)
+      throw Error(ErrorKind::kUsage, "missing " + opt->get_name() + " (or '" + yaml_key(opt) +
+                                         "' in --config)");
+  }
+}
+
+std::string Tool::resolved_config_yaml() const {
+  std::string out;
+  for (const CLI::Option* opt : app_.get_options()) {
+    std::string key = yaml_key(opt);
+    if (key.empty() || is_shared_flag(key)) continue;
+    std::vector<std::string> values = opt->results();
+    if (values.empty()) {
+      std::string d = opt->get_default_str();
+      if (d.empty()) continue;
+      values = {d};
+    }
+    out += key + ":";
+    if (values.size() == 1) {
+      out += " \"" + values[0] + "\"\n";
+    } else {
+      out += "\n";
+      for (const auto& v : values) out += "  - \"" + v + "\"\n";
+    }
+  }
+  return out;
+}
+
+int Tool::run(int argc, char** argv, const std::function<int()>& body) {
+  install_signal_handlers();
+  log::configure(name_, log::Level::kInfo, log::Format::kText);
+  try {
+    app_.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app_.help();
+    return kExitOk;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app_.help("", CLI::AppFormatMode::All);
+    return kExitOk;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << version_text(name_);
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << name_ << ": error: " << e.what() << "\nTry '" << name_ << " --help'.\n";
+    return kExitUsage;
+  }
+  log::Level level = quiet_ ? log::Level::kError : verbose_ > 0 ? log::Level::kDebug : log::Level::kInfo;
+  log::configure(name_, level, log_format_ == "json" ? log::Format::kJson : log::Format::kText);
+
+  int rc = kExitOk;
+  try {
+    apply_config_file();
+    check_required();
+    rc = body();
+  } catch (const BrokenPipe&) {
+    return kExitOk;  // the reader went away (`| head`): not an error
+  } catch (const Error& e) {
+    log::error("{}", e.what());
+    return exit_code_for(e.kind());
+  } catch (const std::bad_alloc&) {
+    log::error("out of memory");
+    return kExitSoftware;
+  } catch (const std::exception& e) {
+    log::error("internal error: {}", e.what());
+    return kExitSoftware;
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    if (errno == EPIPE) return rc;
+    log::error("cannot write to stdout");
+    return kExitIoErr;
+  }
+  if (rc == kExitOk && stop_requested()) return 128 + stop_signal();
+  return rc;
+}
+
+}  // namespace hf::cli

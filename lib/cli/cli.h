@@ -1,0 +1,47 @@
+// The run wrapper every tool's main() goes through: shared flags (-v, -q, --log-format, --config,
+// --version), YAML config merging with precedence flag > env > config file > default, logging and
+// signal set-up, and the single place where exceptions become one error line and an exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cli/exit_codes.h"
+
+namespace hf::cli {
+
+class Tool {
+ public:
+  // `examples` is printed at the end of --help (one example per line, already indented).
+  Tool(std::string name, std::string description, std::string examples);
+
+  CLI::App& app() { return app_; }
+  // Marks an option required after config merging (so it may come from the YAML file instead).
+  void require(CLI::Option* option);
+  // Parses argv, merges config, sets up logging and signals, runs body and maps its outcome to an
+  // exit code. body returns kExitOk or kExitNo (or another code it decides, e.g. 75 on preemption).
+  int run(int argc, char** argv, const std::function<int()>& body);
+  // The effective options as YAML (flags, env and config file merged), for saving beside outputs.
+  std::string resolved_config_yaml() const;
+  const std::string& name() const { return name_; }
+
+ private:
+  void apply_config_file();
+  void check_required();
+
+  std::string name_;
+  CLI::App app_;
+  std::string config_path_;
+  std::string log_format_ = "text";
+  int verbose_ = 0;
+  bool quiet_ = false;
+  std::vector<CLI::Option*> required_;
+};
+
+// Version text: tool name, hfkit version, commit, compiler, libtorch, CUDA.
+std::string version_text(const std::string& tool);
+
+}  // namespace hf::cli
