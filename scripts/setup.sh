@@ -9,10 +9,13 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 req="$here/requirements.txt"
 cache="${HFKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hfkit}"
-key=$( (cat "$req"; python3 --version 2>&1) | sha256sum | cut -c1-12)
-venv="$cache/venv-$key"
+# The venv is keyed by the pins and the Python that runs them; computed after the packages are in,
+# since a bare image (e.g. nvidia/cuda for Dockerfile.cuda) has no python3 before set-up.
+venv_path() { echo "$cache/venv-$( (cat "$req"; python3 --version 2>&1) | sha256sum | cut -c1-12)"; }
 
 print_env() {
+  local venv
+  venv=$(venv_path)
   echo "export HFKIT_CACHE='$cache'"
   echo "export HFKIT_VENV='$venv'"
   echo "export CCACHE_DIR='$cache/ccache'"
@@ -38,6 +41,7 @@ if ((${#missing[@]})); then
 fi
 
 mkdir -p "$cache/ccache" "$cache/pip"
+venv=$(venv_path)
 if [[ ! -f "$venv/.complete" ]]; then
   log "creating Python venv $venv (first run on this machine downloads several GB)"
   rm -rf "$venv"
