@@ -1,0 +1,104 @@
+// The two Backend implementations and helpers they share. Internal to lib/storage.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/credentials.h"
+#include "storage/http.h"
+#include "storage/storage.h"
+
+namespace hf::storage {
+
+// Hashes of a byte range of a file, read once.
+struct RangeHashes {
+  std::string sha256_hex;
+  std::string md5_raw;  // only when asked for
+};
+RangeHashes hash_fd_range(int fd, std::uint64_t offset, std::uint64_t size, bool want_md5,
+                          const std::atomic<bool>* cancel);
+
+// Throws Error(kTempFail, "interrupted") when `cancel` is set.
+void check_cancel(const std::atomic<bool>* cancel);
+
+class S3Backend final : public Backend {
+ public:
+  S3Backend(Url root, const Options& options);
+  const Url& root() const override { return root_; }
+  std::vector<ObjectInfo> list(std::string_view sub) override;
+  DirListing list_dir(std::string_view sub) override;
+  std::optional<ObjectInfo> head(std::string_view key) override;
+  ObjectInfo put_file(const std::string& local_path, std::string_view key,
+                      const std::string& sha256) override;
+  ObjectInfo put_bytes(std::string_view data, std::string_view key) override;
+  Fetched get_to_fd(const ObjectInfo& expected, int fd) override;
+  std::string get_bytes(std::string_view key) override;
+  void remove(const std::vector<std::string>& keys) override;
+  std::string presign(std::string_view key, std::chrono::seconds expires,
+                      std::string_view method) override;
+  std::uint64_t bytes_transferred() const override { return bytes_.load(); }
+
+  std::string credential_source() { return credentials_.source(); }
+  const std::string& region() const { return region_; }
+
+  struct Call;
+
+ private:
+  HttpResponse send(Call& call);
+  std::string build_url(const std::string& key, const sigv4::Pairs& query, std::string* host,
+                        std::string* path) const;
+  std::string describe(std::string_view key) const;
+  ObjectInfo put_single(int fd, std::uint64_t size, const std::string& key, const std::string& sha256);
+  ObjectInfo put_multipart(int fd, std::uint64_t size, const std::string& key,
+                           const std::string& sha256);
+  void abort_multipart(const std::string& key, const std::string& upload_id);
+  ObjectInfo info_from_headers(const std::string& key, const HttpResponse& resp) const;
+  std::uint64_t multipart_part_size(const std::string& key, const std::string& etag);
+  std::vector<ObjectInfo> list_pages(const std::string& prefix, bool delimited,
+                                     std::vector<std::string>* prefixes);
+
+  Url root_;
+  Options options_;
+  std::string region_;
+  std::string scheme_;     // "https" / "http"
+  std::string host_;       // endpoint host[:port] (port only when not the scheme's default)
+  std::string base_path_;  // "" or "/path" of a custom endpoint
+  bool path_style_ = false;
+  HttpClient http_;
+  CredentialProvider credentials_;
+  std::atomic<std::uint64_t> bytes_{0};
+  std::atomic<long> clock_skew_s_{0};  // server time - our time, learnt from RequestTimeTooSkewed
+};
+
+class LocalBackend final : public Backend {
+ public:
+  LocalBackend(Url root, const Options& options);
+  const Url& root() const override { return root_; }
+  std::vector<ObjectInfo> list(std::string_view sub) override;
+  DirListing list_dir(std::string_view sub) override;
+  std::optional<ObjectInfo> head(std::string_view key) override;
+  ObjectInfo put_file(const std::string& local_path, std::string_view key,
+                      const std::string& sha256) override;
+  ObjectInfo put_bytes(std::string_view data, std::string_view key) override;
+  Fetched get_to_fd(const ObjectInfo& expected, int fd) override;
+  std::string get_bytes(std::string_view key) override;
+  void remove(const std::vector<std::string>& keys) override;
+  std::string presign(std::string_view key, std::chrono::seconds expires,
+                      std::string_view method) override;
+  std::uint64_t bytes_transferred() const override { return bytes_.load(); }
+
+ private:
+  std::string path_of(std::string_view key) const;
+  Url root_;
+  Options options_;
+  std::atomic<std::uint64_t> bytes_{0};
+};
+
+// Region the S3 backend uses: explicit, AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1.
+std::string resolve_region(const Options& options);
+// Endpoint: explicit, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, "" (AWS).
+std::string resolve_endpoint(const Options& options);
+
+}  // namespace hf::storage

@@ -1,0 +1,294 @@
+// Remote checkpoints for hf-train: upload with the completeness marker last, find the newest
+// complete one, download it atomically, rotate old ones, and the background Uploader (bounded
+// queue, newest wins, retries with back-off while training goes on).
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "storage/backends.h"
+#include "storage/storage.h"
+
+namespace hf::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+// "checkpoint-500/" -> 500; -1 when the name does not have the form.
+std::int64_t step_of(std::string_view dir, const std::string& prefix) {
+  if (!dir.empty() && dir.back() == '/') dir.remove_suffix(1);
+  if (dir.size() <= prefix.size() || dir.compare(0, prefix.size(), prefix) != 0) return -1;
+  std::string_view digits = dir.substr(prefix.size());
+  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return -1;
+  return std::stoll(std::string(digits));
+}
+
+struct Candidate {
+  std::string name;
+  std::int64_t step;
+};
+
+std::vector<Candidate> checkpoint_dirs(Backend& backend, const CheckpointOptions& ck) {
+  std::vector<Candidate> out;
+  for (const std::string& p : backend.list_dir("").prefixes) {
+    std::int64_t step = step_of(p, ck.prefix);
+    if (step >= 0) out.push_back({p.substr(0, p.size() - 1), step});
+  }
+  std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.step < b.step; });
+  return out;
+}
+
+void delete_checkpoint(Backend& backend, const std::string& name, const CheckpointOptions& ck) {
+  // Marker first: from then on readers treat the rest as garbage, never as a checkpoint.
+  backend.remove({name + "/" + ck.marker});
+  std::vector<std::string> keys;
+  for (const auto& o : backend.list(name + "/")) keys.push_back(name + "/" + o.key);
+  backend.remove(keys);
+}
+
+std::string base_name(const std::string& dir) {
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return fs::path(d).filename().string();
+}
+
+}  // namespace
+
+std::vector<RemoteCheckpoint> list_complete_checkpoints(const Url& root, const Options& options,
+                                                        const CheckpointOptions& ck) {
+  std::unique_ptr<Backend> backend = open_backend(root, options);
+  std::vector<RemoteCheckpoint> out;
+  for (const Candidate& c : checkpoint_dirs(*backend, ck))
+    if (backend->head(c.name + "/" + ck.marker)) out.push_back({c.name, c.step, root.child(c.name)});
+  return out;
+}
+
+std::optional<RemoteCheckpoint> find_latest_complete_checkpoint(const Url& root, const Options& options,
+                                                                const CheckpointOptions& ck) {
+  std::unique_ptr<Backend> backend = open_backend(root, options);
+  std::vector<Candidate> dirs = checkpoint_dirs(*backend, ck);
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
+    if (backend->head(it->name + "/" + ck.marker)) return RemoteCheckpoint{it->name, it->step, root.child(it->name)};
+  return std::nullopt;
+}
+
+std::string download_checkpoint(const RemoteCheckpoint& ckpt, const std::string& local_parent,
+                                const Options& options, const CheckpointOptions& ck) {
+  fs::create_directories(local_parent);
+  std::string target = local_parent + "/" + ckpt.name;
+  std::string temp = local_parent + "/." + ckpt.name + ".partial";
+  std::error_code ec;
+  fs::remove_all(temp, ec);  // leftovers of an interrupted download
+  try {
+    SyncOptions files;
+    files.manifest_path = "none";
+    files.filter.exclude = {ck.marker};
+    pull(ckpt.url, temp, options, files);
+    // The marker last, and only if it is still there: a checkpoint rotated away meanwhile fails.
+    SyncOptions marker;
+    marker.manifest_path = "none";
+    marker.filter.include = {ck.marker};
+    SyncSummary s = pull(ckpt.url, temp, options, marker);
+    if (!fs::exists(temp + "/" + ck.marker))
+      throw Error(ErrorKind::kNoInput, ckpt.url.str() + ": completeness marker vanished during the download");
+    (void)s;
+    if (fs::exists(target)) {
+      std::string old = local_parent + "/." + ckpt.name + ".old";
+      fs::remove_all(old, ec);
+      fs::rename(target, old);
+      fs::rename(temp, target);
+      fs::remove_all(old, ec);
+    } else {
+      fs::rename(temp, target);
+    }
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(temp, ec);
+    throw Error(ErrorKind::kCantCreate, std::string("install checkpoint: ") + e.what());
+  } catch (...) {
+    fs::remove_all(temp, ec);
+    throw;
+  }
+  return target;
+}
+
+void upload_checkpoint(const std::string& local_dir, const Url& dest, const Options& options,
+                       const CheckpointOptions& ck) {
+  std::string marker_path = local_dir + "/" + ck.marker;
+  struct stat st{};
+  if (::stat(marker_path.c_str(), &st) != 0)
+    throw Error(ErrorKind::kNoInput, "'" + local_dir + "' has no completeness marker '" + ck.marker + "'");
+  std::unique_ptr<Backend> backend = open_backend(dest, options);
+  // A stale marker (same step uploaded before) must go before any file changes.
+  if (backend->head(ck.marker)) backend->remove({ck.marker});
+  SyncOptions files;
+  files.delete_extra = true;
+  files.manifest_path = "none";
+  files.filter.exclude = {ck.marker};
+  push(local_dir, dest, options, files);
+  check_cancel(options.cancel);
+  backend->put_file(marker_path, ck.marker, "");
+}
+
+void rotate_checkpoints(const Url& root, int keep_last, const std::vector<std::string>& keep,
+                        const Options& options, const CheckpointOptions& ck) {
+  if (keep_last <= 0) return;
+  std::unique_ptr<Backend> backend = open_backend(root, options);
+  std::vector<Candidate> dirs = checkpoint_dirs(*backend, ck);
+  std::vector<Candidate> complete, incomplete;
+  for (const Candidate& c : dirs) (backend->head(c.name + "/" + ck.marker) ? complete : incomplete).push_back(c);
+  if (complete.empty()) return;
+  std::int64_t newest = complete.back().step;
+  auto protected_name = [&](const std::string& n) { return std::find(keep.begin(), keep.end(), n) != keep.end(); };
+  std::size_t n = complete.size();
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep_last) < n; ++i) {
+    if (protected_name(complete[i].name)) continue;
+    log::info("rotating out remote checkpoint {}", root.child(complete[i].name).str());
+    delete_checkpoint(*backend, complete[i].name, ck);
+  }
+  // Incomplete ones older than the newest complete are abandoned uploads; newer ones may be in flight.
+  for (const Candidate& c : incomplete)
+    if (c.step < newest && !protected_name(c.name)) delete_checkpoint(*backend, c.name, ck);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Uploader::State {
+  UploaderOptions options;
+  mutable std::mutex mu;
+  std::condition_variable cv;       // wakes the worker
+  std::condition_variable idle_cv;  // wakes drain()
+  std::deque<std::string> pending;  // oldest first
+  std::string active;
+  std::vector<std::string> protected_names;
+  bool stop = false;
+  bool draining = false;
+  std::atomic<bool> cancel{false};
+  UploaderStatus status;
+  std::thread thread;
+
+  void run();
+};
+
+void Uploader::State::run() {
+  double delay = 1.0;
+  std::unique_lock<std::mutex> lock(mu);
+  while (true) {
+    cv.wait(lock, [&] { return stop || !pending.empty(); });
+    if (stop) return;
+    active = pending.front();
+    pending.pop_front();
+    std::vector<std::string> keep = protected_names;
+    lock.unlock();
+
+    std::string error;
+    try {
+      Options o = options.storage;
+      o.cancel = &cancel;
+      o.progress = false;
+      upload_checkpoint(active, options.url.child(base_name(active)), o, options.checkpoint);
+      try {
+        rotate_checkpoints(options.url, options.keep_last, keep, o, options.checkpoint);
+      } catch (const Error& e) {
+        log::warn("remote checkpoint rotation failed: {}", e.what());
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+
+    lock.lock();
+    if (error.empty()) {
+      ++status.uploaded;
+      status.last_uploaded = active;
+      status.last_error.clear();
+      log::info("checkpoint {} uploaded to {}", active, options.url.child(base_name(active)).str());
+      delay = 1.0;
+    } else if (!stop) {
+      ++status.failed_attempts;
+      status.last_error = error;
+      if (!pending.empty()) {
+        ++status.dropped;  // a newer checkpoint is waiting: it supersedes this one
+        log::warn("checkpoint upload of {} failed, superseded by a newer one: {}", active, error);
+      } else {
+        log::warn("checkpoint upload of {} failed, retrying in {:.0f} s: {}", active, delay, error);
+        pending.push_front(active);
+        active.clear();
+        idle_cv.notify_all();
+        double wait = draining ? std::min(delay, 1.0) : delay;
+        cv.wait_for(lock, std::chrono::duration<double>(wait), [&] { return stop || pending.size() > 1; });
+        delay = std::min(delay * 2, options.retry_delay_max_s);
+        if (pending.size() > 1) {  // newer arrived while waiting: the failed one is dropped
+          pending.pop_front();
+          ++status.dropped;
+        }
+        continue;
+      }
+    }
+    active.clear();
+    idle_cv.notify_all();
+  }
+}
+
+Uploader::Uploader(UploaderOptions options) : state_(std::make_unique<State>()) {
+  state_->options = std::move(options);
+  if (state_->options.max_pending == 0) state_->options.max_pending = 1;
+  state_->thread = std::thread([s = state_.get()] { s->run(); });
+}
+
+Uploader::~Uploader() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->stop = true;
+    state_->cancel.store(true);
+  }
+  state_->cv.notify_all();
+  state_->thread.join();
+}
+
+void Uploader::enqueue(const std::string& local_dir) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto& q = state_->pending;
+  q.erase(std::remove(q.begin(), q.end(), local_dir), q.end());
+  q.push_back(local_dir);
+  while (q.size() > state_->options.max_pending) {
+    log::warn("checkpoint upload queue full: skipping {} (a newer one is queued)", q.front());
+    q.pop_front();
+    ++state_->status.dropped;
+  }
+  state_->cv.notify_all();
+}
+
+void Uploader::set_protected(std::vector<std::string> names) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->protected_names = std::move(names);
+}
+
+bool Uploader::in_use(const std::string& local_dir) const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->active == local_dir ||
+         std::find(state_->pending.begin(), state_->pending.end(), local_dir) != state_->pending.end();
+}
+
+bool Uploader::drain(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(state_->mu);
+  state_->draining = true;
+  state_->cv.notify_all();
+  bool done = state_->idle_cv.wait_for(lock, timeout, [&] { return state_->pending.empty() && state_->active.empty(); });
+  state_->draining = false;
+  return done;
+}
+
+UploaderStatus Uploader::status() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  UploaderStatus s = state_->status;
+  s.pending = state_->pending.size() + (state_->active.empty() ? 0 : 1);
+  return s;
+}
+
+}  // namespace hf::storage
