@@ -1,0 +1,213 @@
+"""hf-preprocess end to end on the real binary: datasets readable by Python safetensors/numpy with
+the ids Python `tokenizers` produces, deterministic splits, stratification, dedupe, labels,
+streaming JSONL, config precedence, and bad input (exit code + one error line, nothing clobbered)."""
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+from safetensors.numpy import load_file
+from safetensors import safe_open
+from tokenizers import Tokenizer
+
+from hfkit_testlib import MINILM, SHARED_DATA, expect_error, main, run, tempdir, tool
+
+PRE = tool("hf-preprocess")
+AMAZON = os.path.join(SHARED_DATA, "sentiment", "amazon.jsonl")
+YELP = os.path.join(SHARED_DATA, "sentiment", "yelp.jsonl")
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f]
+
+
+def load_split(d, split):
+    t = load_file(os.path.join(d, f"{split}.safetensors"))
+    with safe_open(os.path.join(d, f"{split}.safetensors"), "np") as f:
+        meta = f.metadata()
+    offs = t["offsets"]
+    ids = [t["input_ids"][offs[i]:offs[i + 1]].tolist() for i in range(len(offs) - 1)]
+    return t, meta, ids
+
+
+def tree_digest(d):
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(d)):
+        h.update(name.encode())
+        with open(os.path.join(d, name), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def test_dataset_matches_python_tokenizers():
+    hf = Tokenizer.from_file(os.path.join(MINILM, "tokenizer.json"))
+    hf.no_truncation()
+    hf.no_padding()
+    records = read_jsonl(AMAZON) + read_jsonl(YELP)
+    with tempdir() as d:
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "--input", AMAZON, "--input", YELP, "--output", out, "-q"], check=0)
+        manifest = json.load(open(os.path.join(out, "dataset.json")))
+        assert manifest["labels"] == ["negative", "positive"]
+        assert sum(s["examples"] for s in manifest["splits"].values()) == 2000
+        assert {k: v["examples"] for k, v in manifest["splits"].items()} == {"train": 1600, "validation": 200, "test": 200}
+        # Every example appears once across splits with the ids and label Python gives it.
+        want = {}
+        for r in records:
+            want.setdefault(tuple(hf.encode(r["text"]).ids), []).append(r["label"])
+        seen = 0
+        for split in ["train", "validation", "test"]:
+            t, meta, ids = load_split(out, split)
+            assert t["input_ids"].dtype == np.int32 and t["offsets"].dtype == np.int64
+            assert t["labels"].dtype == np.int64 and "token_type_ids" not in t
+            assert meta["hfkit_format"] == "1" and json.loads(meta["labels"]) == ["negative", "positive"]
+            assert meta["tokenizer_sha256"] == hashlib.sha256(open(os.path.join(MINILM, "tokenizer.json"), "rb").read()).hexdigest()
+            copy = read_jsonl(os.path.join(out, f"{split}.jsonl"))
+            assert len(copy) == len(ids)
+            for i, seq in enumerate(ids):
+                assert copy[i]["label"] == ["negative", "positive"][t["labels"][i]]
+                assert seq == hf.encode(copy[i]["text"]).ids
+                labels = want.get(tuple(seq))
+                assert labels, f"{split}[{i}] ids not produced by Python tokenizers: {seq[:20]}"
+                assert ["negative", "positive"][t["labels"][i]] in labels
+                seen += 1
+        assert seen == 2000
+
+
+def test_splits_are_deterministic_and_seeded():
+    with tempdir() as d:
+        digests = []
+        for name, seed in [("a", "1"), ("b", "1"), ("c", "2")]:
+            run([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", os.path.join(d, name), "--seed", seed, "-q"], check=0)
+            digests.append(tree_digest(os.path.join(d, name)))
+        assert digests[0] == digests[1]
+        assert digests[0] != digests[2]
+
+
+def test_stratify_keeps_label_balance_and_dedupe():
+    with tempdir() as d:
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", out, "--stratify", "--dedupe",
+             "--split", "train=0.5,test=0.5"], check=0)
+        m = json.load(open(os.path.join(out, "dataset.json")))
+        assert m["duplicates_removed"] == 10, m["duplicates_removed"]  # the README's 10 extra copies
+        for split in ["train", "test"]:
+            c = m["splits"][split]["label_counts"]
+            assert abs(c["negative"] - c["positive"]) <= 1, c
+
+
+def test_fixed_labels_multilabel_pairs_and_truncation():
+    with tempdir() as d:
+        src = os.path.join(d, "in.jsonl")
+        with open(src, "w") as f:
+            f.write(json.dumps({"q": "Is it good?", "a": "Yes, very good indeed.", "tags": ["x", "z"]}) + "\n")
+            f.write(json.dumps({"q": "Bad?", "a": "No.", "tags": ["y"]}) + "\n")
+            f.write(json.dumps({"q": "Hm", "a": "Maybe so", "tags": []}) + "\n")
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "-i", src, "-o", out, "--text-field", "q", "--text-pair-field", "a",
+             "--label-field", "tags", "--labels", "x,y,z", "--split", "train=1", "--max-length", "8"], check=0)
+        t, meta, ids = load_split(out, "train")
+        assert t["labels"].dtype == np.float32 and t["labels"].shape == (3, 3)
+        assert t["labels"].tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
+        hf = Tokenizer.from_file(os.path.join(MINILM, "tokenizer.json"))
+        hf.enable_truncation(8)
+        for i, (q, a) in enumerate([("Is it good?", "Yes, very good indeed."), ("Bad?", "No."), ("Hm", "Maybe so")]):
+            e = hf.encode(q, a)
+            assert ids[i] == e.ids, (ids[i], e.ids)
+            o = t["offsets"]
+            assert t["token_type_ids"][o[i]:o[i + 1]].tolist() == e.type_ids
+        # A label outside the fixed list is an error naming the line.
+        expect_error([PRE, "--tokenizer", MINILM, "-i", src, "-o", out, "--text-field", "q", "--label-field", "tags",
+                      "--labels", "x,y"], 65, "in.jsonl:1", "tags", "unknown label 'z'")
+
+
+def test_csv_input_and_integer_labels():
+    with tempdir() as d:
+        src = os.path.join(d, "in.csv")
+        with open(src, "w", newline="") as f:
+            f.write('\ufeffreview,stars\r\n"Great, really ""great""",10\r\nmeh,2\r\n"multi\nline",2\r\n')
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "-i", src, "-o", out, "--text-field", "review", "--label-field", "stars",
+             "--split", "train=1"], check=0)
+        t, meta, ids = load_split(out, "train")
+        assert json.loads(meta["labels"]) == ["2", "10"]  # numeric order
+        assert t["labels"].tolist() == [1, 0, 0]
+        hf = Tokenizer.from_file(os.path.join(MINILM, "tokenizer.json"))
+        assert ids == [hf.encode(s).ids for s in ['Great, really "great"', "meh", "multi\nline"]]
+
+
+def test_stream_lines_and_jsonl_passthrough():
+    hf = Tokenizer.from_file(os.path.join(MINILM, "tokenizer.json"))
+    text = "Hello, World!\n\nnaïve café\n"
+    p = run([PRE, "--tokenizer", MINILM, "--input", "-", "--format", "lines", "--output", "-"], input=text, check=0)
+    got = [json.loads(l) for l in p.stdout.splitlines()]
+    assert [g["input_ids"] for g in got] == [hf.encode(s).ids for s in ["Hello, World!", "", "naïve café"]]
+    p = run([PRE, "--tokenizer", MINILM, "-i", "-", "--format", "jsonl", "-o", "-", "--max-length", "4"],
+            input='{"id": 7, "text": "one two three four five"}\n', check=0)
+    rec = json.loads(p.stdout)
+    hf.enable_truncation(4)
+    assert rec["id"] == 7 and rec["text"] == "one two three four five"
+    assert rec["input_ids"] == hf.encode("one two three four five").ids
+
+
+def test_config_file_and_precedence():
+    with tempdir() as d:
+        cfg = os.path.join(d, "job.yaml")
+        out = os.path.join(d, "ds")
+        with open(cfg, "w") as f:
+            f.write(f"tokenizer: {MINILM}\ninput: [{AMAZON}]\noutput: {out}\nsplit: train=0.5,test=0.5\n")
+        run([PRE, "--config", cfg, "-q"], check=0)
+        m = json.load(open(os.path.join(out, "dataset.json")))
+        assert set(m["splits"]) == {"train", "test"}
+        run([PRE, "--config", cfg, "--split", "all=1", "-o", os.path.join(d, "ds2"), "-q"], check=0)
+        m = json.load(open(os.path.join(d, "ds2", "dataset.json")))
+        assert set(m["splits"]) == {"all"}  # the flag beat the file
+        with open(cfg, "a") as f:
+            f.write("sead: 3\n")
+        expect_error([PRE, "--config", cfg], 78, "job.yaml:5", "sead", "unknown key")
+
+
+def test_bad_inputs_fail_clearly_and_clobber_nothing():
+    with tempdir() as d:
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", out, "-q"], check=0)
+        before = tree_digest(out)
+        cases = [
+            ('{"text": "ok", "label": "a"}\n{"text": "broken", \n', 65, ["bad.jsonl:2"]),
+            ('{"text": "ok", "label": "a"}\n{"label": "b"}\n', 65, ["bad.jsonl:2", "text", "missing"]),
+            ('{"text": 5, "label": "a"}\n', 65, ["bad.jsonl:1", "text", "expected a string"]),
+            ('{"text": "x", "label": {"a": 1}}\n', 65, ["bad.jsonl:1", "label"]),
+            ("", 65, ["no examples"]),
+            (b'{"text": "caf\xe9", "label": "a"}\n', 65, ["bad.jsonl:1", "UTF-8"]),
+        ]
+        for content, code, fragments in cases:
+            src = os.path.join(d, "bad.jsonl")
+            with open(src, "wb") as f:
+                f.write(content if isinstance(content, bytes) else content.encode())
+            expect_error([PRE, "--tokenizer", MINILM, "-i", src, "-o", out], code, *fragments)
+            assert tree_digest(out) == before, f"output changed after failing on {content!r}"
+        expect_error([PRE, "--tokenizer", MINILM, "-i", os.path.join(d, "missing.jsonl"), "-o", out], 66, "missing.jsonl")
+        expect_error([PRE, "--tokenizer", os.path.join(d, "nope"), "-i", AMAZON, "-o", out], 66, "nope")
+        expect_error([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", out, "--split", "train=0.9,test=0.2"], 64, "--split")
+        expect_error([PRE, "--tokenizer", MINILM, "-i", AMAZON], 64, "--output")
+        assert tree_digest(out) == before
+        # Skip mode: bad records are counted, the rest is written.
+        src = os.path.join(d, "bad.jsonl")
+        with open(src, "w") as f:
+            f.write('{"text": "good one", "label": "a"}\n{oops\n{"text": "good two", "label": "b"}\n{"label": "c"}\n')
+        out2 = os.path.join(d, "ds2")
+        run([PRE, "--tokenizer", MINILM, "-i", src, "-o", out2, "--on-bad-record", "skip", "--split", "train=1"], check=0)
+        m = json.load(open(os.path.join(out2, "dataset.json")))
+        assert m["examples"] == 2 and m["bad_records_skipped"] == 2, m
+
+
+def test_broken_pipe_is_quiet():
+    p = run(["bash", "-c", f"set -o pipefail; yes 'some text here' | head -n 200000 | {PRE} --tokenizer {MINILM} "
+             f"-i - --format lines -o - | head -n 1"], check=0)
+    assert p.stderr.count("error") == 0, p.stderr
+
+
+if __name__ == "__main__":
+    main(globals())
