@@ -7,7 +7,7 @@ SHELL := /bin/bash
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
-ENV = eval "$$(bash scripts/setup.sh --print-env)"; export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime CCACHE_MAXSIZE=5G;
+ENV = eval "$$(bash scripts/setup.sh --print-env)"; export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime CCACHE_MAXSIZE=5G CCACHE_BASEDIR=$(CURDIR);
 
 .PHONY: all setup configure build test demo bench fuzz clean clean-cache
 all: build
