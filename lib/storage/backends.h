@@ -55,7 +55,7 @@ class S3Backend final : public Backend {
                            const std::string& sha256);
   void abort_multipart(const std::string& key, const std::string& upload_id);
   ObjectInfo info_from_headers(const std::string& key, const HttpResponse& resp) const;
-  std::uint64_t multipart_part_size(const std::string& key, const std::string& etag);
+  std::uint64_t multipart_part_size(const std::string& key);
   std::vector<ObjectInfo> list_pages(const std::string& prefix, bool delimited,
                                      std::vector<std::string>* prefixes);
 
