@@ -75,7 +75,7 @@ std::string module_path() {
 void torch_checks(const std::vector<DeviceInfo>& devices, int driver_count, Report& report) {
   auto t0 = Clock::now();
   std::string path = module_path();
-  DynLib lib(path);
+  DynLib lib(path, /*never_unload=*/true);
   char* (*check)(const char*) = nullptr;
   void (*release)(char*) = nullptr;
   if (!lib.ok() || !lib.bind(check, kTorchCheckSymbol) || !lib.bind(release, kTorchFreeSymbol)) {
@@ -152,6 +152,7 @@ bool run_check(const CheckOptions& o, std::ostream& out) {
   if (driver.cuda_version() > 0) report.driver_cuda_version = cuda_version_string(driver.cuda_version());
   if (!driver.ok()) {
     report.reason = driver.reason();
+    if (o.require_gpu) report.checks.push_back(make("gpu", -1, Status::kFail, report.reason));
     if (o.expect_devices >= 0)
       report.checks.push_back(make("device_count", -1, o.expect_devices == 0 ? Status::kPass : Status::kFail,
                                    fmt::format("expected {} device(s), found none", o.expect_devices)));

@@ -13,9 +13,9 @@ namespace hf::gpu {
 
 void DynLib::Closer::operator()(void* handle) const { dlclose(handle); }
 
-DynLib::DynLib(const std::string& name) {
+DynLib::DynLib(const std::string& name, bool never_unload) {
   dlerror();
-  handle_.reset(dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL));
+  handle_.reset(dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL | (never_unload ? RTLD_NODELETE : 0)));
   if (!handle_) {
     const char* why = dlerror();
     error_ = why ? why : name + ": cannot be loaded";

@@ -15,7 +15,9 @@ namespace hf::gpu {
 class DynLib {
  public:
   // Opens `name` with RTLD_NOW | RTLD_LOCAL; on failure ok() is false and error() says why.
-  explicit DynLib(const std::string& name);
+  // `never_unload` adds RTLD_NODELETE, for libraries such as libtorch whose threads and static
+  // destructors must not outlive their code.
+  explicit DynLib(const std::string& name, bool never_unload = false);
   bool ok() const { return handle_ != nullptr; }
   const std::string& error() const { return error_; }
   // The file the loader actually picked (resolved through the link map), or "" when not loaded.

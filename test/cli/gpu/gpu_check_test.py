@@ -111,8 +111,9 @@ def test_json_report_matches_schema():
         report = json.loads(p.stdout)
         validate(report)
         assert report["passed"] is False
-        assert [c["name"] for c in report["checks"]] == ["device_count"]
-        assert report["checks"][0]["status"] == "fail" and report["checks"][0]["device"] is None
+        assert [c["name"] for c in report["checks"]] == ["gpu", "device_count"]
+        assert all(c["status"] == "fail" and c["device"] is None for c in report["checks"])
+        assert report["checks"][0]["detail"] == report["reason"]
 
 
 def test_schema_rejects_what_it_should():
@@ -211,6 +212,12 @@ def test_fatbin_carries_the_configured_cubins_and_ptx():
 
 def test_torch_module_agrees_with_python_torch():
     import torch  # the peer: the same wheel whose libtorch the module links
+
+    # gpu-check looks for the module at <its dir>/../lib/<file> (lib/gpu/check.cpp).
+    module_file = re.search(r'kTorchModuleFile = "([^"]+)"',
+                            open(os.path.join(SRC, "lib/gpu/torch_module.h")).read()).group(1)
+    beside = os.path.join(os.path.dirname(GPU_CHECK), "..", "lib", module_file)
+    assert os.path.samefile(beside, os.environ["HFKIT_GPU_TORCH_MODULE"]), beside
 
     lib = ctypes.CDLL(os.environ["HFKIT_GPU_TORCH_MODULE"])
     lib.hfkit_gpu_torch_check.restype = ctypes.c_void_p
