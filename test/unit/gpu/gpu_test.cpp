@@ -36,7 +36,7 @@ TEST_CASE("gpu: reference GEMM against hand-computed products") {
   }
 }
 
-TEST_CASE("gpu: fill_uniform is deterministic and in [-1, 1)") {
+TEST_CASE("gpu: fill_uniform is deterministic and stays within -1 to 1") {
   std::vector<float> a(10000), b(10000), c(10000);
   hf::gpu::fill_uniform(a, 1);
   hf::gpu::fill_uniform(b, 1);
@@ -53,7 +53,7 @@ TEST_CASE("gpu: fill_uniform is deterministic and in [-1, 1)") {
   CHECK(std::fabs(sum / a.size()) < 0.05);
 }
 
-TEST_CASE("gpu: compare counts mismatches, NaN and the worst element") {
+TEST_CASE("gpu: compare counts mismatches and NaN and finds the worst element") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   struct Case {
     std::vector<float> got, want;
@@ -112,7 +112,7 @@ TEST_CASE("gpu: the GEMM tolerance passes float round-off and catches a wrong GE
   CHECK(bad.worst_index == 17);
 }
 
-TEST_CASE("gpu: fatbin image selection follows CUDA's compatibility rules") {
+TEST_CASE("gpu: fatbin image selection follows the CUDA compatibility rules") {
   auto ours = hf::gpu::parse_cmake_archs("80-real;90-real;90-virtual");
   CHECK(ours.cubins == std::vector<int>{80, 90});
   CHECK(ours.ptx == std::vector<int>{90});
@@ -172,7 +172,7 @@ TEST_CASE("gpu: report JSON carries every documented key and the verdict") {
   CHECK(hf::gpu::to_text(r).find("FAIL  dev0 memory") != std::string::npos);
 }
 
-TEST_CASE("gpu: driver probe without a driver, and with the CUDA toolkit's stub") {
+TEST_CASE("gpu: driver probe without a driver and with the CUDA toolkit stub") {
   hf::gpu::CudaDriver none("libcuda-does-not-exist.so.1");
   CHECK_FALSE(none.loaded());
   CHECK_FALSE(none.ok());
