@@ -20,6 +20,13 @@ struct RangeHashes {
 RangeHashes hash_fd_range(int fd, std::uint64_t offset, std::uint64_t size, bool want_md5,
                           const std::atomic<bool>* cancel);
 
+// A downloaded object's content does not match its recorded checksum (kIo). Retried by
+// get_to_fd() from scratch a few times before it surfaces.
+class IntegrityError : public Error {
+ public:
+  explicit IntegrityError(const std::string& what) : Error(ErrorKind::kIo, what) {}
+};
+
 // Throws Error(kTempFail, "interrupted") when `cancel` is set.
 void check_cancel(const std::atomic<bool>* cancel);
 
@@ -50,10 +57,12 @@ class S3Backend final : public Backend {
   std::string build_url(const std::string& key, const sigv4::Pairs& query, std::string* host,
                         std::string* path) const;
   std::string describe(std::string_view key) const;
+  std::string key_relative(const std::string& full_key) const;  // inverse of root_.key_for
   ObjectInfo put_single(int fd, std::uint64_t size, const std::string& key, const std::string& sha256);
   ObjectInfo put_multipart(int fd, std::uint64_t size, const std::string& key,
                            const std::string& sha256);
   void abort_multipart(const std::string& key, const std::string& upload_id);
+  Fetched get_once(const ObjectInfo& expected, int fd);
   ObjectInfo info_from_headers(const std::string& key, const HttpResponse& resp) const;
   std::uint64_t multipart_part_size(const std::string& key);
   std::vector<ObjectInfo> list_pages(const std::string& prefix, bool delimited,

@@ -53,6 +53,7 @@ constexpr std::uint64_t kMinPartSize = 5ull << 20;  // S3 minimum (all parts but
 constexpr std::uint64_t kMaxParts = 10000;
 constexpr std::size_t kDeleteBatch = 1000;     // DeleteObjects limit
 constexpr std::size_t kHashChunk = 1 << 20;
+constexpr int kVerifyAttempts = 3;  // whole-object downloads when the content fails its checksum
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -189,6 +190,10 @@ S3Backend::S3Backend(Url root, const Options& options)
     path_style_ = options.path_style || is_ip_or_localhost(host_) || root_.bucket.find('.') != std::string::npos;
   }
   if (!options.verify_ssl) log::warn("TLS certificate verification is off (--no-verify-ssl)");
+}
+
+std::string S3Backend::key_relative(const std::string& full_key) const {
+  return root_.prefix.empty() ? full_key : full_key.substr(std::min(full_key.size(), root_.prefix.size() + 1));
 }
 
 std::string S3Backend::describe(std::string_view key) const {
@@ -548,11 +553,17 @@ ObjectInfo S3Backend::put_multipart(int fd, std::uint64_t size, const std::strin
       if (xml::has(r.body, "Error")) return "error in 200 answer: " + xml::text(r.body, "Code") + " " + xml::text(r.body, "Message");
       return std::string();
     };
-    HttpResponse r = send(done);
     ObjectInfo o;
     o.size = size;
-    o.etag = strip_quotes(xml::text(r.body, "ETag"));
     o.sha256 = sha256;
+    try {
+      o.etag = strip_quotes(xml::text(send(done).body, "ETag"));
+    } catch (const Error& e) {
+      // A retried Complete whose first try succeeded answers NoSuchUpload: the object is there.
+      std::optional<ObjectInfo> there = e.kind() == ErrorKind::kNoInput ? head(key_relative(key)) : std::nullopt;
+      if (!there || there->sha256 != sha256 || there->size != size) throw;
+      o.etag = there->etag;
+    }
     return o;
   } catch (...) {
     abort_multipart(key, upload_id);
@@ -600,6 +611,18 @@ std::uint64_t S3Backend::multipart_part_size(const std::string& key) {
 }
 
 Fetched S3Backend::get_to_fd(const ObjectInfo& expected, int fd) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return get_once(expected, fd);
+    } catch (const IntegrityError& e) {
+      if (attempt >= kVerifyAttempts) throw;
+      log::warn("{}; downloading again", e.what());
+      if (::ftruncate(fd, 0) != 0) throw_errno(ErrorKind::kIo, "truncate", describe(root_.key_for(expected.key)), errno);
+    }
+  }
+}
+
+Fetched S3Backend::get_once(const ObjectInfo& expected, int fd) {
   std::string key = root_.key_for(expected.key);
   std::string what = "GET " + describe(key);
   std::uint64_t size = expected.size;
@@ -645,12 +668,12 @@ Fetched S3Backend::get_to_fd(const ObjectInfo& expected, int fd) {
     out.sha256 = sha->hex_digest();
     std::string md5_hex = md5 ? to_hex(md5->raw_digest()) : std::string();
     if (!meta_sha.empty()) {
-      if (meta_sha != out.sha256) throw Error(ErrorKind::kIo, what + ": SHA-256 mismatch (content " + out.sha256 + ", recorded " + meta_sha + ")");
+      if (meta_sha != out.sha256) throw IntegrityError(what + ": SHA-256 mismatch (content " + out.sha256 + ", recorded " + meta_sha + ")");
       out.verified = Verified::kSha256;
       return out;
     }
     if (!md5_hex.empty() && !hidden_md5) {
-      if (md5_hex != etag) throw Error(ErrorKind::kIo, what + ": MD5 mismatch (content " + md5_hex + ", ETag " + etag + ")");
+      if (md5_hex != etag) throw IntegrityError(what + ": MD5 mismatch (content " + md5_hex + ", ETag " + etag + ")");
       out.verified = Verified::kMd5;
       return out;
     }
@@ -659,7 +682,7 @@ Fetched S3Backend::get_to_fd(const ObjectInfo& expected, int fd) {
       for (std::uint64_t off = 0; off < size; off += mp_part_size)
         md5_of_parts += hash_fd_range(fd, off, std::min(mp_part_size, size - off), true, options_.cancel).md5_raw;
       std::string got = to_hex(md5_raw(md5_of_parts)) + "-" + std::to_string(mp_parts);
-      if (got != etag) throw Error(ErrorKind::kIo, what + ": multipart MD5 mismatch (content " + got + ", ETag " + etag + ")");
+      if (got != etag) throw IntegrityError(what + ": multipart MD5 mismatch (content " + got + ", ETag " + etag + ")");
       out.verified = Verified::kMultipartMd5;
       return out;
     }
@@ -736,17 +759,17 @@ Fetched S3Backend::get_to_fd(const ObjectInfo& expected, int fd) {
   RangeHashes all = hash_fd_range(fd, 0, size, whole_md5, options_.cancel);
   out.sha256 = all.sha256_hex;
   if (!meta_sha.empty()) {
-    if (meta_sha != out.sha256) throw Error(ErrorKind::kIo, what + ": SHA-256 mismatch (content " + out.sha256 + ", recorded " + meta_sha + ")");
+    if (meta_sha != out.sha256) throw IntegrityError(what + ": SHA-256 mismatch (content " + out.sha256 + ", recorded " + meta_sha + ")");
     out.verified = Verified::kSha256;
   } else if (use_part_md5) {
     std::string cat;
     for (const auto& m : range_md5) cat += m;
     std::string got = to_hex(md5_raw(cat)) + "-" + std::to_string(mp_parts);
-    if (got != etag) throw Error(ErrorKind::kIo, what + ": multipart MD5 mismatch (content " + got + ", ETag " + etag + ")");
+    if (got != etag) throw IntegrityError(what + ": multipart MD5 mismatch (content " + got + ", ETag " + etag + ")");
     out.verified = Verified::kMultipartMd5;
   } else if (whole_md5) {
     std::string got = to_hex(all.md5_raw);
-    if (got != etag) throw Error(ErrorKind::kIo, what + ": MD5 mismatch (content " + got + ", ETag " + etag + ")");
+    if (got != etag) throw IntegrityError(what + ": MD5 mismatch (content " + got + ", ETag " + etag + ")");
     out.verified = Verified::kMd5;
   } else {
     out.verified = Verified::kSizeOnly;
