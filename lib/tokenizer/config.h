@@ -1,0 +1,56 @@
+// Everything a tokenizer file says (internal): read from tokenizer.json, or from vocab.txt plus an
+// optional tokenizer_config.json, into one plain struct the encoder is built from.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/wordpiece.h"
+
+namespace hf::tokenizer {
+
+struct NormalizerConfig {
+  bool enabled = true;  // false: tokenizer.json has "normalizer": null
+  bool clean_text = true;
+  bool handle_chinese_chars = true;
+  bool strip_accents = true;
+  bool lowercase = true;
+};
+
+// An entry of tokenizer.json "added_tokens". Tokens with normalized=false are matched on the raw
+// text before normalization (HF's AddedVocabulary); normalized ones on the normalized text.
+struct AddedToken {
+  std::string content;
+  std::int32_t id = 0;
+  bool normalized = false;
+};
+
+// One element of a TemplateProcessing template: a special token or sequence A (0) / B (1).
+struct TemplatePiece {
+  bool is_sequence = false;
+  int sequence = 0;
+  std::int32_t type_id = 0;
+  std::vector<std::int32_t> ids;  // special token ids
+};
+
+struct TokenizerConfig {
+  WordPieceConfig model;
+  NormalizerConfig normalizer;
+  std::vector<AddedToken> added_tokens;
+  bool has_post_processor = false;
+  std::vector<TemplatePiece> single, pair;
+  EncodeOptions file_options;  // tokenizer.json "truncation" / "padding"
+  std::string pad_token = "[PAD]", cls_token = "[CLS]", sep_token = "[SEP]";
+  std::int32_t pad_id = -1;  // -1: the id of pad_token
+  std::int32_t pad_type_id = 0;
+  std::string sha256;
+};
+
+// Reads a tokenizer.json, a vocab.txt (+ tokenizer_config.json beside it) or a directory holding
+// either (tokenizer.json preferred). Throws Error(kNoInput) when nothing is there, Error(kConfig)
+// on malformed or unsupported files.
+TokenizerConfig load_config(const std::string& path);
+
+}  // namespace hf::tokenizer

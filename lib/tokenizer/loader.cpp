@@ -1,0 +1,330 @@
+// Reads tokenizer.json (HF tokenizers' serialization) or vocab.txt + tokenizer_config.json into a
+// TokenizerConfig, refusing anything the encoder does not reproduce exactly.
+// Format: https://huggingface.co/docs/tokenizers/api/tokenizer (Tokenizer.from_file / to_str).
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "tokenizer/config.h"
+#include "tokenizer/unicode.h"
+
+namespace hf::tokenizer {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+class Reader {
+ public:
+  explicit Reader(std::string path) : path_(std::move(path)) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& msg) const {
+    throw Error(ErrorKind::kConfig, Where{path_, 0, field}, msg);
+  }
+  const Json& object(const Json& j, const char* key, const std::string& field) const {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_object()) fail(field, "expected an object");
+    return *it;
+  }
+  bool boolean(const Json& j, const char* key, bool def, const std::string& field) const {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return def;
+    if (!it->is_boolean()) fail(field, "expected true or false");
+    return it->get<bool>();
+  }
+  std::string string(const Json& j, const char* key, const std::string& def, const std::string& field) const {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return def;
+    if (!it->is_string()) fail(field, "expected a string");
+    return it->get<std::string>();
+  }
+  std::int64_t integer(const Json& j, const char* key, std::int64_t def, const std::string& field) const {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return def;
+    if (!it->is_number_integer()) fail(field, "expected an integer");
+    return it->get<std::int64_t>();
+  }
+  std::int32_t id(const Json& v, const std::string& field) const {
+    if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > INT32_MAX)
+      fail(field, "expected a token id");
+    return v.get<std::int32_t>();
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+Json parse_json(const std::string& path) {
+  std::string text = read_file(path);
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    throw Error(ErrorKind::kConfig, path + ": invalid JSON: " + e.what());
+  }
+}
+
+void read_normalizer(const Reader& r, const Json& j, NormalizerConfig& n) {
+  auto it = j.find("normalizer");
+  if (it == j.end() || it->is_null()) {
+    n.enabled = false;
+    return;
+  }
+  if (!it->is_object()) r.fail("normalizer", "expected an object");
+  std::string type = r.string(*it, "type", "", "normalizer.type");
+  if (type != "BertNormalizer") r.fail("normalizer", "unsupported normalizer type " + type);
+  n.clean_text = r.boolean(*it, "clean_text", true, "normalizer.clean_text");
+  n.handle_chinese_chars = r.boolean(*it, "handle_chinese_chars", true, "normalizer.handle_chinese_chars");
+  n.lowercase = r.boolean(*it, "lowercase", true, "normalizer.lowercase");
+  // Unset strip_accents follows lowercase (HF BertNormalizer).
+  n.strip_accents = r.boolean(*it, "strip_accents", n.lowercase, "normalizer.strip_accents");
+}
+
+// "cls": ["[CLS]", 101] in BertProcessing.
+std::pair<std::string, std::int32_t> token_pair(const Reader& r, const Json& pp, const char* key) {
+  std::string field = std::string("post_processor.") + key;
+  auto it = pp.find(key);
+  if (it == pp.end() || !it->is_array() || it->size() != 2 || !(*it)[0].is_string())
+    r.fail(field, "expected [token, id]");
+  return {(*it)[0].get<std::string>(), r.id((*it)[1], field)};
+}
+
+std::vector<TemplatePiece> bert_template(std::int32_t cls, std::int32_t sep, bool pair) {
+  std::vector<TemplatePiece> t = {{false, 0, 0, {cls}}, {true, 0, 0, {}}, {false, 0, 0, {sep}}};
+  if (pair) {
+    t.push_back({true, 1, 1, {}});
+    t.push_back({false, 0, 1, {sep}});
+  }
+  return t;
+}
+
+std::vector<TemplatePiece> read_template(const Reader& r, const Json& pp, const char* key) {
+  std::string field = std::string("post_processor.") + key;
+  auto it = pp.find(key);
+  if (it == pp.end() || !it->is_array()) r.fail(field, "expected a list of pieces");
+  const Json& specials = r.object(pp, "special_tokens", "post_processor.special_tokens");
+  std::vector<TemplatePiece> out;
+  for (const Json& piece : *it) {
+    TemplatePiece t;
+    if (piece.contains("Sequence")) {
+      const Json& s = piece["Sequence"];
+      std::string which = r.string(s, "id", "", field);
+      if (which != "A" && which != "B") r.fail(field, "sequence id must be A or B");
+      t.is_sequence = true;
+      t.sequence = which == "A" ? 0 : 1;
+      t.type_id = static_cast<std::int32_t>(r.integer(s, "type_id", 0, field));
+    } else if (piece.contains("SpecialToken")) {
+      const Json& s = piece["SpecialToken"];
+      std::string name = r.string(s, "id", "", field);
+      t.type_id = static_cast<std::int32_t>(r.integer(s, "type_id", 0, field));
+      auto sp = specials.find(name);
+      if (sp == specials.end() || !sp->is_object() || !sp->contains("ids") || !(*sp)["ids"].is_array())
+        r.fail("post_processor.special_tokens", "no ids for '" + name + "'");
+      for (const Json& v : (*sp)["ids"]) t.ids.push_back(r.id(v, "post_processor.special_tokens"));
+    } else {
+      r.fail(field, "expected Sequence or SpecialToken pieces");
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void read_post_processor(const Reader& r, const Json& j, TokenizerConfig& c) {
+  auto it = j.find("post_processor");
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_object()) r.fail("post_processor", "expected an object");
+  std::string type = r.string(*it, "type", "", "post_processor.type");
+  c.has_post_processor = true;
+  if (type == "TemplateProcessing") {
+    c.single = read_template(r, *it, "single");
+    c.pair = read_template(r, *it, "pair");
+  } else if (type == "BertProcessing") {
+    auto [cls_token, cls] = token_pair(r, *it, "cls");
+    auto [sep_token, sep] = token_pair(r, *it, "sep");
+    c.cls_token = cls_token;
+    c.sep_token = sep_token;
+    c.single = bert_template(cls, sep, false);
+    c.pair = bert_template(cls, sep, true);
+  } else {
+    r.fail("post_processor", "unsupported post-processor type " + type);
+  }
+}
+
+void read_added_tokens(const Reader& r, const Json& j, TokenizerConfig& c) {
+  auto it = j.find("added_tokens");
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_array()) r.fail("added_tokens", "expected a list");
+  for (const Json& t : *it) {
+    if (!t.is_object()) r.fail("added_tokens", "expected objects");
+    AddedToken a;
+    a.content = r.string(t, "content", "", "added_tokens.content");
+    if (!t.contains("id")) r.fail("added_tokens.id", "missing");
+    a.id = r.id(t["id"], "added_tokens.id");
+    a.normalized = r.boolean(t, "normalized", true, "added_tokens.normalized");
+    for (const char* option : {"single_word", "lstrip", "rstrip"})
+      if (r.boolean(t, option, false, std::string("added_tokens.") + option))
+        r.fail(std::string("added_tokens.") + option, "unsupported (token '" + a.content + "')");
+    if (!a.content.empty()) c.added_tokens.push_back(std::move(a));
+  }
+}
+
+void read_truncation_padding(const Reader& r, const Json& j, TokenizerConfig& c) {
+  if (auto it = j.find("truncation"); it != j.end() && !it->is_null()) {
+    c.file_options.max_length = static_cast<std::size_t>(r.integer(*it, "max_length", 0, "truncation.max_length"));
+    std::string s = r.string(*it, "strategy", "LongestFirst", "truncation.strategy");
+    if (s == "LongestFirst") c.file_options.truncation = Truncation::kLongestFirst;
+    else if (s == "OnlyFirst") c.file_options.truncation = Truncation::kOnlyFirst;
+    else if (s == "OnlySecond") c.file_options.truncation = Truncation::kOnlySecond;
+    else r.fail("truncation.strategy", "unknown strategy " + s);
+  }
+  if (auto it = j.find("padding"); it != j.end() && !it->is_null()) {
+    c.pad_token = r.string(*it, "pad_token", c.pad_token, "padding.pad_token");
+    c.pad_type_id = static_cast<std::int32_t>(r.integer(*it, "pad_type_id", 0, "padding.pad_type_id"));
+    if (it->contains("pad_id")) c.pad_id = r.id((*it)["pad_id"], "padding.pad_id");
+    const Json& s = (*it)["strategy"];
+    if (s.is_string() && s.get<std::string>() == "BatchLongest") {
+      c.file_options.padding = Padding::kLongest;
+    } else if (s.is_object() && s.contains("Fixed")) {
+      c.file_options.padding = Padding::kMaxLength;
+      c.file_options.max_length = static_cast<std::size_t>(r.integer(s, "Fixed", 0, "padding.strategy.Fixed"));
+    }
+  }
+}
+
+TokenizerConfig read_tokenizer_json(const std::string& path) {
+  Reader r(path);
+  Json j = parse_json(path);
+  if (!j.is_object()) r.fail("", "expected a JSON object");
+  TokenizerConfig c;
+  const Json& model = r.object(j, "model", "model");
+  std::string type = r.string(model, "type", "", "model.type");
+  // Old files carry no model type; WordPiece is recognisable by its fields.
+  if (type.empty() && model.contains("continuing_subword_prefix") && model.contains("max_input_chars_per_word"))
+    type = "WordPiece";
+  if (type != "WordPiece") r.fail("model.type", "unsupported tokenizer type " + (type.empty() ? "(none)" : type));
+  const Json& vocab = r.object(model, "vocab", "model.vocab");
+  c.model.vocab.reserve(vocab.size());
+  for (const auto& [token, id] : vocab.items()) c.model.vocab.emplace_back(token, r.id(id, "model.vocab"));
+  c.model.unk_token = r.string(model, "unk_token", "[UNK]", "model.unk_token");
+  c.model.continuing_subword_prefix = r.string(model, "continuing_subword_prefix", "##", "model.continuing_subword_prefix");
+  std::int64_t max_chars = r.integer(model, "max_input_chars_per_word", 100, "model.max_input_chars_per_word");
+  if (max_chars < 0) r.fail("model.max_input_chars_per_word", "must not be negative");
+  c.model.max_input_chars_per_word = static_cast<std::size_t>(max_chars);
+
+  read_normalizer(r, j, c.normalizer);
+  auto pre = j.find("pre_tokenizer");
+  std::string pre_type = pre != j.end() && pre->is_object() ? r.string(*pre, "type", "", "pre_tokenizer.type") : "";
+  if (pre_type != "BertPreTokenizer")
+    r.fail("pre_tokenizer", "unsupported pre-tokenizer type " + (pre_type.empty() ? "(none)" : pre_type));
+  read_post_processor(r, j, c);
+  read_added_tokens(r, j, c);
+  read_truncation_padding(r, j, c);
+  c.sha256 = sha256_file(path);
+  return c;
+}
+
+// Rust str::trim_end: trailing Unicode whitespace.
+std::string_view trim_end(std::string_view s) {
+  const std::uint8_t* flags = unicode::flag_table();
+  while (!s.empty()) {
+    std::size_t start = s.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+    std::size_t i = start;
+    char32_t c = static_cast<unsigned char>(s[i]) < 0x80 ? static_cast<unsigned char>(s[i]) : unicode::decode_utf8(s, i);
+    if (!(flags[c] & unicode::kWhitespace)) break;
+    s.remove_suffix(s.size() - start);
+  }
+  return s;
+}
+
+// A special-token name from tokenizer_config.json: "[CLS]" or {"content": "[CLS]", ...}.
+std::string config_token(const Reader& r, const Json& cfg, const char* key, const char* def) {
+  auto it = cfg.find(key);
+  if (it == cfg.end() || it->is_null()) return def;
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object()) return r.string(*it, "content", def, key);
+  r.fail(key, "expected a token string");
+}
+
+// vocab.txt as HF WordPiece::read_file reads it (one token per line, line number = id, trailing
+// whitespace trimmed), set up like tokenizers' BertWordPieceTokenizer / transformers' BertTokenizer.
+TokenizerConfig read_vocab_txt(const std::string& path) {
+  TokenizerConfig c;
+  std::string text = read_file(path);
+  Reader r(path);
+  std::int32_t index = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    std::size_t end = nl == std::string::npos ? text.size() : nl;
+    std::string_view line(text.data() + pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::string_view token;
+    try {
+      token = trim_end(line);
+    } catch (const Error&) {
+      throw Error(ErrorKind::kConfig, Where{path, index + 1, ""}, "invalid UTF-8");
+    }
+    c.model.vocab.emplace_back(std::string(token), index++);
+    pos = end + 1;
+  }
+  if (c.model.vocab.empty()) r.fail("", "empty vocabulary");
+
+  std::string config_path = (fs::path(path).parent_path() / "tokenizer_config.json").string();
+  Json cfg = Json::object();
+  std::string config_sha;
+  if (fs::exists(config_path)) {
+    cfg = parse_json(config_path);
+    if (!cfg.is_object()) Reader(config_path).fail("", "expected a JSON object");
+    config_sha = sha256_file(config_path);
+  }
+  Reader cr(config_path);
+  c.normalizer.lowercase = cr.boolean(cfg, "do_lower_case", true, "do_lower_case");
+  c.normalizer.strip_accents = cr.boolean(cfg, "strip_accents", c.normalizer.lowercase, "strip_accents");
+  c.normalizer.handle_chinese_chars = cr.boolean(cfg, "tokenize_chinese_chars", true, "tokenize_chinese_chars");
+  c.model.unk_token = config_token(cr, cfg, "unk_token", "[UNK]");
+  c.sep_token = config_token(cr, cfg, "sep_token", "[SEP]");
+  c.cls_token = config_token(cr, cfg, "cls_token", "[CLS]");
+  c.pad_token = config_token(cr, cfg, "pad_token", "[PAD]");
+  std::string mask = config_token(cr, cfg, "mask_token", "[MASK]");
+
+  auto find = [&](const std::string& token) {
+    std::int32_t id = -1;
+    for (const auto& [t, i] : c.model.vocab)
+      if (t == token) id = i;  // the last duplicate wins, as in the vocabulary map
+    return id;
+  };
+  // The special tokens present in the vocabulary split the raw text (BertWordPieceTokenizer).
+  for (const std::string& t : {c.model.unk_token, c.sep_token, c.cls_token, c.pad_token, mask})
+    if (std::int32_t id = find(t); id >= 0) c.added_tokens.push_back(AddedToken{t, id, false});
+  std::int32_t cls = find(c.cls_token), sep = find(c.sep_token);
+  if (cls < 0) r.fail("", "cls token '" + c.cls_token + "' is not in the vocabulary");
+  if (sep < 0) r.fail("", "sep token '" + c.sep_token + "' is not in the vocabulary");
+  c.has_post_processor = true;
+  c.single = bert_template(cls, sep, false);
+  c.pair = bert_template(cls, sep, true);
+  c.file_options.max_length = 0;
+  std::string vocab_sha = sha256_file(path);
+  c.sha256 = config_sha.empty() ? vocab_sha : sha256_hex(vocab_sha + "\n" + config_sha);
+  return c;
+}
+
+}  // namespace
+
+TokenizerConfig load_config(const std::string& path) {
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw Error(ErrorKind::kNoInput, "tokenizer '" + path + "': no such file or directory");
+  if (fs::is_directory(st)) {
+    fs::path dir(path);
+    if (fs::exists(dir / "tokenizer.json")) return read_tokenizer_json((dir / "tokenizer.json").string());
+    if (fs::exists(dir / "vocab.txt")) return read_vocab_txt((dir / "vocab.txt").string());
+    throw Error(ErrorKind::kNoInput, "tokenizer '" + path + "': no tokenizer.json or vocab.txt in the directory");
+  }
+  if (fs::path(path).extension() == ".json") return read_tokenizer_json(path);
+  return read_vocab_txt(path);
+}
+
+}  // namespace hf::tokenizer

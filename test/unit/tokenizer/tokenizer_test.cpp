@@ -1,0 +1,298 @@
+// tokenizer: a hand-made vocabulary whose answers follow from the HF pipeline by hand (normalize,
+// split on whitespace and punctuation, greedy longest-match WordPiece, [CLS] A [SEP] B [SEP]),
+// then the error cases. The bit-for-bit comparison with HF tokenizers is the golden test.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/thread_pool.h"
+#include "support/temp_dir.h"
+#include "tokenizer/tokenizer.h"
+
+namespace {
+
+using hf::tokenizer::EncodeOptions;
+using hf::tokenizer::Padding;
+using hf::tokenizer::Tokenizer;
+using hf::tokenizer::Truncation;
+using Ids = std::vector<std::int32_t>;
+
+// Line number (from 0) = id.
+const char* const kVocab[] = {
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "un",  "##aff", "##able",
+    ",",     "!",     "cafe",  "café",  "中",     "文",    "a",     "##a", "straße", "i",
+    "##\u0307", ".", "Hello", "World", "[", "]", "mask", "##s",
+};
+
+void write(const std::string& path, const std::string& content) {
+  std::ofstream f(path, std::ios::binary);
+  f << content;
+}
+
+std::string vocab_txt() {
+  std::string s;
+  for (const char* t : kVocab) s += std::string(t) + "\n";
+  return s;
+}
+
+// A model directory holding vocab.txt and, when given, tokenizer_config.json.
+std::string model_dir(const hf::test::TempDir& tmp, const std::string& name, const std::string& config = "") {
+  std::string dir = tmp.file(name);
+  std::filesystem::create_directories(dir);
+  write(dir + "/vocab.txt", vocab_txt());
+  if (!config.empty()) write(dir + "/tokenizer_config.json", config);
+  return dir;
+}
+
+// The same vocabulary as tokenizer.json (TemplateProcessing, special tokens as added tokens).
+std::string tokenizer_json(const std::string& model_type = "WordPiece", const std::string& normalizer =
+                               R"({"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                                   "strip_accents": null, "lowercase": true})",
+                           const std::string& pre_tokenizer = R"({"type": "BertPreTokenizer"})",
+                           const std::string& added_extra = "") {
+  std::string vocab;
+  for (std::size_t i = 0; i < std::size(kVocab); ++i)
+    vocab += (i ? ", \"" : "\"") + std::string(kVocab[i]) + "\": " + std::to_string(i);
+  std::string added;
+  for (int id : {0, 1, 2, 3, 4})
+    added += std::string(id ? ", " : "") + R"({"id": )" + std::to_string(id) + R"(, "content": ")" + kVocab[id] +
+             R"(", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})";
+  return R"({"version": "1.0", "truncation": null, "padding": null, "added_tokens": [)" + added + added_extra +
+         R"(], "normalizer": )" + normalizer + R"(, "pre_tokenizer": )" + pre_tokenizer + R"(,
+  "post_processor": {"type": "TemplateProcessing",
+    "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+               {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+    "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+             {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+             {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+    "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                       "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+  "decoder": null,
+  "model": {"type": ")" + model_type + R"(", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+            "max_input_chars_per_word": 100, "vocab": {)" + vocab + "}}}";
+}
+
+Ids repeat_a(std::size_t n) {
+  Ids ids = {2, 16};
+  ids.insert(ids.end(), n - 1, 17);
+  ids.push_back(3);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer: encode, per normalizer setting") {
+  hf::test::TempDir tmp;
+  const std::string uncased = model_dir(tmp, "uncased");
+  const std::string cased = model_dir(tmp, "cased", R"({"do_lower_case": false})");
+  const std::string lower_keep_accents = model_dir(tmp, "lower", R"({"do_lower_case": true, "strip_accents": false})");
+  const std::string no_cjk = model_dir(tmp, "nocjk", R"({"tokenize_chinese_chars": false})");
+  const std::string json = tmp.file("tokenizer.json");
+  write(json, tokenizer_json());
+
+  struct Case {
+    const std::string* tokenizer;
+    std::string text;
+    Ids want;
+  };
+  const Case cases[] = {
+      {&uncased, "hello world", {2, 5, 6, 3}},
+      {&uncased, "Hello, WORLD!", {2, 5, 10, 6, 11, 3}},
+      {&uncased, "unaffable", {2, 7, 8, 9, 3}},
+      {&uncased, "unaffablex", {2, 1, 3}},  // no full split: the whole word is [UNK]
+      {&uncased, "hellos", {2, 5, 27, 3}},
+      {&uncased, "Café", {2, 12, 3}},  // NFD, drop the accent, lowercase
+      {&uncased, "cafe\u0301", {2, 12, 3}},
+      {&uncased, "Straße", {2, 18, 3}},
+      {&uncased, "\u0130", {2, 19, 3}},  // İ = I + U+0307; the mark goes before lowercasing
+      {&uncased, "中文", {2, 14, 15, 3}},
+      {&uncased, "hello\tworld\u00a0hello\u3000world\n", {2, 5, 6, 5, 6, 3}},
+      {&uncased, std::string("hel\0lo wor\u200bld", 16), {2, 5, 6, 3}},  // NUL and U+200B dropped
+      {&uncased, "hello [MASK] world", {2, 5, 4, 6, 3}},  // special tokens split before normalizing
+      {&uncased, "[MASK][MASK]", {2, 4, 4, 3}},
+      {&uncased, "[mask]", {2, 24, 26, 25, 3}},  // not the special token: punctuation and a word
+      {&uncased, "", {2, 3}},
+      {&uncased, std::string(100, 'a'), repeat_a(100)},
+      {&uncased, std::string(101, 'a'), {2, 1, 3}},  // over max_input_chars_per_word
+      {&cased, "Hello World", {2, 22, 23, 3}},
+      {&cased, "hello café", {2, 5, 13, 3}},
+      {&cased, "Café", {2, 1, 3}},
+      {&lower_keep_accents, "Café", {2, 13, 3}},
+      {&lower_keep_accents, "\u0130", {2, 19, 20, 3}},  // to_lowercase(İ) = "i\u0307"
+      {&no_cjk, "中文", {2, 1, 3}},
+      {&json, "Hello, WORLD!", {2, 5, 10, 6, 11, 3}},
+      {&json, "Café [MASK] 中文", {2, 12, 4, 14, 15, 3}},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(*c.tokenizer);
+    CAPTURE(c.text);
+    Tokenizer t = Tokenizer::load(*c.tokenizer);
+    auto e = t.encode(c.text);
+    CHECK(e.ids == c.want);
+    CHECK(e.type_ids == Ids(c.want.size(), 0));
+    CHECK(e.length == c.want.size());
+    CHECK_FALSE(e.truncated);
+  }
+}
+
+TEST_CASE("tokenizer: pairs, truncation strategies and padding") {
+  hf::test::TempDir tmp;
+  Tokenizer t = Tokenizer::load(model_dir(tmp, "m"));
+  auto opts = [](std::size_t max_length, Truncation s, Padding p = Padding::kNone) {
+    EncodeOptions o;
+    o.max_length = max_length;
+    o.truncation = s;
+    o.padding = p;
+    return o;
+  };
+  struct Case {
+    std::string a;
+    const char* b;  // nullptr: single sequence
+    EncodeOptions options;
+    Ids ids, types;
+    bool truncated;
+  };
+  const Case cases[] = {
+      {"hello", "world", {}, {2, 5, 3, 6, 3}, {0, 0, 0, 1, 1}, false},
+      {"hello world hello world", nullptr, opts(4, Truncation::kLongestFirst), {2, 5, 6, 3}, {0, 0, 0, 0}, true},
+      // 4 + 2 tokens into 7 - 3 = 4: the shorter keeps its 2, the longer gets the rest.
+      {"hello world hello world", "world world", opts(7, Truncation::kLongestFirst),
+       {2, 5, 6, 3, 6, 6, 3}, {0, 0, 0, 0, 1, 1, 1}, true},
+      // 4 + 4 into 5: both cut, the first gets 5 / 2 = 2, the second the odd one more.
+      {"hello world hello world", "world world world world", opts(8, Truncation::kLongestFirst),
+       {2, 5, 6, 3, 6, 6, 6, 3}, {0, 0, 0, 0, 1, 1, 1, 1}, true},
+      {"hello world hello world", "world world", opts(6, Truncation::kOnlyFirst),
+       {2, 5, 3, 6, 6, 3}, {0, 0, 0, 1, 1, 1}, true},
+      {"hello world", "world world world world", opts(6, Truncation::kOnlySecond),
+       {2, 5, 6, 3, 6, 3}, {0, 0, 0, 0, 1, 1}, true},
+      // max_length below the special tokens: HF's unsigned subtraction wraps, nothing is cut.
+      {"hello world", nullptr, opts(1, Truncation::kLongestFirst), {2, 5, 6, 3}, {0, 0, 0, 0}, false},
+      {"hello", nullptr, opts(6, Truncation::kLongestFirst, Padding::kMaxLength), {2, 5, 3, 0, 0, 0}, {0, 0, 0, 0, 0, 0}, false},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.a);
+    auto e = c.b ? t.encode_pair(c.a, c.b, c.options) : t.encode(c.a, c.options);
+    CHECK(e.ids == c.ids);
+    CHECK(e.type_ids == c.types);
+    CHECK(e.truncated == c.truncated);
+  }
+  CHECK(t.encode("hello", opts(6, Truncation::kLongestFirst, Padding::kMaxLength)).length == 3);
+
+  // HF refuses these.
+  CHECK_THROWS_AS(t.encode_pair("hello", "world world world world", opts(5, Truncation::kOnlyFirst)), hf::Error);
+  CHECK_THROWS_AS(t.encode("hello world hello world", opts(4, Truncation::kOnlySecond)), hf::Error);
+  CHECK(t.encode("hello", opts(4, Truncation::kOnlySecond)).ids == Ids{2, 5, 3});  // nothing to cut: fine
+}
+
+TEST_CASE("tokenizer: batches equal one-by-one encoding, padded to the longest, on many threads") {
+  hf::test::TempDir tmp;
+  Tokenizer t = Tokenizer::load(model_dir(tmp, "m"));
+  std::vector<std::string> texts;
+  for (int i = 0; i < 1000; ++i) texts.push_back(std::string(i % 7, 'a') + " hello [MASK] world" + std::string(i % 3, '!'));
+  std::vector<std::string_view> views(texts.begin(), texts.end());
+  hf::ThreadPool pool(4);
+  EncodeOptions o;
+  auto batch = t.encode_batch(views, o, &pool);
+  REQUIRE(batch.size() == texts.size());
+  for (std::size_t i = 0; i < texts.size(); ++i) CHECK(batch[i].ids == t.encode(texts[i]).ids);
+  auto pairs = t.encode_batch(views, views, o, &pool);
+  for (std::size_t i = 0; i < texts.size(); ++i) CHECK(pairs[i].ids == t.encode_pair(texts[i], texts[i]).ids);
+
+  o.padding = Padding::kLongest;
+  std::vector<std::string_view> two = {"hello", "hello world world"};
+  auto padded = t.encode_batch(two, o);
+  CHECK(padded[0].ids == Ids{2, 5, 3, 0, 0});
+  CHECK(padded[0].length == 3);
+  CHECK(padded[1].ids == Ids{2, 5, 6, 6, 3});
+}
+
+TEST_CASE("tokenizer: vocabulary queries and metadata") {
+  hf::test::TempDir tmp;
+  const std::string dir = model_dir(tmp, "m");
+  Tokenizer t = Tokenizer::load(dir);
+  CHECK(t.vocab_size() == std::size(kVocab));
+  CHECK(t.token_to_id("hello") == 5);
+  CHECK(t.token_to_id("nope") == -1);
+  CHECK(t.id_to_token(9) == "##able");
+  CHECK(t.id_to_token(9999).empty());
+  CHECK(t.pad_id() == 0);
+  CHECK(t.unk_id() == 1);
+  CHECK(t.cls_id() == 2);
+  CHECK(t.sep_id() == 3);
+  CHECK(t.num_special_tokens(false) == 2);
+  CHECK(t.num_special_tokens(true) == 3);
+  CHECK(t.sha256() == hf::sha256_file(dir + "/vocab.txt"));
+  // A copy shares the loaded tokenizer.
+  Tokenizer copy = t;
+  CHECK(copy.encode("hello").ids == Ids{2, 5, 3});
+
+  write(tmp.file("t.json"), tokenizer_json());
+  Tokenizer j = Tokenizer::load(tmp.file("t.json"));
+  CHECK(j.sha256() == hf::sha256_file(tmp.file("t.json")));
+  CHECK(j.file_options().max_length == 0);
+}
+
+TEST_CASE("tokenizer: errors") {
+  hf::test::TempDir tmp;
+  struct Case {
+    std::string name;
+    std::string file;      // written to tmp/<name>/<file>
+    std::string content;
+    hf::ErrorKind kind;
+    std::string fragment;
+  };
+  const Case cases[] = {
+      {"bpe", "tokenizer.json", tokenizer_json("BPE"), hf::ErrorKind::kConfig, "unsupported tokenizer type BPE"},
+      {"unigram", "tokenizer.json", tokenizer_json("Unigram"), hf::ErrorKind::kConfig, "unsupported tokenizer type Unigram"},
+      {"nfc", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "NFC"})"), hf::ErrorKind::kConfig,
+       "unsupported normalizer type NFC"},
+      {"seq", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "Sequence", "normalizers": []})"),
+       hf::ErrorKind::kConfig, "unsupported normalizer type Sequence"},
+      {"bytelevel", "tokenizer.json", tokenizer_json("WordPiece", "null", R"({"type": "ByteLevel"})"),
+       hf::ErrorKind::kConfig, "unsupported pre-tokenizer type ByteLevel"},
+      {"lstrip", "tokenizer.json",
+       tokenizer_json("WordPiece", "null", R"({"type": "BertPreTokenizer"})",
+                      R"(, {"id": 30, "content": "<x>", "lstrip": true, "rstrip": false, "single_word": false,
+                            "normalized": false, "special": true})"),
+       hf::ErrorKind::kConfig, "lstrip"},
+      {"badjson", "tokenizer.json", "{\"model\": ", hf::ErrorKind::kConfig, "invalid JSON"},
+      {"notobject", "tokenizer.json", "[1, 2]", hf::ErrorKind::kConfig, "expected a JSON object"},
+      {"nounk", "vocab.txt", "[CLS]\n[SEP]\nhello\n", hf::ErrorKind::kConfig, "unk token '[UNK]' is missing"},
+      {"nocls", "vocab.txt", "[UNK]\n[SEP]\nhello\n", hf::ErrorKind::kConfig, "cls token '[CLS]'"},
+      {"empty", "vocab.txt", "", hf::ErrorKind::kConfig, "empty vocabulary"},
+      {"badconfig", "tokenizer_config.json", "{oops", hf::ErrorKind::kConfig, "invalid JSON"},
+      {"nothing", "README.md", "no tokenizer here", hf::ErrorKind::kNoInput, "no tokenizer.json or vocab.txt"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    std::string dir = tmp.file(c.name);
+    std::filesystem::create_directories(dir);
+    if (c.file == "tokenizer_config.json") write(dir + "/vocab.txt", vocab_txt());
+    write(dir + "/" + c.file, c.content);
+    try {
+      Tokenizer::load(dir);
+      FAIL("loaded");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == c.kind);
+      CHECK(std::string(e.what()).find(c.fragment) != std::string::npos);
+    }
+  }
+  CHECK_THROWS_AS(Tokenizer::load(tmp.file("missing")), hf::Error);
+
+  Tokenizer t = Tokenizer::load(model_dir(tmp, "ok"));
+  for (std::string bad : {"\xff", "ab\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80"}) {
+    CAPTURE(bad);
+    try {
+      t.encode(bad);
+      FAIL("encoded invalid UTF-8");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kDataErr);
+      CHECK(std::string(e.what()).find("invalid UTF-8") != std::string::npos);
+    }
+  }
+}
