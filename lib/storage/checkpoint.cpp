@@ -49,7 +49,7 @@ void delete_checkpoint(Backend& backend, const std::string& name, const Checkpoi
   // Marker first: from then on readers treat the rest as garbage, never as a checkpoint.
   backend.remove({name + "/" + ck.marker});
   std::vector<std::string> keys;
-  for (const auto& o : backend.list(name + "/")) keys.push_back(name + "/" + o.key);
+  for (const auto& o : backend.list(name + "/")) keys.push_back(o.key);  // keys are relative to the root
   backend.remove(keys);
 }
 

@@ -115,6 +115,12 @@ int outage(const std::string& url_text, const std::string& root, const std::stri
   return 0;
 }
 
+int latest(const std::string& url_text) {
+  auto c = find_latest_complete_checkpoint(parse_url(url_text), options_from_env());
+  std::cout << json{{"latest", c ? c->name : ""}}.dump() << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,7 +131,8 @@ int main(int argc, char** argv) {
     if (cmd == "refresh-token" && argc == 3) return refresh_token(argv[2]);
     if (cmd == "checkpoints" && argc == 4) return checkpoints(argv[2], argv[3]);
     if (cmd == "outage" && argc == 5) return outage(argv[2], argv[3], argv[4]);
-    std::cerr << "usage: storage_driver refresh-token FILE | checkpoints URL DIR | outage URL DIR GOFILE\n";
+    if (cmd == "latest" && argc == 3) return latest(argv[2]);
+    std::cerr << "usage: storage_driver refresh-token FILE | checkpoints URL DIR | outage URL DIR GOFILE | latest URL\n";
     return 64;
   } catch (const hf::Error& e) {
     std::cerr << "storage_driver: error: " << e.what() << "\n";
