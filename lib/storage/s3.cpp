@@ -53,7 +53,8 @@ constexpr std::uint64_t kMinPartSize = 5ull << 20;  // S3 minimum (all parts but
 constexpr std::uint64_t kMaxParts = 10000;
 constexpr std::size_t kDeleteBatch = 1000;     // DeleteObjects limit
 constexpr std::size_t kHashChunk = 1 << 20;
-constexpr int kVerifyAttempts = 3;  // whole-object downloads when the content fails its checksum
+constexpr int kVerifyAttempts = 3;
+constexpr std::uint64_t kMaxRange = 256ull << 20;  // largest ranged GET  // whole-object downloads when the content fails its checksum
 
 std::string env(const char* name) {
   const char* v = std::getenv(name);
@@ -704,7 +705,11 @@ Fetched S3Backend::get_once(const ObjectInfo& expected, int fd) {
     mp_parts = multipart_etag_parts(etag);
     if (!etag.empty()) pin = {{"If-Match", "\"" + etag + "\""}};
   }
-  std::uint64_t range = std::max<std::uint64_t>(options_.part_size, 1 << 20);
+  // As many ranges as workers (fewest requests at full parallelism), each between the part size
+  // and kMaxRange so a retried range stays cheap.
+  std::uint64_t jobs = static_cast<std::uint64_t>(std::max(1, options_.jobs));
+  std::uint64_t range = std::clamp<std::uint64_t>((size + jobs - 1) / jobs, std::max<std::uint64_t>(options_.part_size, 1 << 20),
+                                                  std::max<std::uint64_t>(options_.part_size, kMaxRange));
   bool use_part_md5 = false;
   if (meta_sha.empty() && !hidden_md5 && mp_parts > 0) {
     mp_part_size = multipart_part_size(key);

@@ -66,11 +66,13 @@ struct Options {
   int max_attempts = 5;         // per request, first try included (AWS_MAX_ATTEMPTS)
   int jobs = 8;                 // parallel requests (files, parts, ranges)
   std::uint64_t multipart_threshold = 64ull << 20;  // files at least this big use multipart/ranges
-  std::uint64_t part_size = 16ull << 20;            // part and range size (min 5 MiB for S3)
+  std::uint64_t part_size = 16ull << 20;  // upload part size (min 5 MiB for S3); downloads use one
+                                          // range per job, at least this and at most 256 MiB
   ChecksumAlgorithm checksum = ChecksumAlgorithm::kSha256;
   bool progress = false;        // a progress line on stderr (only drawn on a TTY)
   // When set and true, running operations stop early with Error(kTempFail, "interrupted"): temp
   // files are removed and multipart uploads aborted. Not owned; must outlive the operation.
+  // (Uploader ignores it and uses its own, so a SIGTERM never cancels the preemption upload.)
   const std::atomic<bool>* cancel = nullptr;
 };
 
@@ -167,7 +169,8 @@ struct PathFilter {
 
 struct SyncOptions {
   bool delete_extra = false;  // --delete: remove destination files absent from the source
-  bool dry_run = false;       // plan only: nothing is read, written, sent or deleted
+  bool dry_run = false;       // plan only: nothing is written, sent or deleted (files may be
+                              // read to compare hashes, so the plan is exact)
   PathFilter filter;
   // Manifest (size + mtime + SHA-256 + remote ETag per file): unchanged files are neither re-read
   // nor re-sent. "" = $XDG_CACHE_HOME/hfkit/sync/<hash of local dir and URL>.json; "none" = off.
