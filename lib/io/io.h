@@ -61,13 +61,14 @@ struct Record {
 //   - an empty input gives no records (callers decide whether that is an error).
 // kJsonl: one JSON object per line; lines of only spaces/tabs/CR are skipped (as Python's
 //   json-lines readers do); a non-object value or invalid JSON is a bad record. Keys repeated
-//   within an object keep the last value (like Python's json).
+//   within an object keep the last value (like Python's json); a raw NUL byte is invalid JSON.
 // kCsv/kTsv: RFC 4180 with ',' or '\t' as delimiter: the first record is the header (column
 //   names, which must be unique); a field
 //   that starts with '"' is quoted: it may hold delimiters, newlines and "" (an escaped quote),
 //   and after its closing quote only a delimiter or the end of the record may follow. A '"' inside
 //   an unquoted field is literal (as in Python's csv module). Records end with LF or CRLF (the CR
-//   is dropped); blank lines are skipped (as csv.DictReader does); a record whose field count
+//   is dropped); a CR not followed by LF is data (Python's csv reader would end the record there,
+//   RFC 4180 does not); blank lines are skipped (as csv.DictReader does); a record whose field count
 //   differs from the header's is a bad record naming the line and both counts.
 // kLines: one record per '\n'-terminated line. Only '\n' splits: a '\r' before it stays part of
 //   the text (so "a\r\n" gives "a\r"; the tokenizer's normalizer treats it as whitespace). Empty
