@@ -12,6 +12,21 @@
 
 namespace hf::storage {
 
+// Owns a file descriptor (closed on destruction).
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd();
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+// Opens `path` read-only; throws Error(kIo/kNoInput) naming it.
+UniqueFd open_read(const std::string& path);
+
 // Hashes of a byte range of a file, read once.
 struct RangeHashes {
   std::string sha256_hex;

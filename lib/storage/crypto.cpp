@@ -92,11 +92,4 @@ void Md5::update(const void* data, std::size_t size) {
 }
 std::string Md5::raw_digest() { return finish(ctx_); }
 
-Sha256Raw::Sha256Raw() : ctx_(new_ctx(EVP_sha256())) {}
-Sha256Raw::~Sha256Raw() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
-void Sha256Raw::update(const void* data, std::size_t size) {
-  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, size);
-}
-std::string Sha256Raw::raw_digest() { return finish(ctx_); }
-
 }  // namespace hf::storage

@@ -1,5 +1,5 @@
 // Small crypto/encoding helpers for S3 over OpenSSL: hex, base64, raw SHA-256/MD5 digests,
-// HMAC-SHA256, streaming MD5. Internal to lib/storage.
+// HMAC-SHA256, streaming MD5 (streaming SHA-256 is hf::Sha256). Internal to lib/storage.
 #pragma once
 
 #include <cstddef>
@@ -24,20 +24,6 @@ class Md5 {
   ~Md5();
   Md5(const Md5&) = delete;
   Md5& operator=(const Md5&) = delete;
-  void update(const void* data, std::size_t size);
-  std::string raw_digest();  // finalizes; call once
-
- private:
-  void* ctx_;
-};
-
-// Streaming SHA-256 returning raw bytes (hf::Sha256 gives hex only).
-class Sha256Raw {
- public:
-  Sha256Raw();
-  ~Sha256Raw();
-  Sha256Raw(const Sha256Raw&) = delete;
-  Sha256Raw& operator=(const Sha256Raw&) = delete;
   void update(const void* data, std::size_t size);
   std::string raw_digest();  // finalizes; call once
 

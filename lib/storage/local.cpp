@@ -121,12 +121,8 @@ std::optional<ObjectInfo> LocalBackend::head(std::string_view key) {
 }
 
 ObjectInfo LocalBackend::put_file(const std::string& local_path, std::string_view key, const std::string& sha256) {
-  int in = ::open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) throw_errno(ErrorKind::kIo, "open", local_path, errno);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{in};
+  UniqueFd file = open_read(local_path);
+  int in = file.get();
   LocalRoot root(root_.path, true);
   LocalRoot::Temp tmp = root.create_temp(key);
   Sha256 sha;
@@ -159,12 +155,8 @@ ObjectInfo LocalBackend::put_bytes(std::string_view data, std::string_view key) 
 
 Fetched LocalBackend::get_to_fd(const ObjectInfo& expected, int fd) {
   std::string path = path_of(expected.key);
-  int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (in < 0) throw_errno(ErrorKind::kIo, "open", path, errno);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{in};
+  UniqueFd file = open_read(path);
+  int in = file.get();
   Sha256 sha;
   std::uint64_t n = copy_fd(in, fd, &sha, bytes_, options_.cancel, path);
   if (n != expected.size) throw Error(ErrorKind::kTempFail, path + ": file changed while it was copied");

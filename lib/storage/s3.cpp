@@ -113,6 +113,16 @@ struct Failure {
 
 }  // namespace
 
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+UniqueFd open_read(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_errno(ErrorKind::kIo, "open", path, errno);
+  return UniqueFd(fd);
+}
+
 void check_cancel(const std::atomic<bool>* cancel) {
   if (cancel != nullptr && cancel->load()) throw Error(ErrorKind::kTempFail, "interrupted");
 }
@@ -495,44 +505,34 @@ ObjectInfo S3Backend::put_multipart(int fd, std::uint64_t size, const std::strin
     std::string etag, checksum;
   };
   std::vector<PartResult> parts(nparts);
-  std::atomic<bool> failed{false};
-  std::mutex err_mu;
-  std::exception_ptr first_error;
   try {
+    // The pool stops handing out parts after the first failure and rethrows it here.
     ThreadPool pool(std::min<int>(options_.jobs, static_cast<int>(nparts)));
     pool.parallel_for(nparts, 1, [&](std::size_t begin, std::size_t end) {
       for (std::size_t i = begin; i < end; ++i) {
-        if (failed.load()) return;
-        try {
-          std::uint64_t off = i * part;
-          std::uint64_t len = std::min(part, size - off);
-          RangeHashes h = hash_fd_range(fd, off, len, md5, options_.cancel);
-          Call c;
-          c.method = "PUT";
-          c.key = key;
-          c.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
-          c.body_fd = fd;
-          c.body_offset = off;
-          c.body_size = len;
-          c.payload_sha256 = h.sha256_hex;
-          std::string checksum = base64_encode(from_hex(h.sha256_hex));
-          if (md5) {
-            c.headers = {{"Content-MD5", base64_encode(h.md5_raw)}};
-          } else {
-            c.headers = {{"x-amz-sdk-checksum-algorithm", "SHA256"}, {"x-amz-checksum-sha256", checksum}};
-          }
-          c.what = "PUT part " + std::to_string(i + 1) + "/" + std::to_string(nparts) + " of " + describe(key);
-          c.check = [](const HttpResponse& r) { return r.header("etag").empty() ? "no ETag in answer" : ""; };
-          HttpResponse r = send(c);
-          parts[i] = {r.header("etag"), md5 ? std::string() : checksum};
-        } catch (...) {
-          failed.store(true);
-          std::lock_guard<std::mutex> lock(err_mu);
-          if (!first_error) first_error = std::current_exception();
+        std::uint64_t off = i * part;
+        std::uint64_t len = std::min(part, size - off);
+        RangeHashes h = hash_fd_range(fd, off, len, md5, options_.cancel);
+        Call c;
+        c.method = "PUT";
+        c.key = key;
+        c.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
+        c.body_fd = fd;
+        c.body_offset = off;
+        c.body_size = len;
+        c.payload_sha256 = h.sha256_hex;
+        std::string checksum = base64_encode(from_hex(h.sha256_hex));
+        if (md5) {
+          c.headers = {{"Content-MD5", base64_encode(h.md5_raw)}};
+        } else {
+          c.headers = {{"x-amz-sdk-checksum-algorithm", "SHA256"}, {"x-amz-checksum-sha256", checksum}};
         }
+        c.what = "PUT part " + std::to_string(i + 1) + "/" + std::to_string(nparts) + " of " + describe(key);
+        c.check = [](const HttpResponse& r) { return r.header("etag").empty() ? "no ETag in answer" : ""; };
+        HttpResponse r = send(c);
+        parts[i] = {r.header("etag"), md5 ? std::string() : checksum};
       }
     });
-    if (first_error) std::rethrow_exception(first_error);
 
     std::string body = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
     for (std::size_t i = 0; i < nparts; ++i) {
@@ -573,12 +573,8 @@ ObjectInfo S3Backend::put_multipart(int fd, std::uint64_t size, const std::strin
 }
 
 ObjectInfo S3Backend::put_file(const std::string& local_path, std::string_view key, const std::string& sha256) {
-  int fd = ::open(local_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_errno(ErrorKind::kIo, "open", local_path, errno);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  UniqueFd file = open_read(local_path);
+  int fd = file.get();
   struct stat before{};
   if (::fstat(fd, &before) != 0) throw_errno(ErrorKind::kIo, "stat", local_path, errno);
   std::uint64_t size = static_cast<std::uint64_t>(before.st_size);
@@ -722,44 +718,33 @@ Fetched S3Backend::get_once(const ObjectInfo& expected, int fd) {
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) throw_errno(ErrorKind::kIo, "allocate", what, errno);
   std::size_t nranges = static_cast<std::size_t>((size + range - 1) / range);
   std::vector<std::string> range_md5(nranges);
-  std::atomic<bool> failed{false};
-  std::mutex err_mu;
-  std::exception_ptr first_error;
   ThreadPool pool(std::min<int>(options_.jobs, static_cast<int>(nranges)));
   pool.parallel_for(nranges, 1, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
-      if (failed.load()) return;
-      try {
-        std::uint64_t off = i * range;
-        std::uint64_t len = std::min(range, size - off);
-        std::unique_ptr<Md5> md5;
-        Call c;
-        c.key = key;
-        c.headers = pin;
-        c.headers.emplace_back("Range", "bytes=" + std::to_string(off) + "-" + std::to_string(off + len - 1));
-        c.out_fd = fd;
-        c.out_offset = off;
-        c.out_limit = len;
-        c.what = what + " bytes " + std::to_string(off) + "-" + std::to_string(off + len - 1);
-        c.before_attempt = [&] { md5 = use_part_md5 ? std::make_unique<Md5>() : nullptr; };
-        c.on_body = [&](const char* d, std::size_t n) {
-          if (md5) md5->update(d, n);
-        };
-        c.check = [&](const HttpResponse& r) -> std::string {
-          if (r.status != 206 && !(r.status == 200 && off == 0 && len == size)) return "server ignored the Range header";
-          if (r.body_bytes != len) return "got " + std::to_string(r.body_bytes) + " of " + std::to_string(len) + " bytes";
-          return "";
-        };
-        send(c);
-        if (md5) range_md5[i] = md5->raw_digest();
-      } catch (...) {
-        failed.store(true);
-        std::lock_guard<std::mutex> lock(err_mu);
-        if (!first_error) first_error = std::current_exception();
-      }
+      std::uint64_t off = i * range;
+      std::uint64_t len = std::min(range, size - off);
+      std::unique_ptr<Md5> md5;
+      Call c;
+      c.key = key;
+      c.headers = pin;
+      c.headers.emplace_back("Range", "bytes=" + std::to_string(off) + "-" + std::to_string(off + len - 1));
+      c.out_fd = fd;
+      c.out_offset = off;
+      c.out_limit = len;
+      c.what = what + " bytes " + std::to_string(off) + "-" + std::to_string(off + len - 1);
+      c.before_attempt = [&] { md5 = use_part_md5 ? std::make_unique<Md5>() : nullptr; };
+      c.on_body = [&](const char* d, std::size_t n) {
+        if (md5) md5->update(d, n);
+      };
+      c.check = [&](const HttpResponse& r) -> std::string {
+        if (r.status != 206 && !(r.status == 200 && off == 0 && len == size)) return "server ignored the Range header";
+        if (r.body_bytes != len) return "got " + std::to_string(r.body_bytes) + " of " + std::to_string(len) + " bytes";
+        return "";
+      };
+      send(c);
+      if (md5) range_md5[i] = md5->raw_digest();
     }
   });
-  if (first_error) std::rethrow_exception(first_error);
 
   RangeHashes all = hash_fd_range(fd, 0, size, whole_md5, options_.cancel);
   out.sha256 = all.sha256_hex;

@@ -166,8 +166,17 @@ std::string manifest_path(const SyncOptions& sync, const std::string& local, con
   return sync.manifest_path.empty() ? Manifest::default_path(local, url) : sync.manifest_path;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+// End of a sync: the manifest is saved even after per-file failures (what succeeded is recorded);
+// it is only a cache, so failing to save it is a warning.
+void finish(const Manifest& manifest, bool save, SyncSummary& summary, std::chrono::steady_clock::time_point t0) {
+  if (save) {
+    try {
+      manifest.save();
+    } catch (const Error& e) {
+      log::warn("could not save sync manifest: {}", e.what());
+    }
+  }
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Runs fn(i) for every item: small ones (below the threshold) in parallel, large ones one at a
@@ -324,14 +333,7 @@ SyncSummary push(const std::string& local_dir, const Url& dest, const Options& o
       if (!local_set.count(rel) && sync.filter.selected(rel)) stale.push_back(rel);
     for (const auto& r : stale) manifest.erase(r);
   }
-  if (!mpath.empty() && !sync.dry_run) {
-    try {
-      manifest.save();
-    } catch (const Error& e) {
-      log::warn("could not save sync manifest: {}", e.what());
-    }
-  }
-  summary.seconds = seconds_since(t0);
+  finish(manifest, !mpath.empty() && !sync.dry_run, summary, t0);
   failures.throw_if_any("upload", work.size());
   return summary;
 }
@@ -401,16 +403,9 @@ SyncSummary pull(const Url& src, const std::string& local_dir, const Options& op
             std::optional<ObjectInfo> h = backend->head(o.key);
             bool md5_etag = o.etag.size() == 32 && o.etag.find('-') == std::string::npos;
             if (h && (!h->sha256.empty() || md5_etag)) {
-              int fd = ::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-              if (fd >= 0) {
-                RangeHashes hs;
-                try {
-                  hs = hash_fd_range(fd, 0, ls.size, h->sha256.empty(), options.cancel);
-                } catch (...) {
-                  ::close(fd);
-                  throw;
-                }
-                ::close(fd);
+              UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+              if (fd.get() >= 0) {
+                RangeHashes hs = hash_fd_range(fd.get(), 0, ls.size, h->sha256.empty(), options.cancel);
                 bool same = !h->sha256.empty() ? hs.sha256_hex == h->sha256 : to_hex(hs.md5_raw) == o.etag;
                 std::lock_guard<std::mutex> lock(mu);
                 ++summary.files_hashed;
@@ -467,14 +462,7 @@ SyncSummary pull(const Url& src, const std::string& local_dir, const Options& op
       ++summary.files_deleted;
     }
   }
-  if (!mpath.empty() && !sync.dry_run) {
-    try {
-      manifest.save();
-    } catch (const Error& e) {
-      log::warn("could not save sync manifest: {}", e.what());
-    }
-  }
-  summary.seconds = seconds_since(t0);
+  finish(manifest, !mpath.empty() && !sync.dry_run, summary, t0);
   failures.throw_if_any("download", work.size());
   return summary;
 }

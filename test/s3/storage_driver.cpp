@@ -46,6 +46,13 @@ Options options_from_env() {
   return o;
 }
 
+UploaderOptions uploader_options(const Url& url) {
+  UploaderOptions uo;
+  uo.url = url;
+  uo.storage = options_from_env();
+  return uo;
+}
+
 int refresh_token(const std::string& token_file) {
   CredentialOptions co;
   co.refresh_margin = std::chrono::hours(24 * 365);  // every get() refreshes
@@ -67,9 +74,7 @@ int checkpoints(const std::string& url_text, const std::string& root) {
   CheckpointOptions ck;
   std::cout << json{{"latest_before", find_latest_complete_checkpoint(url, o).has_value()}}.dump() << std::endl;
   {
-    UploaderOptions uo;
-    uo.url = url;
-    uo.storage = o;
+    UploaderOptions uo = uploader_options(url);
     uo.keep_last = 2;
     uo.max_pending = 8;
     Uploader up(uo);
@@ -92,11 +97,8 @@ int checkpoints(const std::string& url_text, const std::string& root) {
 
 int outage(const std::string& url_text, const std::string& root, const std::string& go_file) {
   Url url = parse_url(url_text);
-  Options o = options_from_env();
   CheckpointOptions ck;
-  UploaderOptions uo;
-  uo.url = url;
-  uo.storage = o;
+  UploaderOptions uo = uploader_options(url);
   uo.max_pending = 1;
   uo.retry_delay_max_s = 1;
   Uploader up(uo);
