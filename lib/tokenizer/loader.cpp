@@ -57,6 +57,91 @@ class Reader {
   std::string path_;
 };
 
+// tokenizer.json as a JSON DOM, except "model"."vocab" (30,000+ entries), which goes straight into
+// a vector: building it as a std::map-backed JSON object would cost more than all other loading.
+class TokenizerJsonParser : public nlohmann::json_sax<Json> {
+ public:
+  Json root;
+  std::vector<std::pair<std::string, std::int32_t>> vocab;
+  bool saw_vocab = false;
+  std::string error;
+
+  bool null() override { return value(Json(nullptr)); }
+  bool boolean(bool v) override { return value(Json(v)); }
+  bool number_integer(number_integer_t v) override { return in_vocab() ? vocab_id(v) : value(Json(v)); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return in_vocab() ? vocab_id(v <= INT32_MAX ? static_cast<std::int64_t>(v) : -1) : value(Json(v));
+  }
+  bool number_float(number_float_t v, const string_t&) override { return value(Json(v)); }
+  bool string(string_t& v) override { return value(Json(std::move(v))); }
+  bool binary(binary_t&) override { return bad("unexpected binary value"); }
+  bool start_object(std::size_t) override {
+    if (in_vocab()) return bad("model.vocab: expected token ids");
+    if (stack_.size() == 2 && keys_[0] == "model" && keys_[1] == "vocab" && stack_[1]->is_object()) {
+      saw_vocab = true;
+      stack_.push_back(nullptr);  // marks the vocab object
+    } else {
+      stack_.push_back(place(Json::object()));
+    }
+    keys_.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    keys_.back() = std::move(k);
+    return true;
+  }
+  bool end_object() override { return pop(); }
+  bool start_array(std::size_t) override {
+    if (in_vocab()) return bad("model.vocab: expected token ids");
+    stack_.push_back(place(Json::array()));
+    keys_.emplace_back();
+    return true;
+  }
+  bool end_array() override { return pop(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    return bad(e.what());
+  }
+
+ private:
+  bool in_vocab() const { return !stack_.empty() && stack_.back() == nullptr; }
+  bool vocab_id(std::int64_t id) {
+    if (id < 0 || id > INT32_MAX) return bad("model.vocab: expected token ids");
+    vocab.emplace_back(keys_.back(), static_cast<std::int32_t>(id));
+    return true;
+  }
+  bool value(Json v) {
+    if (in_vocab()) return bad("model.vocab: expected token ids");
+    place(std::move(v));
+    return true;
+  }
+  Json* place(Json v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return &root;
+    }
+    Json& top = *stack_.back();
+    if (top.is_array()) {
+      top.push_back(std::move(v));
+      return &top.back();
+    }
+    Json& slot = top[keys_.back()];
+    slot = std::move(v);
+    return &slot;
+  }
+  bool pop() {
+    stack_.pop_back();
+    keys_.pop_back();
+    return true;
+  }
+  bool bad(std::string msg) {
+    if (error.empty()) error = std::move(msg);
+    return false;
+  }
+
+  std::vector<Json*> stack_;
+  std::vector<std::string> keys_;
+};
+
 Json parse_json(const std::string& path) {
   std::string text = read_file(path);
   try {
@@ -195,7 +280,12 @@ void read_truncation_padding(const Reader& r, const Json& j, TokenizerConfig& c)
 
 TokenizerConfig read_tokenizer_json(const std::string& path) {
   Reader r(path);
-  Json j = parse_json(path);
+  TokenizerJsonParser parser;
+  {
+    std::string text = read_file(path);
+    if (!Json::sax_parse(text, &parser)) throw Error(ErrorKind::kConfig, path + ": invalid JSON: " + parser.error);
+  }
+  const Json& j = parser.root;
   if (!j.is_object()) r.fail("", "expected a JSON object");
   TokenizerConfig c;
   const Json& model = r.object(j, "model", "model");
@@ -204,9 +294,8 @@ TokenizerConfig read_tokenizer_json(const std::string& path) {
   if (type.empty() && model.contains("continuing_subword_prefix") && model.contains("max_input_chars_per_word"))
     type = "WordPiece";
   if (type != "WordPiece") r.fail("model.type", "unsupported tokenizer type " + (type.empty() ? "(none)" : type));
-  const Json& vocab = r.object(model, "vocab", "model.vocab");
-  c.model.vocab.reserve(vocab.size());
-  for (const auto& [token, id] : vocab.items()) c.model.vocab.emplace_back(token, r.id(id, "model.vocab"));
+  if (!parser.saw_vocab) r.object(model, "vocab", "model.vocab");  // fails: missing or not an object
+  c.model.vocab = std::move(parser.vocab);
   c.model.unk_token = r.string(model, "unk_token", "[UNK]", "model.unk_token");
   c.model.continuing_subword_prefix = r.string(model, "continuing_subword_prefix", "##", "model.continuing_subword_prefix");
   std::int64_t max_chars = r.integer(model, "max_input_chars_per_word", 100, "model.max_input_chars_per_word");

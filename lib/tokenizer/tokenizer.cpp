@@ -102,55 +102,70 @@ struct Tokenizer::Impl {
 namespace {
 
 // BertPreTokenizer + WordPiece as a normalizer sink: whitespace ends a word, punctuation ends a
-// word and is a word of its own, every finished word goes through WordPiece.
+// word and is a word of its own, every finished word goes through WordPiece. ASCII stays inline;
+// the word is built in the caller's buffer without per-character capacity checks.
 class WordSink {
  public:
-  WordSink(const Tokenizer::Impl& t, std::string& word, std::vector<std::int32_t>& out)
-      : t_(t), word_(word), out_(out) {
-    word_.clear();
+  WordSink(const Tokenizer::Impl& t, std::string& buffer, std::vector<std::int32_t>& out)
+      : t_(t), buffer_(buffer), out_(out) {
+    if (buffer_.size() < 256) buffer_.resize(256);
+    data_ = buffer_.data();
+    cap_ = buffer_.size();
   }
 
-  void put(char32_t c) {
-    if (c < 0x80) {
-      switch (t_.ascii_kind[c]) {
-        case Tokenizer::Impl::kWordChar:
-          word_.push_back(static_cast<char>(c));
-          ++chars_;
-          return;
-        case Tokenizer::Impl::kSpace:
-          flush();
-          return;
-        case Tokenizer::Impl::kPunctChar:
-          flush();
-          out_.push_back(t_.ascii_punct_id[c]);
-          return;
+  [[gnu::always_inline]] void put(char32_t c) {
+    if (c < 0x80) [[likely]] {
+      const auto kind = t_.ascii_kind[c];
+      if (kind == Tokenizer::Impl::kWordChar) {
+        if (size_ == cap_) [[unlikely]] grow();
+        data_[size_++] = static_cast<char>(c);
+        ++chars_;
+        return;
       }
-    }
-    const std::uint8_t f = t_.flags[c];
-    if (f & unicode::kWhitespace) {
       flush();
-    } else if (f & unicode::kPunct) {
-      flush();
-      unicode::append_utf8(word_, c);
-      t_.model.tokenize(word_, 1, out_);
-      word_.clear();
-    } else {
-      unicode::append_utf8(word_, c);
-      ++chars_;
+      if (kind == Tokenizer::Impl::kPunctChar) out_.push_back(t_.ascii_punct_id[c]);
+      return;
     }
+    put_other(c);
   }
 
   void flush() {
     if (chars_ == 0) return;
-    t_.model.tokenize(word_, chars_, out_);
-    word_.clear();
+    t_.model.tokenize(std::string_view(data_, size_), chars_, out_);
+    size_ = 0;
     chars_ = 0;
   }
 
  private:
+  [[gnu::noinline]] void put_other(char32_t c) {
+    const std::uint8_t f = t_.flags[c];
+    if (f & unicode::kWhitespace) {
+      flush();
+      return;
+    }
+    if (f & unicode::kPunct) flush();
+    if (size_ + 4 > cap_) grow();
+    size_ += unicode::encode_utf8(c, data_ + size_);
+    ++chars_;
+    if (f & unicode::kPunct) flush();
+  }
+
+  [[gnu::noinline]] void grow() {
+    if (chars_ > t_.model.max_input_chars_per_word()) {  // [UNK] whatever follows: keep counting only
+      size_ = 0;
+      return;
+    }
+    buffer_.resize(buffer_.size() * 2);
+    data_ = buffer_.data();
+    cap_ = buffer_.size();
+  }
+
   const Tokenizer::Impl& t_;
-  std::string& word_;
+  std::string& buffer_;
   std::vector<std::int32_t>& out_;
+  char* data_;
+  std::size_t cap_;
+  std::size_t size_ = 0;
   std::size_t chars_ = 0;
 };
 

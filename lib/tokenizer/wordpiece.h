@@ -11,8 +11,9 @@
 
 namespace hf::tokenizer {
 
-// An immutable string -> id map with open addressing; keys live in one arena. Lookups take a
-// string_view and never allocate. Thread-safe for concurrent lookups.
+// An immutable string -> id map with open addressing. A slot holds the first 7 bytes and the size
+// of its key, so keys up to 7 bytes (most of a BERT vocabulary) compare without touching the
+// arena of longer keys. Lookups take a string_view and never allocate; concurrent lookups are safe.
 class VocabMap {
  public:
   // Later duplicates overwrite earlier ones (as a Rust HashMap insert does).
@@ -24,14 +25,18 @@ class VocabMap {
 
  private:
   struct Slot {
-    std::uint32_t tag = 0;
-    std::uint32_t size = 0;
-    std::uint32_t offset = 0;
-    std::int32_t id = -1;  // -1: empty slot
+    std::uint64_t head = 0;    // key bytes 0..6, then min(size, 255) in the top byte
+    std::uint32_t offset = 0;  // keys over 7 bytes: arena_[offset] = uint32 size, then the bytes
+    std::int32_t id = -1;      // -1: empty slot
   };
+  bool same_key(const Slot& s, std::string_view key) const;
+
   std::vector<std::pair<std::string, std::int32_t>> entries_;  // until finish()
   std::string arena_;
   std::vector<Slot> slots_;
+  // One bit per hash value (a one-hash Bloom filter): most absent keys, the common case while
+  // WordPiece searches a word's longest piece, are answered from 64 KiB that stay in cache.
+  std::vector<std::uint64_t> filter_;
   std::size_t mask_ = 0;
   std::size_t max_key_size_ = 0;
   std::size_t size_ = 0;
@@ -57,6 +62,7 @@ class WordPiece {
   std::string_view id_to_token(std::int32_t id) const;
   std::size_t vocab_size() const { return vocab_.size(); }
   std::int32_t unk_id() const { return unk_id_; }
+  std::size_t max_input_chars_per_word() const { return max_chars_; }
 
  private:
   VocabMap vocab_;         // every token, looked up for the first piece of a word
