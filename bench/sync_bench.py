@@ -89,6 +89,29 @@ def run(cmd, env, moto_pid):
     return {"wall_s": wall, "cpu_s": cpu, "server_cpu_s": proc_cpu(moto_pid) - server0}
 
 
+def report(results, model_bytes, many_bytes):
+    gb = model_bytes / 1e9
+    print(f"\nsync bench: model dir {model_bytes / 1e6:.0f} MB ({SMALL_FILES + 1} files), "
+          f"{MANY_FILES} small files ({many_bytes / 1e6:.1f} MB), local moto at loopback")
+    print(f"{'client':8} | {'push s':>7} {'cpu s/GB':>8} {'moto cpu':>8} | {'pull s':>7} {'cpu s/GB':>8} "
+          f"{'moto cpu':>8} | {'10k up s':>8} | {'no-op s':>7} {'cpu s':>6} {'moto cpu':>8}")
+    for name, r in results.items():
+        pm, pl, nm = r["push_model"], r["pull_model"], r["noop_many"]
+        print(f"{name:8} | {pm['wall_s']:7.2f} {pm['cpu_s'] / gb:8.2f} {pm['server_cpu_s']:8.2f} | "
+              f"{pl['wall_s']:7.2f} {pl['cpu_s'] / gb:8.2f} {pl['server_cpu_s']:8.2f} | "
+              f"{r['push_many']['wall_s']:8.2f} | {nm['wall_s']:7.2f} {nm['cpu_s']:6.2f} {nm['server_cpu_s']:8.2f}")
+    hfr = results["hf-sync"]
+    for peer in ("aws", "s5cmd"):
+        p = results[peer]
+        print(f"{peer} / hf-sync: push wall {p['push_model']['wall_s'] / hfr['push_model']['wall_s']:.2f}x, "
+              f"push cpu/GB {p['push_model']['cpu_s'] / hfr['push_model']['cpu_s']:.2f}x, "
+              f"pull wall {p['pull_model']['wall_s'] / hfr['pull_model']['wall_s']:.2f}x, "
+              f"pull cpu/GB {p['pull_model']['cpu_s'] / hfr['pull_model']['cpu_s']:.2f}x, "
+              f"no-op re-sync wall {p['noop_many']['wall_s'] / hfr['noop_many']['wall_s']:.2f}x, "
+              f"no-op cpu {p['noop_many']['cpu_s'] / hfr['noop_many']['cpu_s']:.1f}x")
+    print("moto cpu = seconds the endpoint itself burnt; when it is close to the wall time, moto is the bottleneck")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     model, many = make_data()
@@ -130,27 +153,7 @@ def main():
                                  key=lambda x: x["wall_s"])
             print(f"{name}: done", file=sys.stderr, flush=True)
 
-    gb = model_bytes / 1e9
-    rows = []
-    for name, r in results.items():
-        rows.append((name, r["push_model"]["wall_s"], r["push_model"]["cpu_s"] / gb, r["push_model"]["server_cpu_s"],
-                     r["pull_model"]["wall_s"], r["pull_model"]["cpu_s"] / gb, r["pull_model"]["server_cpu_s"],
-                     r["push_many"]["wall_s"], r["noop_many"]["wall_s"], r["noop_many"]["cpu_s"]))
-    print(f"\nsync bench: model dir {model_bytes / 1e6:.0f} MB ({SMALL_FILES + 1} files), "
-          f"{MANY_FILES} small files ({many_bytes / 1e6:.1f} MB), local moto at loopback")
-    print(f"{'client':8} | {'push s':>7} {'cpu s/GB':>8} {'moto cpu':>8} | {'pull s':>7} {'cpu s/GB':>8} "
-          f"{'moto cpu':>8} | {'10k up s':>8} | {'no-op s':>7} {'cpu s':>6}")
-    for row in rows:
-        print(f"{row[0]:8} | {row[1]:7.2f} {row[2]:8.2f} {row[3]:8.2f} | {row[4]:7.2f} {row[5]:8.2f} {row[6]:8.2f} | "
-              f"{row[7]:8.2f} | {row[8]:7.2f} {row[9]:6.2f}")
-    hfr = results["hf-sync"]
-    for peer in ("aws", "s5cmd"):
-        p = results[peer]
-        print(f"{peer} / hf-sync: push wall {p['push_model']['wall_s'] / hfr['push_model']['wall_s']:.2f}x, "
-              f"push cpu/GB {p['push_model']['cpu_s'] / hfr['push_model']['cpu_s']:.2f}x, "
-              f"pull wall {p['pull_model']['wall_s'] / hfr['pull_model']['wall_s']:.2f}x, "
-              f"pull cpu/GB {p['pull_model']['cpu_s'] / hfr['pull_model']['cpu_s']:.2f}x, "
-              f"no-op re-sync wall {p['noop_many']['wall_s'] / hfr['noop_many']['wall_s']:.2f}x")
+    report(results, model_bytes, many_bytes)
     with open(os.path.join(os.path.dirname(OUT), "sync_bench.json"), "w") as f:
         json.dump({"model_bytes": model_bytes, "many_files": MANY_FILES, "results": results}, f, indent=1)
 
