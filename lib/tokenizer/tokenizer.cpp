@@ -80,7 +80,7 @@ Scratch& scratch() {
 }  // namespace
 
 struct Tokenizer::Impl {
-  explicit Impl(const TokenizerConfig& c);
+  explicit Impl(TokenizerConfig c);
 
   void encode_sequence(std::string_view text, std::vector<std::int32_t>& out, Scratch& s) const;
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const;
@@ -177,7 +177,8 @@ std::size_t count_special(const std::vector<TemplatePiece>& pieces) {
 
 }  // namespace
 
-Tokenizer::Impl::Impl(const TokenizerConfig& c) : config(c), model(c.model), normalizer(c.normalizer) {
+Tokenizer::Impl::Impl(TokenizerConfig c)
+    : config(std::move(c)), model(config.model), normalizer(config.normalizer) {
   for (const auto& a : config.added_tokens) {
     if (a.normalized) {
       normalized_added.add(normalizer.normalize(a.content), a.id);
@@ -187,7 +188,7 @@ Tokenizer::Impl::Impl(const TokenizerConfig& c) : config(c), model(c.model), nor
   }
   raw_added.finish();
   normalized_added.finish();
-  config.model.vocab.clear();
+  config.model.vocab.clear();  // the model has its own copy
   config.model.vocab.shrink_to_fit();
   if (config.has_post_processor) {
     n_special[0] = count_special(config.single);
