@@ -1,20 +1,14 @@
 // hf-eval's library half: read predictions (and optionally references) JSONL, join them, encode
 // labels the way scikit-learn orders them, score, and check the gates.
-// JSONL is read here line by line with nlohmann::json (lib/io's RecordReader was not there yet).
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <map>
-#include <memory>
 #include <set>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/io.h"
 #include "metrics/metrics.h"
 
 namespace hf::metrics {
@@ -22,33 +16,11 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-struct Line {
-  std::int64_t number = 0;  // 1-based line in the file
-  Json value;
-};
+using Line = io::Record;  // .line (1-based), .value (the JSON object)
 
-// All JSON objects of a JSONL file ("-" = stdin), blank lines skipped.
+// All records of a JSONL file ("-" = stdin); an input without records is an error here.
 std::vector<Line> read_jsonl(const std::string& path, const std::string& shown) {
-  std::ifstream file;
-  std::istream* in = &std::cin;
-  if (path != "-") {
-    file.open(path, std::ios::binary);
-    if (!file) throw_errno(ErrorKind::kIo, "cannot open", path, errno);
-    in = &file;
-  }
-  std::vector<Line> lines;
-  std::string text;
-  std::int64_t number = 0;
-  while (std::getline(*in, text)) {
-    ++number;
-    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    Line line{number, Json::parse(text, nullptr, false)};
-    if (line.value.is_discarded()) throw Error(ErrorKind::kDataErr, Where{shown, number, ""}, "invalid JSON");
-    if (!line.value.is_object())
-      throw Error(ErrorKind::kDataErr, Where{shown, number, ""}, "expected a JSON object");
-    lines.push_back(std::move(line));
-  }
-  if (in->bad()) throw Error(ErrorKind::kIo, fmt::format("{}: read error", shown));
+  std::vector<Line> lines = io::read_all(path, io::Format::kJsonl);
   if (lines.empty()) throw Error(ErrorKind::kDataErr, fmt::format("{}: no records", shown));
   return lines;
 }
@@ -64,7 +36,7 @@ struct Source {
 
 const Json& field(const Line& l, const std::string& file, const std::string& name) {
   auto it = l.value.find(name);
-  if (it == l.value.end() || it->is_null()) throw Error(ErrorKind::kDataErr, Where{file, l.number, name}, "missing");
+  if (it == l.value.end() || it->is_null()) throw Error(ErrorKind::kDataErr, Where{file, l.line, name}, "missing");
   return *it;
 }
 
@@ -114,7 +86,7 @@ struct Pair {
 std::string id_key(const Line& l, const std::string& file, const std::string& id_field) {
   const Json& v = field(l, file, id_field);
   if (!v.is_string() && !v.is_number_integer())
-    throw Error(ErrorKind::kDataErr, Where{file, l.number, id_field}, "expected a string or integer id");
+    throw Error(ErrorKind::kDataErr, Where{file, l.line, id_field}, "expected a string or integer id");
   return v.dump();
 }
 
@@ -126,15 +98,15 @@ std::vector<Pair> join(const EvalOptions& o, const std::vector<Line>& preds, con
     auto it = l.value.find(o.scores_field);
     if (it == l.value.end() || it->is_null()) return nullptr;
     if (!it->is_object())
-      throw Error(ErrorKind::kDataErr, Where{pred_file, l.number, o.scores_field}, "expected an object {label: probability}");
+      throw Error(ErrorKind::kDataErr, Where{pred_file, l.line, o.scores_field}, "expected an object {label: probability}");
     return &*it;
   };
   auto pred_source = [&](const Line& l) {
-    return Source{&pred_file, l.number, &field(l, pred_file, o.prediction_field)};
+    return Source{&pred_file, l.line, &field(l, pred_file, o.prediction_field)};
   };
   if (!refs) {
     for (const Line& l : preds)
-      pairs.push_back({pred_source(l), Source{&pred_file, l.number, &field(l, pred_file, o.reference_field)}, scores_of(l)});
+      pairs.push_back({pred_source(l), Source{&pred_file, l.line, &field(l, pred_file, o.reference_field)}, scores_of(l)});
     return pairs;
   }
   if (o.id_field.empty()) {
@@ -144,7 +116,7 @@ std::vector<Pair> join(const EvalOptions& o, const std::vector<Line>& preds, con
                                                    pred_file, preds.size(), ref_file, refs->size()));
     for (std::size_t i = 0; i < preds.size(); ++i) {
       const Line& r = (*refs)[i];
-      pairs.push_back({pred_source(preds[i]), Source{&ref_file, r.number, &field(r, ref_file, o.reference_field)},
+      pairs.push_back({pred_source(preds[i]), Source{&ref_file, r.line, &field(r, ref_file, o.reference_field)},
                        scores_of(preds[i])});
     }
     return pairs;
@@ -153,25 +125,25 @@ std::vector<Pair> join(const EvalOptions& o, const std::vector<Line>& preds, con
   for (const Line& r : *refs) {
     auto [it, fresh] = by_id.emplace(id_key(r, ref_file, o.id_field), &r);
     if (!fresh)
-      throw Error(ErrorKind::kDataErr, Where{ref_file, r.number, o.id_field},
-                  fmt::format("id {} repeats line {}", it->first, it->second->number));
+      throw Error(ErrorKind::kDataErr, Where{ref_file, r.line, o.id_field},
+                  fmt::format("id {} repeats line {}", it->first, it->second->line));
   }
   std::map<std::string, std::int64_t> used;
   for (const Line& l : preds) {
     const std::string id = id_key(l, pred_file, o.id_field);
     auto it = by_id.find(id);
     if (it == by_id.end())
-      throw Error(ErrorKind::kDataErr, Where{pred_file, l.number, o.id_field}, fmt::format("id {} has no reference in {}", id, ref_file));
-    auto [u, fresh] = used.emplace(id, l.number);
+      throw Error(ErrorKind::kDataErr, Where{pred_file, l.line, o.id_field}, fmt::format("id {} has no reference in {}", id, ref_file));
+    auto [u, fresh] = used.emplace(id, l.line);
     if (!fresh)
-      throw Error(ErrorKind::kDataErr, Where{pred_file, l.number, o.id_field}, fmt::format("id {} repeats line {}", id, u->second));
+      throw Error(ErrorKind::kDataErr, Where{pred_file, l.line, o.id_field}, fmt::format("id {} repeats line {}", id, u->second));
     const Line& r = *it->second;
-    pairs.push_back({pred_source(l), Source{&ref_file, r.number, &field(r, ref_file, o.reference_field)}, scores_of(l)});
+    pairs.push_back({pred_source(l), Source{&ref_file, r.line, &field(r, ref_file, o.reference_field)}, scores_of(l)});
   }
   if (used.size() != by_id.size()) {
     for (const Line& r : *refs)
       if (!used.count(id_key(r, ref_file, o.id_field)))
-        throw Error(ErrorKind::kDataErr, Where{ref_file, r.number, o.id_field},
+        throw Error(ErrorKind::kDataErr, Where{ref_file, r.line, o.id_field},
                     fmt::format("{} references have no prediction in {}, the first is id {}", by_id.size() - used.size(),
                                 pred_file, id_key(r, ref_file, o.id_field)));
   }

@@ -1,0 +1,140 @@
+// hf::model without Python: config.json parsing (good cases, then errors), HF's parameter names,
+// HF's problem-type choice, and save_pretrained -> from_pretrained round trips.
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "support/temp_dir.h"
+// libtorch's c10 logging defines its own CHECK; doctest's must win in this file.
+#undef CHECK
+#include <doctest/doctest.h>
+
+using hf::model::BertConfig;
+using hf::model::ProblemType;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+Json tiny() {
+  return Json::parse(R"({"model_type": "bert", "vocab_size": 50, "hidden_size": 8, "num_hidden_layers": 1,
+    "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 16, "is_decoder": false,
+    "id2label": {"1": "pos", "0": "neg"}, "label2id": {"neg": 0, "pos": 1}, "some_future_key": [1, 2]})");
+}
+
+}  // namespace
+
+TEST_CASE("model: config.json fields, defaults and unknown keys") {
+  const BertConfig c = BertConfig::from_json(tiny(), "config.json");
+  CHECK(c.hidden_size == 8);
+  CHECK(c.head_dim() == 4);
+  CHECK(c.id2label == std::vector<std::string>{"neg", "pos"});
+  CHECK(c.hidden_act == "gelu");
+  CHECK(c.layer_norm_eps == 1e-12);
+  CHECK(!c.problem_type);
+  CHECK(!c.classifier_dropout);
+  const Json out = c.to_json();
+  CHECK(out["some_future_key"] == Json::array({1, 2}));
+  CHECK(out["label2id"]["pos"] == 1);
+  CHECK(out["id2label"]["0"] == "neg");
+  CHECK(out["architectures"][0] == "BertForSequenceClassification");
+  // Round trip.
+  const BertConfig again = BertConfig::from_json(out, "again");
+  CHECK(again.id2label == c.id2label);
+  CHECK(again.to_json() == out);
+  // No id2label: HF's two-label default head.
+  Json bare = tiny();
+  bare.erase("id2label");
+  CHECK(BertConfig::from_json(bare, "bare").id2label == std::vector<std::string>{"LABEL_0", "LABEL_1"});
+}
+
+TEST_CASE("model: bad config.json values are data errors naming the key") {
+  const std::pair<const char*, Json> bad[] = {
+      {"hidden_size", 9},  // not a multiple of 2 heads
+      {"hidden_act", "gelu_10"},
+      {"model_type", "roberta"},
+      {"position_embedding_type", "relative_key"},
+      {"num_hidden_layers", "two"},
+      {"id2label", Json::parse(R"({"0": "a", "2": "b"})")},
+      {"problem_type", "ranking"},
+      {"is_decoder", true},
+      {"pad_token_id", 50},
+  };
+  for (const auto& [key, value] : bad) {
+    CAPTURE(key);
+    Json j = tiny();
+    j[key] = value;
+    try {
+      BertConfig::from_json(j, "cfg.json");
+      FAIL("no error");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kDataErr);
+      CHECK(std::string(e.what()).find(key) != std::string::npos);
+      CHECK(std::string(e.what()).find("cfg.json") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("model: parameters carry HF's state-dict names") {
+  hf::model::BertForSequenceClassification m(BertConfig::from_json(tiny(), "config.json"));
+  std::vector<std::string> names;
+  for (const auto& p : m->named_parameters()) names.push_back(p.key());
+  // BertForSequenceClassification's keys for one layer, as transformers names them.
+  const std::vector<std::string> want = {
+      "bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
+      "bert.embeddings.token_type_embeddings.weight", "bert.embeddings.LayerNorm.weight",
+      "bert.embeddings.LayerNorm.bias", "bert.encoder.layer.0.attention.self.query.weight",
+      "bert.encoder.layer.0.attention.self.query.bias", "bert.encoder.layer.0.attention.self.key.weight",
+      "bert.encoder.layer.0.attention.self.key.bias", "bert.encoder.layer.0.attention.self.value.weight",
+      "bert.encoder.layer.0.attention.self.value.bias", "bert.encoder.layer.0.attention.output.dense.weight",
+      "bert.encoder.layer.0.attention.output.dense.bias", "bert.encoder.layer.0.attention.output.LayerNorm.weight",
+      "bert.encoder.layer.0.attention.output.LayerNorm.bias", "bert.encoder.layer.0.intermediate.dense.weight",
+      "bert.encoder.layer.0.intermediate.dense.bias", "bert.encoder.layer.0.output.dense.weight",
+      "bert.encoder.layer.0.output.dense.bias", "bert.encoder.layer.0.output.LayerNorm.weight",
+      "bert.encoder.layer.0.output.LayerNorm.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias",
+      "classifier.weight", "classifier.bias"};
+  CHECK(names == want);
+  m->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = m->forward(torch::tensor({{2, 7, 3}, {2, 3, 0}}), torch::tensor({{1, 1, 1}, {1, 1, 0}}));
+  CHECK(logits.sizes() == torch::IntArrayRef({2, 2}));
+  CHECK_THROWS_AS(m->forward(torch::ones({1, 17}, torch::kLong)), hf::Error);  // > max_position_embeddings
+}
+
+TEST_CASE("model: problem type and loss follow HF's choice") {
+  BertConfig c = BertConfig::from_json(tiny(), "config.json");
+  CHECK(hf::model::resolve_problem_type(c, torch::tensor({0, 1})) == ProblemType::kSingleLabelClassification);
+  CHECK(hf::model::resolve_problem_type(c, torch::ones({2, 2})) == ProblemType::kMultiLabelClassification);
+  c.set_num_labels(1);
+  CHECK(hf::model::resolve_problem_type(c, torch::tensor({0, 1})) == ProblemType::kRegression);
+  c.problem_type = ProblemType::kMultiLabelClassification;
+  CHECK(hf::model::resolve_problem_type(c, torch::tensor({0, 1})) == ProblemType::kMultiLabelClassification);
+  // Cross-entropy of uniform logits over 2 classes is log 2.
+  const torch::Tensor loss = hf::model::classification_loss(ProblemType::kSingleLabelClassification,
+                                                            torch::zeros({3, 2}), torch::tensor({0, 1, 1}));
+  CHECK(loss.item<double>() == doctest::Approx(std::log(2.0)));
+}
+
+TEST_CASE("model: save_pretrained then from_pretrained gives the same logits") {
+  hf::test::TempDir dir;
+  torch::manual_seed(3);
+  hf::model::BertForSequenceClassification m(BertConfig::from_json(tiny(), "config.json"));
+  m->eval();
+  hf::model::save_pretrained(*m, dir.path());
+  hf::model::LoadReport report;
+  auto back = hf::model::from_pretrained(dir.path(), {}, &report);
+  CHECK(report.missing.empty());
+  CHECK(report.unexpected.empty());
+  CHECK(back->config().id2label == m->config().id2label);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor ids = torch::tensor({{2, 9, 4, 3}});
+  CHECK(torch::equal(m->forward(ids), back->forward(ids)));
+  // A different label count needs ignore_mismatched_sizes.
+  hf::model::LoadOptions three;
+  three.labels = {"a", "b", "c"};
+  CHECK_THROWS_AS(hf::model::from_pretrained(dir.path(), three), hf::Error);
+  three.ignore_mismatched_sizes = true;
+  CHECK(hf::model::from_pretrained(dir.path(), three, &report)->config().num_labels() == 3);
+  std::sort(report.mismatched.begin(), report.mismatched.end());
+  CHECK(report.mismatched == std::vector<std::string>{"classifier.bias", "classifier.weight"});
+}
