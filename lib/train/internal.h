@@ -1,0 +1,102 @@
+// Internals shared by lib/train's sources (not a public header): the batch loader, evaluation, and
+// checkpoint reading/writing.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <deque>
+#include <future>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/data.h"
+#include "model/model.h"
+#include "train/train.h"
+
+namespace hf::train {
+
+// Builds the micro-batches of an epoch in order, `workers` threads ahead of the loop (0: on the
+// calling thread). Batches are pure functions of the order, so workers never change results.
+class BatchLoader {
+ public:
+  BatchLoader(const data::Dataset& dataset, std::vector<std::int64_t> order, std::int64_t batch_size,
+              std::int64_t first_batch, int workers, std::int64_t pad_token_id, std::vector<std::int64_t> label_map,
+              bool pin);
+  ~BatchLoader();
+  std::int64_t num_batches() const { return num_batches_; }
+  // Examples in batch `b` (without building it).
+  std::int64_t batch_examples(std::int64_t b) const;
+  // The next batch. Requires: batches remain.
+  Batch next();
+
+ private:
+  Batch make(std::int64_t b) const;
+  void fill();
+
+  const data::Dataset& dataset_;
+  std::vector<std::int64_t> order_;
+  std::int64_t batch_size_, num_batches_, next_ = 0, queued_ = 0;
+  int workers_;
+  std::int64_t pad_token_id_;
+  std::vector<std::int64_t> label_map_;
+  bool pin_;
+  std::deque<std::future<Batch>> ahead_;
+};
+
+// Forward pass settings shared by training and evaluation.
+struct Runtime {
+  torch::Device device{torch::kCPU};
+  bool autocast_bf16 = false;  // CUDA with bf16 support
+};
+
+// Evaluates `model` (eval mode, no grad; restored to train mode after) on `dataset` and returns HF's
+// eval_* metrics: eval_loss plus, for classification, lib/metrics' report scalars (eval_accuracy,
+// eval_f1_macro, ...), then eval_runtime, eval_samples_per_second, eval_steps_per_second.
+nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, const data::Dataset& dataset,
+                                std::int64_t batch_size, const Runtime& rt, const std::vector<std::int64_t>& label_map,
+                                model::ProblemType problem_type);
+
+// Loss of one batch under the runtime's autocast; logits stay as computed.
+torch::Tensor forward_loss(model::BertForSequenceClassification& model, const Batch& batch, const Runtime& rt,
+                           model::ProblemType problem_type, torch::Tensor* logits = nullptr);
+
+// Whole safetensors files of CPU tensors (F32, I64, U8) for optimizer and RNG state.
+struct TensorFile {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  std::map<std::string, std::string> metadata;
+  const torch::Tensor* find(const std::string& name) const;
+};
+// Writes atomically. Throws Error(kCantCreate/kIo).
+void save_tensors(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                  const std::map<std::string, std::string>& metadata);
+// Throws Error(kNoInput) when missing, Error(kDataErr) when corrupt or of another dtype.
+TensorFile load_tensors(const std::string& path);
+
+inline constexpr const char* kCompleteMarker = ".complete";
+inline constexpr int kCheckpointFormat = 1;
+
+// What a checkpoint holds besides the model: trainer_state.json (HF fields + hfkit's cursor).
+struct CheckpointParts {
+  nlohmann::ordered_json trainer_state;
+  nlohmann::ordered_json scheduler;  // scheduler.json
+  std::vector<std::pair<std::string, torch::Tensor>> rng;  // generator name -> state bytes
+};
+
+// Writes output_dir/checkpoint-<step>/ through a temp dir, renames it into place and then writes
+// the completeness marker. Returns the final path. Throws Error(kCantCreate/kIo).
+std::string write_checkpoint(const std::string& output_dir, std::int64_t step,
+                             const model::BertForSequenceClassificationImpl& model, const AdamW& optimizer,
+                             const CheckpointParts& parts, const std::string& tokenizer_dir);
+// Reads trainer_state.json, scheduler.json and rng_state.safetensors of a checkpoint directory.
+// Throws Error(kNoInput/kDataErr).
+CheckpointParts read_checkpoint_parts(const std::string& dir);
+// Copies the tokenizer files that exist in `from` into `to` (atomically each).
+void copy_tokenizer_files(const std::string& from, const std::string& to);
+// Deletes what save_total_limit says must go (marker first, so a half-deleted one is not complete).
+void rotate_checkpoints(const std::string& output_dir, std::int64_t limit, const std::string& keep_best);
+// Removes leftover temp dirs (.checkpoint-*.tmp) and unmarked checkpoint dirs of killed runs.
+void remove_incomplete_checkpoints(const std::string& output_dir);
+
+}  // namespace hf::train

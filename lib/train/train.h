@@ -1,0 +1,153 @@
+// Fine-tuning BertForSequenceClassification: the training loop (dynamic padding, length-grouped
+// sampling, gradient accumulation, AdamW, HF's LR schedules, clipping, eval, early stopping),
+// checkpoints that resume exactly (model, optimizer, scheduler, RNG, data cursor) and the final HF
+// model directory. Option names and defaults follow HF TrainingArguments. One process, one device;
+// nothing here assumes a rank, so a data-parallel wrapper can sit on top later.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace hf::data {
+class Dataset;
+}
+
+namespace hf::train {
+
+// What hf-train does; every field is a flag (dashes) and a YAML key (this spelling). See
+// tools/hf-train/README.md for the meaning of each.
+struct TrainOptions {
+  std::string model;       // HF model directory (config.json + model.safetensors + tokenizer)
+  std::string data;        // hf-preprocess output directory
+  std::string output_dir;  // checkpoints, then the final model directory
+  std::string train_split = "train";
+  std::string eval_split = "validation";
+
+  double learning_rate = 5e-5;
+  std::int64_t per_device_train_batch_size = 8;
+  std::int64_t per_device_eval_batch_size = 8;
+  std::int64_t gradient_accumulation_steps = 1;
+  double num_train_epochs = 3.0;
+  std::int64_t max_steps = -1;  // > 0 overrides num_train_epochs
+  double warmup_ratio = 0.0;
+  std::int64_t warmup_steps = 0;  // > 0 overrides warmup_ratio
+  std::string lr_scheduler_type = "linear";  // linear|cosine|constant|constant_with_warmup
+  double weight_decay = 0.0;                 // never on biases and LayerNorm weights
+  double max_grad_norm = 1.0;                // <= 0: no clipping
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double adam_epsilon = 1e-8;
+  std::uint64_t seed = 42;
+
+  std::int64_t logging_steps = 500;
+  std::string eval_strategy = "no";  // no|steps|epoch
+  std::int64_t eval_steps = 0;       // 0: logging_steps
+  std::string save_strategy = "steps";  // no|steps|epoch
+  std::int64_t save_steps = 500;
+  std::int64_t save_total_limit = 0;  // 0: keep all
+  bool load_best_model_at_end = false;
+  std::string metric_for_best_model = "loss";  // with or without "eval_"
+  std::optional<bool> greater_is_better;       // default: false for *loss metrics, else true
+  std::int64_t early_stopping_patience = 0;    // evaluations without improvement; 0: off
+  double early_stopping_threshold = 0.0;
+  bool group_by_length = false;
+  int dataloader_num_workers = 0;  // threads building batches ahead of the loop
+
+  std::string device = "auto";  // auto|cpu|cuda|cuda:N
+  int threads = 0;              // torch intra-op threads; 0: torch's default
+  std::string resume = "none";  // none|auto|PATH of a checkpoint directory
+  bool overwrite_output_dir = false;
+  bool ignore_mismatched_sizes = false;  // data labels != model head: re-initialise the head
+  std::string resolved_config_yaml;      // written as output_dir/hfkit_config.yaml
+};
+
+enum class TrainResult {
+  kCompleted,  // the final model directory is written
+  kStopped,    // a stop signal (SIGTERM/SIGUSR1/first SIGINT) ended it after a checkpoint was saved
+};
+// Runs training. Throws hf::Error: kUsage/kConfig for bad or contradictory
+// options, kNoInput for a missing model/dataset, kDataErr for corrupt inputs, an empty training set,
+// labels that do not fit the model, or a non-finite loss (naming the step), kCantCreate/kIo for
+// outputs.
+TrainResult train(const TrainOptions& options);
+
+// ---- Pieces of the loop, public for tests ----
+
+// HF's schedules (transformers.optimization): the factor applied to the base learning rate at
+// optimizer step `step` (0-based; the first update uses step 0). Throws Error(kUsage) for an
+// unknown type.
+double lr_factor(const std::string& type, std::int64_t step, std::int64_t warmup_steps, std::int64_t total_steps);
+// HF's get_warmup_steps: warmup_steps if > 0, else ceil(warmup_ratio * total_steps).
+std::int64_t num_warmup_steps(std::int64_t warmup_steps, double warmup_ratio, std::int64_t total_steps);
+
+// The example order of one epoch: a seeded shuffle (mt19937_64, the same on every platform) of
+// 0..n-1 seeded by seed + epoch. With `lengths`, HF's get_length_grouped_indices: the shuffled order
+// is cut into megabatches of min(n / (4 * batch_size), 50) batches (at least 1), each sorted by
+// length (longest first, stable), and the longest example of all is swapped to the front, so a
+// memory blow-up shows on the first step.
+std::vector<std::int64_t> epoch_order(std::size_t n, std::uint64_t seed, std::int64_t epoch,
+                                      std::span<const std::int64_t> lengths = {}, std::int64_t batch_size = 1);
+
+// One padded batch. input_ids/attention_mask/token_type_ids [B, T] int64 with T the longest
+// example of the batch; labels [B] int64 or [B, K] float.
+struct Batch {
+  torch::Tensor input_ids, attention_mask, token_type_ids, labels;
+  std::int64_t examples = 0;
+  std::int64_t tokens = 0;  // real (non-pad) tokens
+};
+// Requires: indices not empty and < dataset.size(). `label_map` (when not empty) maps the
+// dataset's label index to the model's. `pin` puts the tensors in page-locked memory.
+Batch collate(const data::Dataset& dataset, std::span<const std::int64_t> indices, std::int64_t pad_token_id,
+              std::span<const std::int64_t> label_map = {}, bool pin = false);
+
+// torch.optim.AdamW (decoupled weight decay, bias correction, no amsgrad) over named parameters,
+// run by ATen's fused kernel; two groups: with weight decay and without (biases, LayerNorm).
+// State is kept by HF parameter name so it can be saved to and restored from safetensors exactly.
+class AdamW {
+ public:
+  struct Options {
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  };
+  AdamW(const torch::OrderedDict<std::string, torch::Tensor>& params, Options options);
+  // One update of every parameter that has a gradient, at learning rate `lr`.
+  void step(double lr);
+  std::int64_t steps() const { return steps_; }
+  // Writes `path` atomically: "<name>.exp_avg" and "<name>.exp_avg_sq" F32 tensors, the step count
+  // and hyper-parameters in the metadata. Throws Error(kCantCreate/kIo).
+  void save(const std::string& path) const;
+  // Restores what save() wrote. Throws Error(kNoInput) when missing, Error(kDataErr) when corrupt or
+  // when its parameter names or shapes differ from this optimizer's.
+  void load(const std::string& path);
+  // True for names that get no weight decay (HF: biases and LayerNorm weights).
+  static bool no_decay(const std::string& name);
+
+ private:
+  struct Group {
+    std::vector<std::string> names;
+    std::vector<torch::Tensor> params, exp_avg, exp_avg_sq, steps;
+    double weight_decay = 0.0;
+  };
+  Options options_;
+  std::vector<Group> groups_;
+  std::int64_t steps_ = 0;
+};
+
+// Checkpoints in an output directory: `checkpoint-<step>/` with a `.complete` marker.
+struct CheckpointRef {
+  std::int64_t step = 0;
+  std::string path;
+};
+// Complete checkpoints, oldest first. Directories without the marker are ignored.
+std::vector<CheckpointRef> list_checkpoints(const std::string& output_dir);
+// Which checkpoints rotation deletes so that at most `limit` remain: oldest first, never `keep_best`
+// (a path, may be empty) and never the newest. limit <= 0: none.
+std::vector<CheckpointRef> checkpoints_to_delete(const std::vector<CheckpointRef>& complete, std::int64_t limit,
+                                                 const std::string& keep_best);
+
+}  // namespace hf::train

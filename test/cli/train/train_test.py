@@ -1,0 +1,441 @@
+"""hf-train end to end on the real binary with the tiny random BERT: the output directory loads in
+`transformers` with the same logits as hfkit's model; the updates equal a plain PyTorch loop
+(transformers BertForSequenceClassification + torch.optim.AdamW + HF's schedule + clipping);
+SIGKILL at random points (during steps and during checkpoint writes) and --resume auto give a
+model.safetensors byte-identical to an uninterrupted run; a damaged newest checkpoint falls back to
+the previous one; SIGTERM/SIGUSR1 save a checkpoint and exit 75; rotation keeps the best; early
+stopping; bad inputs give one error line and a documented exit code."""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from hfkit_testlib import BIN, MINILM, SHARED_DATA, expect_error, main, run, tool
+
+TRAIN = tool("hf-train")
+PRE = tool("hf-preprocess")
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+MAKE_TINY = os.path.join(SRC, "scripts", "make-tiny-bert.py")
+TINY_YAML = os.path.join(SRC, "configs", "tiny.yaml")
+AMAZON = os.path.join(SHARED_DATA, "sentiment", "amazon.jsonl")
+MODEL_LOGITS = os.environ.get("HFKIT_MODEL_LOGITS") or os.path.join(os.path.dirname(BIN), "test", "golden", "model",
+                                                                    "model_logits")
+
+WORK = tempfile.mkdtemp(prefix="hfkit-train-test-")
+TINY = os.path.join(WORK, "tiny")          # tiny random BERT, labels negative/positive, dropout on
+TINY_NODROP = os.path.join(WORK, "tiny0")  # the same without dropout, for the PyTorch comparison
+DATA = os.path.join(WORK, "data")          # amazon.jsonl: 800 / 100 / 100
+SMALL = os.path.join(WORK, "small")        # 48 examples, all in train
+
+# Fixed options of the exact-resume runs: one thread, so float sums happen in one order.
+RESUME_ARGS = ["--config", TINY_YAML, "--threads", "1", "--max-steps", "60", "--save-steps", "5",
+               "--eval-steps", "10", "--logging-steps", "5", "--save-total-limit", "3"]
+
+
+def setup():
+    py = sys.executable
+    run([py, MAKE_TINY, TINY, "--seed", "0"], check=0)
+    run([py, MAKE_TINY, TINY_NODROP, "--seed", "1", "--set", "hidden_dropout_prob=0",
+         "--set", "attention_probs_dropout_prob=0"], check=0)
+    run([PRE, "--tokenizer", TINY, "--input", AMAZON, "--output", DATA, "--stratify", "--seed", "3",
+         "--max-length", "64", "-q"], check=0)
+    small_jsonl = os.path.join(WORK, "small.jsonl")
+    with open(AMAZON, encoding="utf-8") as f, open(small_jsonl, "w", encoding="utf-8") as out:
+        out.writelines(f.readlines()[:48])
+    run([PRE, "--tokenizer", TINY, "--input", small_jsonl, "--output", SMALL, "--split", "train=1", "-q"], check=0)
+
+
+def train(out, *args, model=TINY, data=DATA, check=0, env=None):
+    return run([TRAIN, "--model", model, "--data", data, "--output-dir", out, *args], check=check, env=env)
+
+
+def read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+_reference = {}
+
+
+def reference_run():
+    """The uninterrupted run every resume test compares against (made once)."""
+    if not _reference:
+        out = os.path.join(WORK, "reference")
+        train(out, *RESUME_ARGS)
+        _reference["dir"] = out
+        _reference["model"] = read(os.path.join(out, "model.safetensors"))
+        _reference["log"] = [r for r in jsonl(os.path.join(out, "metrics.jsonl")) if "loss" in r or "eval_loss" in r]
+    return _reference
+
+
+def deterministic_part(records):
+    """Log records without the wall-clock fields."""
+    timing = {"samples_per_second", "tokens_per_second", "eval_runtime", "eval_samples_per_second",
+              "eval_steps_per_second"}
+    return [{k: v for k, v in r.items() if k not in timing} for r in records if "loss" in r or "eval_loss" in r]
+
+
+def check_same_as_reference(out):
+    ref = reference_run()
+    assert read(os.path.join(out, "model.safetensors")) == ref["model"], "model.safetensors differs from the reference"
+    got = deterministic_part(jsonl(os.path.join(out, "metrics.jsonl")))
+    assert got == deterministic_part(ref["log"]), "metrics.jsonl losses differ from the reference"
+
+
+def complete_checkpoints(out):
+    if not os.path.isdir(out):
+        return []
+    return sorted(int(n.split("-")[1]) for n in os.listdir(out)
+                  if n.startswith("checkpoint-") and os.path.exists(os.path.join(out, n, ".complete")))
+
+
+def start(out, *args):
+    return subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(pred, proc, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.0005)
+    raise AssertionError("timed out waiting")
+
+
+# ---- outputs ----
+
+def test_output_dir_is_an_hf_model_directory():
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    out = os.path.join(WORK, "plain")
+    p = train(out, "--config", TINY_YAML, "--max-steps", "30")
+    assert "error" not in p.stderr, p.stderr
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["id2label"] == {"0": "negative", "1": "positive"}, cfg["id2label"]
+    assert cfg["label2id"] == {"negative": 0, "positive": 1}
+    for name in ["model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "train_results.json",
+                 "trainer_state.json", "metrics.jsonl", "hfkit_config.yaml", "eval_results.json"]:
+        assert os.path.exists(os.path.join(out, name)), name
+    results = json.load(open(os.path.join(out, "train_results.json")))
+    for k in ["train_loss", "train_runtime", "train_samples_per_second", "epoch"]:
+        assert k in results, k
+    log = jsonl(os.path.join(out, "metrics.jsonl"))
+    steps = [r for r in log if "loss" in r]
+    assert [r["step"] for r in steps] == [10, 20, 30], steps
+    for k in ["epoch", "loss", "learning_rate", "grad_norm", "samples_per_second", "tokens_per_second"]:
+        assert k in steps[0], k
+    evals = [r for r in log if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [20, 30] and "eval_accuracy" in evals[0] and "eval_f1_macro" in evals[0]
+    resolved = read(os.path.join(out, "hfkit_config.yaml"), "r")
+    assert 'learning_rate: "0.001"' in resolved and "save_total_limit" in resolved, resolved
+    state = json.load(open(os.path.join(out, "checkpoint-30", "trainer_state.json")))
+    assert state["global_step"] == 30 and state["log_history"] and "hfkit" in state
+    for name in ["model.safetensors", "config.json", "optimizer.safetensors", "rng_state.safetensors",
+                 "scheduler.json", "tokenizer.json", ".complete"]:
+        assert os.path.exists(os.path.join(out, "checkpoint-30", name)), name
+
+    # transformers reads the directory, and its logits are hfkit's.
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    texts = ["Great phone, works well.", "The battery died after two days and support never answered."]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = model(**enc).logits.numpy()
+    assert os.path.exists(MODEL_LOGITS), f"{MODEL_LOGITS} not built"
+    req = {k: enc[k].tolist() for k in ["input_ids", "attention_mask", "token_type_ids"]}
+    p = run([MODEL_LOGITS, out], input=json.dumps(req), check=0)
+    got = np.array(json.loads(p.stdout)["logits"])
+    diff = float(np.abs(got - want).max())
+    print(f"  logits max |diff| hfkit vs transformers: {diff:.2e} (tolerance 1e-4)")
+    assert diff < 1e-4
+
+
+def test_updates_equal_a_pytorch_loop():
+    """Full-batch steps (dropout off): AdamW (fused, decay groups as HF), linear warmup schedule and
+    gradient clipping must give the parameters a plain transformers + torch loop gives."""
+    import torch
+    from safetensors.numpy import load_file
+    from safetensors.torch import load_file as load_torch
+    from transformers import AutoModelForSequenceClassification, get_linear_schedule_with_warmup
+
+    steps, lr, wd, clip, warmup = 6, 2e-3, 0.1, 0.5, 2
+    t = load_file(os.path.join(SMALL, "train.safetensors"))
+    offs, ids, labels = t["offsets"], t["input_ids"], t["labels"]
+    n = len(offs) - 1
+    width = max(int(offs[i + 1] - offs[i]) for i in range(n))
+    input_ids = torch.zeros(n, width, dtype=torch.long)
+    mask = torch.zeros(n, width, dtype=torch.long)
+    for i in range(n):
+        row = torch.from_numpy(ids[offs[i]:offs[i + 1]].astype(np.int64))
+        input_ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(TINY_NODROP)
+    model.train()
+    decay = [p for name, p in model.named_parameters() if not ("bias" in name or "LayerNorm" in name)]
+    no_decay = [p for name, p in model.named_parameters() if "bias" in name or "LayerNorm" in name]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=lr, fused=True)
+    sched = get_linear_schedule_with_warmup(opt, warmup, steps)
+    for _ in range(steps):
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=torch.from_numpy(labels)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    want = {k: v.detach() for k, v in model.state_dict().items()}
+
+    common = ["--max-steps", str(steps), "--learning-rate", str(lr), "--weight-decay", str(wd), "--max-grad-norm",
+              str(clip), "--warmup-steps", str(warmup), "--save-strategy", "no", "--threads", "1"]
+    for label, extra in [("one batch", ["--per-device-train-batch-size", "64"]),
+                         ("2 x accumulation", ["--per-device-train-batch-size", "24", "--gradient-accumulation-steps", "2"])]:
+        out = os.path.join(WORK, "vs-torch-" + extra[1])
+        train(out, *common, *extra, model=TINY_NODROP, data=SMALL)
+        got = load_torch(os.path.join(out, "model.safetensors"))
+        worst, worst_key = 0.0, ""
+        moved = 0.0
+        for k, v in want.items():
+            if k not in got:
+                continue
+            d = float((got[k] - v).abs().max())
+            if d > worst:
+                worst, worst_key = d, k
+        start_w = load_torch(os.path.join(TINY_NODROP, "model.safetensors"))
+        moved = max(float((want[k] - start_w[k]).abs().max()) for k in start_w if k in want)
+        assert set(got) >= {k for k in want if not k.endswith("position_ids")}, set(want) - set(got)
+        print(f"  {label}: max |param diff| vs torch loop {worst:.2e} at {worst_key} (params moved up to {moved:.2e}; "
+              f"tolerance 5e-5)")
+        assert worst < 5e-5, (label, worst_key, worst)
+
+
+# ---- exact resume ----
+
+def test_sigkill_at_random_points_resumes_byte_identical():
+    reference_run()
+    rng = random.Random(int(os.environ.get("HFKIT_TEST_SEED", "0")) or None)
+    out = os.path.join(WORK, "killed")
+    plan = ["ckpt", "step", "ckpt", "step", "step", "ckpt", "step"]  # where each kill lands
+    kills = []
+    for attempt in range(30):
+        proc = start(out, *RESUME_ARGS, "--resume", "auto")
+        if plan:
+            how = plan.pop(0)
+            if how == "ckpt":
+                # During a checkpoint write: the moment a temp checkpoint directory appears, plus a
+                # random few milliseconds (so some kills land after the rename, before the marker).
+                seen = set(os.listdir(out)) if os.path.isdir(out) else set()
+
+                def writing():
+                    if not os.path.isdir(out):
+                        return False
+                    return any(n.endswith(".tmp") and n not in seen for n in os.listdir(out))
+
+                if wait_for(writing, proc):
+                    time.sleep(rng.uniform(0, 0.02))
+            else:
+                # During training steps: metrics.jsonl is rewritten (a new inode) just before the
+                # loop starts; then a random moment within the next few dozen steps.
+                log = os.path.join(out, "metrics.jsonl")
+                before = os.stat(log).st_ino if os.path.exists(log) else None
+
+                def looping():
+                    return os.path.exists(log) and os.stat(log).st_ino != before
+
+                if wait_for(looping, proc):
+                    time.sleep(rng.uniform(0, 0.2))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills.append((how, complete_checkpoints(out)[-1:] or [0]))
+        _, err = proc.communicate()
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, (proc.returncode, err[-2000:])
+    else:
+        raise AssertionError("never finished")
+    print(f"  {len(kills)} kills (kind, newest complete checkpoint after): {kills}")
+    assert len([k for k in kills if k[1][0] < 60]) >= 4, kills  # kills that cut the training short
+    check_same_as_reference(out)
+    assert complete_checkpoints(out)[-1] == 60
+    assert len(complete_checkpoints(out)) <= 4  # save_total_limit 3 (+ the best)
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+
+
+def test_damaged_newest_checkpoint_falls_back_to_previous():
+    out = os.path.join(WORK, "damaged")
+    proc = start(out, *RESUME_ARGS)
+    wait_for(lambda: 25 in complete_checkpoints(out), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    newest = complete_checkpoints(out)[-1]
+    path = os.path.join(out, f"checkpoint-{newest}", "model.safetensors")
+    with open(path, "r+b") as f:  # a header length pointing past the end of the file
+        f.write((1 << 40).to_bytes(8, "little"))
+    p = train(out, *RESUME_ARGS, "--resume", "auto")
+    assert f"cannot resume from {out}/checkpoint-{newest}" in p.stderr, p.stderr
+    assert "resuming from" in p.stderr
+    check_same_as_reference(out)
+
+
+def test_sigterm_and_sigusr1_save_and_exit_75():
+    for sig in [signal.SIGTERM, signal.SIGUSR1]:
+        out = os.path.join(WORK, f"signal-{sig}")
+        proc = start(out, *RESUME_ARGS)
+        wait_for(lambda: 5 in complete_checkpoints(out), proc)
+        time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 75, (proc.returncode, err[-2000:])
+        assert "checkpoint saved" in err, err
+        newest = complete_checkpoints(out)[-1]
+        state = json.load(open(os.path.join(out, f"checkpoint-{newest}", "trainer_state.json")))
+        assert state["global_step"] == newest and newest < 60
+        train(out, *RESUME_ARGS, "--resume", "auto")
+        check_same_as_reference(out)
+
+
+def test_dataloader_workers_do_not_change_results():
+    a, b = os.path.join(WORK, "workers0"), os.path.join(WORK, "workers2")
+    args = ["--config", TINY_YAML, "--threads", "1", "--max-steps", "15", "--save-strategy", "no", "--group-by-length"]
+    train(a, *args)
+    train(b, *args, "--dataloader-num-workers", "2")
+    assert read(os.path.join(a, "model.safetensors")) == read(os.path.join(b, "model.safetensors"))
+
+
+# ---- best model, rotation, early stopping ----
+
+def test_load_best_model_at_end_and_rotation_keep_the_best():
+    out = os.path.join(WORK, "best")
+    train(out, "--config", TINY_YAML, "--max-steps", "50", "--eval-steps", "10", "--save-steps", "10",
+          "--save-total-limit", "1", "--load-best-model-at-end", "--metric-for-best-model", "eval_loss",
+          "--learning-rate", "0.01")
+    state = json.load(open(os.path.join(out, "trainer_state.json")))
+    evals = {r["step"]: r["eval_loss"] for r in state["log_history"] if "eval_loss" in r}
+    best_step = min(evals, key=lambda s: evals[s])
+    assert state["best_model_checkpoint"].endswith(f"checkpoint-{best_step}"), (state["best_model_checkpoint"], evals)
+    assert abs(state["best_metric"] - evals[best_step]) < 1e-12
+    kept = complete_checkpoints(out)
+    assert kept == sorted({best_step, 50}), (kept, best_step)
+    assert read(os.path.join(out, "model.safetensors")) == read(os.path.join(out, f"checkpoint-{best_step}",
+                                                                             "model.safetensors"))
+
+
+def test_early_stopping():
+    out = os.path.join(WORK, "early")
+    # A zero learning rate never improves the eval loss: patience 2 stops at the third evaluation.
+    p = train(out, "--config", TINY_YAML, "--learning-rate", "0", "--eval-steps", "5", "--save-steps", "5",
+              "--early-stopping-patience", "2")
+    assert "early stopping" in p.stderr
+    state = json.load(open(os.path.join(out, "trainer_state.json")))
+    assert state["global_step"] == 15, state["global_step"]
+
+
+# ---- labels ----
+
+def test_label_mismatch():
+    three = os.path.join(WORK, "three")
+    run([sys.executable, MAKE_TINY, three, "--labels", "bad,neutral,good"], check=0)
+    out = os.path.join(WORK, "mismatch")
+    expect_error([TRAIN, "--model", three, "--data", DATA, "--output-dir", out, "--max-steps", "2"], 65,
+                 "label set mismatch", "bad, neutral, good", "negative, positive", "--ignore-mismatched-sizes")
+    train(os.path.join(WORK, "mismatch-ok"), "--max-steps", "2", "--ignore-mismatched-sizes", model=three)
+    cfg = json.load(open(os.path.join(WORK, "mismatch-ok", "config.json")))
+    assert cfg["id2label"] == {"0": "negative", "1": "positive"}
+    # The same labels in another order: the head is kept and the data mapped onto it.
+    swapped = os.path.join(WORK, "swapped")
+    run([sys.executable, MAKE_TINY, swapped, "--labels", "positive,negative"], check=0)
+    p = train(os.path.join(WORK, "swapped-run"), "--max-steps", "2", model=swapped)
+    assert "mapped onto the model's label ids" in p.stderr
+    cfg = json.load(open(os.path.join(WORK, "swapped-run", "config.json")))
+    assert cfg["id2label"] == {"0": "positive", "1": "negative"}
+    # A bare encoder (MiniLM has no classifier) gets a new head for the data's labels.
+    p = train(os.path.join(WORK, "minilm"), "--max-steps", "1", "--per-device-train-batch-size", "2",
+              "--save-strategy", "no", model=MINILM)
+    assert "classifier.weight" in p.stderr  # listed as newly initialised
+    cfg = json.load(open(os.path.join(WORK, "minilm", "config.json")))
+    assert cfg["id2label"] == {"0": "negative", "1": "positive"}
+
+
+# ---- bad inputs ----
+
+def test_bad_inputs():
+    out = os.path.join(WORK, "bad")
+    args = lambda model=TINY, data=DATA: [TRAIN, "--model", model, "--data", data, "--output-dir", out,
+                                          "--max-steps", "2", "--save-strategy", "no"]
+    expect_error(args(model=os.path.join(WORK, "nope")), 66, "nope")
+    no_weights = os.path.join(WORK, "no-weights")
+    shutil.copytree(TINY, no_weights)
+    os.remove(os.path.join(no_weights, "model.safetensors"))
+    expect_error(args(model=no_weights), 66, "model.safetensors")
+    corrupt = os.path.join(WORK, "corrupt")
+    shutil.copytree(TINY, corrupt)
+    with open(os.path.join(corrupt, "model.safetensors"), "r+b") as f:
+        f.truncate(1000)
+    expect_error(args(model=corrupt), 65, "model.safetensors")
+    expect_error(args(data=os.path.join(WORK, "no-data")), 66, "train.safetensors")
+
+    # An empty training split.
+    empty = os.path.join(WORK, "empty")
+    two = os.path.join(WORK, "two.jsonl")
+    with open(two, "w") as f:
+        f.write('{"text": "good", "label": "positive"}\n{"text": "bad", "label": "negative"}\n')
+    run([PRE, "--tokenizer", TINY, "--input", two, "--output", empty, "--split", "train=0,validation=1", "-q"], check=0)
+    expect_error(args(data=empty), 65, "no examples to train on")
+
+    # A YAML typo names the file, line and key.
+    yaml = os.path.join(WORK, "typo.yaml")
+    with open(yaml, "w") as f:
+        f.write("learning_rate: 0.001\nlerning_rate: 0.1\n")
+    expect_error(args() + ["--config", yaml], 78, f"{yaml}:2", "lerning_rate", "unknown key")
+    # Options that contradict each other.
+    expect_error(args() + ["--load-best-model-at-end"], 78, "load_best_model_at_end")
+    expect_error(args() + ["--metric-for-best-model", "acuracy"], 64, "acuracy")
+    expect_error(args() + ["--device", "cuda"], 69, "no CUDA device")
+
+    # A non-finite loss names the step.
+    import torch
+    from safetensors.torch import load_file, save_file
+    nan = os.path.join(WORK, "nan")
+    shutil.copytree(TINY, nan)
+    w = load_file(os.path.join(nan, "model.safetensors"))
+    w["classifier.weight"][0, 0] = float("nan")
+    save_file(w, os.path.join(nan, "model.safetensors"), metadata={"format": "pt"})
+    expect_error(args(model=nan), 65, "loss is nan at step 1")
+
+    # Checkpoints already there and no --resume: refuse rather than mix two runs.
+    ckpt = os.path.join(WORK, "has-ckpt")
+    train(ckpt, "--max-steps", "2", "--save-steps", "1")
+    expect_error([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", ckpt, "--max-steps", "2"], 64,
+                 "--resume auto")
+    # An explicit checkpoint path that does not exist.
+    expect_error([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", ckpt, "--resume",
+                  os.path.join(ckpt, "checkpoint-99")], 66, "checkpoint-99")
+
+
+def test_resume_auto_without_checkpoints_starts_fresh():
+    out = os.path.join(WORK, "fresh")
+    p = train(out, "--max-steps", "3", "--resume", "auto", "--save-strategy", "no")
+    assert "no checkpoint in" in p.stderr and "starting fresh" in p.stderr
+
+
+if __name__ == "__main__":
+    try:
+        setup()
+        main(globals())
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)

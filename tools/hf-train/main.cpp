@@ -1,0 +1,62 @@
+// hf-train: fine-tune an HF BERT checkpoint on an hf-preprocess dataset (see README.md).
+#include "cli/cli.h"
+#include "train/train.h"
+
+int main(int argc, char** argv) {
+  hf::train::TrainOptions o;
+  bool greater_is_better = false;
+  hf::cli::Tool tool("hf-train",
+                     "Fine-tune a Hugging Face BERT checkpoint for sequence classification on a dataset written by\n"
+                     "hf-preprocess. Options are HF TrainingArguments (flags with dashes, YAML keys with '_').\n"
+                     "Checkpoints resume exactly; SIGTERM/SIGUSR1 save one and exit 75.",
+                     "  hf-train --model all-MiniLM-L6-v2/ --data data/ --output-dir run/ --resume auto\n"
+                     "  hf-train --config configs/demo-sentiment.yaml --model M --data D --output-dir run/\n"
+                     "  hf-train --config configs/tiny.yaml --model tiny/ --data D --output-dir run/ --max-steps 20");
+  auto& app = tool.app();
+  tool.require(app.add_option("--model", o.model, "HF model directory (config.json, model.safetensors, tokenizer)"));
+  tool.require(app.add_option("--data", o.data, "Dataset directory written by hf-preprocess"));
+  tool.require(app.add_option("--output-dir", o.output_dir, "Checkpoints, then the fine-tuned HF model directory"));
+  app.add_option("--train-split", o.train_split, "Split to train on");
+  app.add_option("--eval-split", o.eval_split, "Split to evaluate on");
+  app.add_option("--learning-rate", o.learning_rate, "Peak learning rate of AdamW");
+  app.add_option("--per-device-train-batch-size", o.per_device_train_batch_size, "Examples per micro-batch");
+  app.add_option("--per-device-eval-batch-size", o.per_device_eval_batch_size, "Examples per eval batch");
+  app.add_option("--gradient-accumulation-steps", o.gradient_accumulation_steps, "Micro-batches per optimizer step");
+  app.add_option("--num-train-epochs", o.num_train_epochs, "Epochs (may be fractional)");
+  app.add_option("--max-steps", o.max_steps, "Optimizer steps; > 0 overrides --num-train-epochs");
+  app.add_option("--warmup-ratio", o.warmup_ratio, "Share of the steps with a linear warmup");
+  app.add_option("--warmup-steps", o.warmup_steps, "Warmup steps; > 0 overrides --warmup-ratio");
+  app.add_option("--lr-scheduler-type", o.lr_scheduler_type, "Learning-rate schedule")
+      ->check(CLI::IsMember({"linear", "cosine", "constant", "constant_with_warmup"}));
+  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay (never on biases and LayerNorm)");
+  app.add_option("--max-grad-norm", o.max_grad_norm, "Clip the gradient norm to this (0 = no clipping)");
+  app.add_option("--adam-beta1", o.adam_beta1, "AdamW beta1");
+  app.add_option("--adam-beta2", o.adam_beta2, "AdamW beta2");
+  app.add_option("--adam-epsilon", o.adam_epsilon, "AdamW epsilon");
+  app.add_option("--seed", o.seed, "Seed of the head initialisation, dropout and data order");
+  app.add_option("--logging-steps", o.logging_steps, "Log loss, lr, grad norm and throughput every N steps");
+  app.add_option("--eval-strategy", o.eval_strategy, "When to evaluate")->check(CLI::IsMember({"no", "steps", "epoch"}));
+  app.add_option("--eval-steps", o.eval_steps, "Evaluate every N steps (0 = --logging-steps)");
+  app.add_option("--save-strategy", o.save_strategy, "When to checkpoint")->check(CLI::IsMember({"no", "steps", "epoch"}));
+  app.add_option("--save-steps", o.save_steps, "Checkpoint every N steps");
+  app.add_option("--save-total-limit", o.save_total_limit, "Keep at most N checkpoints (never the best, never the newest; 0 = all)");
+  app.add_flag("--load-best-model-at-end", o.load_best_model_at_end, "Final model = the best checkpoint");
+  app.add_option("--metric-for-best-model", o.metric_for_best_model, "Eval metric deciding the best checkpoint");
+  auto* gib = app.add_option("--greater-is-better", greater_is_better,
+                             "Whether a larger metric is better (default: false for *loss, else true)");
+  app.add_option("--early-stopping-patience", o.early_stopping_patience, "Stop after N evaluations without improvement (0 = off)");
+  app.add_option("--early-stopping-threshold", o.early_stopping_threshold, "Smallest change that counts as improvement");
+  app.add_flag("--group-by-length", o.group_by_length, "Batch examples of similar length (less padding)");
+  app.add_option("--dataloader-num-workers", o.dataloader_num_workers, "Threads building batches ahead (0 = inline)");
+  app.add_option("--device", o.device, "auto, cpu, cuda or cuda:N (bf16 autocast + TF32 on Ampere+)")->envname("HFKIT_DEVICE");
+  app.add_option("-t,--threads", o.threads, "Torch intra-op threads (0 = torch's default)")->envname("HFKIT_THREADS");
+  app.add_option("--resume", o.resume, "none, auto (newest complete checkpoint in --output-dir) or a checkpoint dir");
+  app.add_flag("--overwrite-output-dir", o.overwrite_output_dir, "Delete checkpoints already in --output-dir");
+  app.add_flag("--ignore-mismatched-sizes", o.ignore_mismatched_sizes,
+               "Train a new head when the model's labels do not fit the data's");
+  return tool.run(argc, argv, [&] {
+    if (gib->count() > 0) o.greater_is_better = greater_is_better;
+    o.resolved_config_yaml = tool.resolved_config_yaml();
+    return hf::train::train(o) == hf::train::TrainResult::kStopped ? hf::cli::kExitTempFail : hf::cli::kExitOk;
+  });
+}
