@@ -153,21 +153,29 @@ LoadedModel load_fresh(const TrainOptions& o, const data::DatasetMeta& meta) {
   } else {
     load.labels = data_labels;
   }
-  load.ignore_mismatched_sizes = true;  // decided below from the report, with a clearer message
-  model::LoadReport report;
-  out.model = model::from_pretrained(o.model, load, &report);
-  auto listed = [](const std::vector<std::string>& keys, const char* key) {
-    return std::find(keys.begin(), keys.end(), key) != keys.end();
+  auto mismatch = [&] {
+    return Error(ErrorKind::kDataErr,
+                 fmt::format("{}: label set mismatch: the model's classification head predicts {} label(s) [{}] but "
+                             "the data ({}) has {} [{}]; pass --ignore-mismatched-sizes to train a new head",
+                             o.model, cfg.num_labels(), fmt::join(cfg.id2label, ", "), o.data, data_labels.size(),
+                             fmt::join(data_labels, ", ")));
   };
-  const bool no_head = listed(report.missing, "classifier.weight");
-  const bool wrong_size = listed(report.mismatched, "classifier.weight");
-  const bool wrong_names = !no_head && !wrong_size && custom_names && !remap;
-  if ((wrong_size || wrong_names) && !o.ignore_mismatched_sizes)
-    throw Error(ErrorKind::kDataErr,
-                fmt::format("{}: label set mismatch: the model's classification head predicts {} label(s) [{}] but "
-                            "the data ({}) has {} [{}]; pass --ignore-mismatched-sizes to train a new head",
-                            o.model, cfg.num_labels(), fmt::join(cfg.id2label, ", "), o.data, data_labels.size(),
-                            fmt::join(data_labels, ", ")));
+  load.ignore_mismatched_sizes = o.ignore_mismatched_sizes;
+  model::LoadReport report;
+  try {
+    out.model = model::from_pretrained(o.model, load, &report);
+  } catch (const Error& e) {
+    // A classifier of another size (from_pretrained names the tensor): say what it means here.
+    if (e.kind() == ErrorKind::kDataErr && std::string_view(e.what()).find("\"classifier.") != std::string_view::npos)
+      throw mismatch();
+    throw;
+  }
+  auto listed = [](const std::vector<std::string>& keys) {
+    return std::find(keys.begin(), keys.end(), "classifier.weight") != keys.end();
+  };
+  // A head loaded as it was (not missing, not re-initialised for its size) with other labels.
+  const bool wrong_names = !listed(report.missing) && !listed(report.mismatched) && custom_names && !remap;
+  if (wrong_names && !o.ignore_mismatched_sizes) throw mismatch();
   if (wrong_names) {
     log::warn("{}: the head's labels [{}] are not the data's [{}]: training a new head", o.model,
               fmt::join(cfg.id2label, ", "), fmt::join(data_labels, ", "));

@@ -371,6 +371,33 @@ def test_label_mismatch():
     assert cfg["id2label"] == {"0": "negative", "1": "positive"}
 
 
+def test_multi_label():
+    """List labels train a BCE head; eval reports the multi-label metrics; transformers agrees on
+    the problem type."""
+    rows = []
+    with open(AMAZON, encoding="utf-8") as f:
+        for i, line in enumerate(f.readlines()[:200]):
+            r = json.loads(line)
+            tags = [r["label"]] + (["long"] if len(r["text"]) > 60 else [])
+            rows.append(json.dumps({"text": r["text"], "label": tags}))
+    src = os.path.join(WORK, "multi.jsonl")
+    with open(src, "w", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+    data = os.path.join(WORK, "multi-data")
+    run([PRE, "--tokenizer", TINY, "--input", src, "--output", data, "-q"], check=0)
+    out = os.path.join(WORK, "multi-run")
+    train(out, "--max-steps", "6", "--eval-strategy", "steps", "--eval-steps", "3", "--save-strategy", "no",
+          "--learning-rate", "0.001", "--ignore-mismatched-sizes", data=data)
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["problem_type"] == "multi_label_classification", cfg.get("problem_type")
+    assert sorted(cfg["label2id"]) == ["long", "negative", "positive"]
+    results = json.load(open(os.path.join(out, "eval_results.json")))
+    for k in ["eval_loss", "eval_subset_accuracy", "eval_hamming_loss", "eval_f1_micro"]:
+        assert k in results, (k, results)
+    from transformers import AutoConfig
+    assert AutoConfig.from_pretrained(out).problem_type == "multi_label_classification"
+
+
 # ---- bad inputs ----
 
 def test_bad_inputs():
