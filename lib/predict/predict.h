@@ -1,0 +1,105 @@
+// Inference with a fine-tuned model directory: texts (or text pairs) -> tokenized, length-sorted,
+// dynamically padded batches -> logits -> labels and scores, callable from several threads (the
+// batch tool and, later, a server's dynamic batcher); and hf-predict's streaming JSONL driver.
+// Heads as HF reads them: softmax for single-label, sigmoid + per-label threshold for multi-label,
+// the raw value for regression. No torch in this header: the model lives behind the Predictor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hf::predict {
+
+// HF's problem_type, as the predictor applies it.
+enum class Task { kSingleLabel, kMultiLabel, kRegression };
+
+struct PredictorOptions {
+  std::string device = "auto";  // auto (CUDA when available, logged) | cpu | cuda | cuda:N
+  // Tokens per text incl. special tokens; longer texts are truncated (longest_first for pairs).
+  // 0: the model's max_position_embeddings.
+  std::size_t max_length = 0;
+  std::size_t batch_size = 32;  // texts per forward pass
+  // > 0: torch's intra-op threads (a process-wide setting) and the tokenizer pool's size.
+  // 0: every core for both.
+  int threads = 0;
+  // Multi-label decision thresholds: "0.5" for every label, or "a=0.3,b=0.7" per label, or both
+  // ("0.4,a=0.3": a bare number is the default). Empty: 0.5. Only multi-label models take one.
+  std::string threshold;
+};
+
+// What one text got. `error` non-empty means this input could not be predicted (e.g. invalid
+// UTF-8) and nothing else is set: one bad input never fails the others of its batch.
+struct Prediction {
+  std::int64_t label = -1;              // single-label: argmax class id
+  std::vector<std::int64_t> labels;     // multi-label: ids whose probability is above their threshold
+  std::vector<float> scores;            // per label: softmax / sigmoid probability; regression: raw values
+  std::size_t tokens = 0;               // tokens fed to the model (special tokens included)
+  bool truncated = false;               // the text was cut to max_length
+  std::string error;
+};
+
+// A loaded model + tokenizer. predict() is thread-safe: several threads may call it at once
+// (forward runs in eval mode under inference mode; the tokenizer pool is used by one caller at a
+// time, the others tokenize on their own thread).
+class Predictor {
+ public:
+  // Loads `model_dir` (config.json, model.safetensors, tokenizer files) onto the chosen device.
+  // Throws Error(kNoInput) when the directory, weights or tokenizer are missing, Error(kDataErr /
+  // kConfig) when they are malformed, Error(kUsage) for a bad threshold spec (unknown label name,
+  // value outside [0, 1], a threshold for a model that is not multi-label) or device string,
+  // Error(kUnavailable) when CUDA is asked for and absent.
+  Predictor(const std::string& model_dir, const PredictorOptions& options);
+  ~Predictor();
+  Predictor(Predictor&&) noexcept;
+  Predictor& operator=(Predictor&&) noexcept;
+
+  // One Prediction per text, in input order. Texts are sorted by token count internally and run
+  // in batches of batch_size padded to their longest text; per-text problems land in
+  // Prediction::error. Requires: `pairs` empty (single texts) or as long as `texts` (the second
+  // sequence of each pair); Error(kInternal) otherwise.
+  std::vector<Prediction> predict(std::span<const std::string_view> texts,
+                                  std::span<const std::string_view> pairs = {}) const;
+
+  Task task() const;
+  const std::vector<std::string>& labels() const;  // id2label, id order
+  std::size_t max_length() const;
+  std::string device() const;  // "cpu", "cuda:0"
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "a=0.3,b=0.7" / "0.5" / "0.4,a=0.3" -> one threshold per label (default 0.5). Throws
+// Error(kUsage) naming the bad part.
+std::vector<float> parse_thresholds(std::string_view spec, std::span<const std::string> labels);
+
+// What hf-predict does; the options mirror its flags (see tools/hf-predict/README.md).
+struct BatchOptions {
+  std::string model;               // model directory
+  std::string input = "-";         // path or "-" (stdin)
+  std::string output = "-";        // path (written atomically) or "-" (stdout)
+  std::string format = "jsonl";    // jsonl | lines
+  std::string text_field = "text";
+  std::string text_pair_field;     // empty: single texts
+  bool scores = false;             // add "scores": {label: probability}
+  std::size_t window = 2048;       // records read, sorted and predicted together (bounds memory)
+  std::string on_bad_record = "error";  // error | skip
+  PredictorOptions predictor;
+};
+
+// Reads records, predicts them window by window, writes one JSON object per record in input
+// order: every input field, then "prediction" (label name; list of names for multi-label; number,
+// or list of numbers, for regression), "score" (probability of the prediction; for multi-label the
+// list of the predicted labels' probabilities; absent for regression) and with `scores`
+// {label: probability} (classification only). Returns the exit status (0). Throws hf::Error
+// (kDataErr "file:line: field "text": missing"; with on_bad_record skip such records are
+// logged, counted and left out), hf::BrokenPipe when stdout's reader goes away.
+int run_batch(const BatchOptions& options);
+
+}  // namespace hf::predict

@@ -1,0 +1,281 @@
+// Predictor: tokenization on a thread pool, length-sorted batches padded to their longest text,
+// the forward pass under inference mode, and the heads' post-processing (softmax / sigmoid +
+// thresholds / raw values) computed on the CPU in double precision from fp32 logits.
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <mutex>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "model/model.h"
+#include "predict/predict.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hf::predict {
+namespace {
+
+constexpr float kDefaultThreshold = 0.5f;  // multi-label decision threshold when none is given
+constexpr std::size_t kMinGrain = 16;      // texts per tokenizer task: below, threads cost more than they save
+
+torch::Device resolve_device(const std::string& spec) {
+  if (spec == "cpu") return torch::kCPU;
+  if (spec == "auto") {
+    if (torch::cuda::is_available()) return {torch::kCUDA, 0};
+    log::info("device: cpu (no CUDA device available)");
+    return torch::kCPU;
+  }
+  if (spec == "cuda" || spec.starts_with("cuda:")) {
+    int index = 0;
+    if (spec.size() > 5) {
+      const char* b = spec.data() + 5;
+      const char* e = spec.data() + spec.size();
+      auto [p, ec] = std::from_chars(b, e, index);
+      if (ec != std::errc() || p != e || index < 0)
+        throw Error(ErrorKind::kUsage, "--device: expected auto, cpu, cuda or cuda:N, got '" + spec + "'");
+    }
+    if (!torch::cuda::is_available()) throw Error(ErrorKind::kUnavailable, "--device " + spec + ": no CUDA device available");
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    if (index >= count)
+      throw Error(ErrorKind::kUnavailable, fmt::format("--device {}: only {} CUDA device(s)", spec, count));
+    return {torch::kCUDA, static_cast<c10::DeviceIndex>(index)};
+  }
+  throw Error(ErrorKind::kUsage, "--device: expected auto, cpu, cuda or cuda:N, got '" + spec + "'");
+}
+
+// HF's reading of the head: problem_type when set, else regression for one label, else softmax.
+Task task_of(const model::BertConfig& c) {
+  if (c.problem_type) {
+    switch (*c.problem_type) {
+      case model::ProblemType::kSingleLabelClassification: return Task::kSingleLabel;
+      case model::ProblemType::kMultiLabelClassification: return Task::kMultiLabel;
+      case model::ProblemType::kRegression: return Task::kRegression;
+    }
+  }
+  return c.num_labels() == 1 ? Task::kRegression : Task::kSingleLabel;
+}
+
+float parse_probability(std::string_view s, std::string_view part) {
+  float v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !(v >= 0.0f && v <= 1.0f))
+    throw Error(ErrorKind::kUsage, fmt::format("--threshold: '{}': expected a number in [0, 1]", part));
+  return v;
+}
+
+}  // namespace
+
+std::vector<float> parse_thresholds(std::string_view spec, std::span<const std::string> labels) {
+  std::vector<float> out(labels.size(), kDefaultThreshold);
+  if (spec.empty()) return out;
+  std::vector<bool> named(labels.size(), false);
+  std::size_t start = 0;
+  while (start <= spec.size()) {
+    std::size_t comma = spec.find(',', start);
+    if (comma == std::string_view::npos) comma = spec.size();
+    std::string_view part = spec.substr(start, comma - start);
+    start = comma + 1;
+    if (part.empty()) throw Error(ErrorKind::kUsage, fmt::format("--threshold: empty part in '{}'", spec));
+    // Label names may hold '=' themselves, so the value is what follows the last one.
+    std::size_t eq = part.rfind('=');
+    if (eq == std::string_view::npos) {
+      float v = parse_probability(part, part);
+      for (std::size_t i = 0; i < out.size(); ++i)
+        if (!named[i]) out[i] = v;
+      continue;
+    }
+    std::string_view name = part.substr(0, eq);
+    auto it = std::find(labels.begin(), labels.end(), name);
+    if (it == labels.end())
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("--threshold: unknown label '{}' (labels: {})", name, fmt::join(labels, ", ")));
+    const auto i = static_cast<std::size_t>(it - labels.begin());
+    out[i] = parse_probability(part.substr(eq + 1), part);
+    named[i] = true;
+  }
+  return out;
+}
+
+struct Predictor::Impl {
+  model::BertForSequenceClassification model{nullptr};
+  tokenizer::Tokenizer tok;
+  torch::Device device{torch::kCPU};
+  tokenizer::EncodeOptions encode_options;
+  std::size_t batch_size = 32;
+  Task task = Task::kSingleLabel;
+  std::vector<float> thresholds;  // multi-label, one per label
+  std::int32_t pad_id = 0;
+  std::unique_ptr<ThreadPool> pool;
+  mutable std::mutex pool_mu;  // ThreadPool::parallel_for is not reentrant
+
+  Impl(tokenizer::Tokenizer t) : tok(std::move(t)) {}
+  std::vector<tokenizer::Encoding> encode(std::span<const std::string_view> texts,
+                                          std::span<const std::string_view> pairs,
+                                          std::vector<Prediction>& out) const;
+  void run_batch(std::span<const std::size_t> rows, const std::vector<tokenizer::Encoding>& enc, bool with_types,
+                 std::vector<Prediction>& out) const;
+  void decode(const float* logits, std::int64_t num_labels, Prediction& p) const;
+};
+
+Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
+  if (o.batch_size == 0) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
+  if (o.threads < 0) throw Error(ErrorKind::kUsage, "--threads must be 0 (all cores) or more");
+  const torch::Device device = resolve_device(o.device);
+  // The tokenizer first: it is quick, and a directory without one fails before the weights load.
+  impl_ = std::make_unique<Impl>(tokenizer::Tokenizer::load(model_dir));
+  Impl& m = *impl_;
+  m.model = model::from_pretrained(model_dir);
+  m.model->eval();
+  if (device != torch::kCPU) m.model->to(device);
+  m.device = device;
+  const model::BertConfig& c = m.model->config();
+  m.task = task_of(c);
+  m.batch_size = o.batch_size;
+  const auto max_positions = static_cast<std::size_t>(c.max_position_embeddings);
+  m.encode_options.max_length = o.max_length == 0 ? max_positions : o.max_length;
+  if (m.encode_options.max_length > max_positions)
+    throw Error(ErrorKind::kUsage, fmt::format("--max-length {} exceeds the model's max_position_embeddings ({})",
+                                               o.max_length, max_positions));
+  if (m.encode_options.max_length < m.tok.num_special_tokens(true) + 2)
+    throw Error(ErrorKind::kUsage, fmt::format("--max-length {} leaves no room for text", o.max_length));
+  m.pad_id = m.tok.pad_id() >= 0 ? m.tok.pad_id() : static_cast<std::int32_t>(c.pad_token_id);
+  if (m.task == Task::kMultiLabel) {
+    m.thresholds = parse_thresholds(o.threshold, c.id2label);
+  } else if (!o.threshold.empty()) {
+    throw Error(ErrorKind::kUsage, std::string("--threshold applies to multi-label models only; this one is ") +
+                                       (m.task == Task::kRegression ? "regression" : "single-label"));
+  }
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  m.pool = std::make_unique<ThreadPool>(o.threads);
+  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} threads", c.num_labels(),
+             m.encode_options.max_length, m.batch_size, device.str(), torch::get_num_threads());
+}
+
+Predictor::~Predictor() = default;
+Predictor::Predictor(Predictor&&) noexcept = default;
+Predictor& Predictor::operator=(Predictor&&) noexcept = default;
+
+Task Predictor::task() const { return impl_->task; }
+const std::vector<std::string>& Predictor::labels() const { return impl_->model->config().id2label; }
+std::size_t Predictor::max_length() const { return impl_->encode_options.max_length; }
+std::string Predictor::device() const { return impl_->device.str(); }
+
+std::vector<tokenizer::Encoding> Predictor::Impl::encode(std::span<const std::string_view> texts,
+                                                         std::span<const std::string_view> pairs,
+                                                         std::vector<Prediction>& out) const {
+  std::vector<tokenizer::Encoding> enc(texts.size());
+  auto work = [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) {
+      try {
+        enc[i] = pairs.empty() ? tok.encode(texts[i], encode_options)
+                               : tok.encode_pair(texts[i], pairs[i], encode_options);
+      } catch (const std::exception& e) {
+        out[i].error = e.what();
+      }
+    }
+  };
+  // A concurrent caller (a server thread) finds the pool busy and tokenizes on its own thread.
+  std::unique_lock<std::mutex> lock(pool_mu, std::try_to_lock);
+  const std::size_t grain = std::max(kMinGrain, texts.size() / (static_cast<std::size_t>(pool->size()) * 4) + 1);
+  if (lock.owns_lock() && pool->size() > 1 && texts.size() > grain) {
+    pool->parallel_for(texts.size(), grain, work);
+  } else {
+    work(0, texts.size());
+  }
+  return enc;
+}
+
+void Predictor::Impl::decode(const float* logits, std::int64_t num_labels, Prediction& p) const {
+  const auto n = static_cast<std::size_t>(num_labels);
+  p.scores.resize(n);
+  switch (task) {
+    case Task::kSingleLabel: {
+      const float top = *std::max_element(logits, logits + n);
+      double sum = 0;
+      for (std::size_t j = 0; j < n; ++j) sum += std::exp(static_cast<double>(logits[j]) - top);
+      for (std::size_t j = 0; j < n; ++j) p.scores[j] = static_cast<float>(std::exp(static_cast<double>(logits[j]) - top) / sum);
+      p.label = std::max_element(logits, logits + n) - logits;  // the first of equal maxima, as argmax
+      break;
+    }
+    case Task::kMultiLabel:
+      for (std::size_t j = 0; j < n; ++j) {
+        p.scores[j] = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(logits[j]))));
+        if (p.scores[j] > thresholds[j]) p.labels.push_back(static_cast<std::int64_t>(j));
+      }
+      break;
+    case Task::kRegression:
+      std::copy(logits, logits + n, p.scores.begin());
+      break;
+  }
+}
+
+void Predictor::Impl::run_batch(std::span<const std::size_t> rows, const std::vector<tokenizer::Encoding>& enc,
+                                bool with_types, std::vector<Prediction>& out) const {
+  const auto b = static_cast<std::int64_t>(rows.size());
+  std::int64_t t = 0;
+  for (std::size_t r : rows) t = std::max(t, static_cast<std::int64_t>(enc[r].length));
+  // [B, T]: ids padded with the pad token, mask true on real tokens, segment ids for pairs.
+  torch::Tensor ids = torch::full({b, t}, pad_id, torch::kLong);
+  torch::Tensor mask = torch::zeros({b, t}, torch::kBool);
+  torch::Tensor types = with_types ? torch::zeros({b, t}, torch::kLong) : torch::Tensor();
+  auto* ids_p = ids.data_ptr<std::int64_t>();
+  auto* mask_p = mask.data_ptr<bool>();
+  auto* types_p = with_types ? types.data_ptr<std::int64_t>() : nullptr;
+  for (std::int64_t i = 0; i < b; ++i) {
+    const tokenizer::Encoding& e = enc[rows[static_cast<std::size_t>(i)]];
+    for (std::size_t j = 0; j < e.length; ++j) {
+      ids_p[i * t + static_cast<std::int64_t>(j)] = e.ids[j];
+      mask_p[i * t + static_cast<std::int64_t>(j)] = true;
+      if (types_p) types_p[i * t + static_cast<std::int64_t>(j)] = e.type_ids[j];
+    }
+  }
+  torch::Tensor logits;
+  {
+    c10::InferenceMode guard;
+    if (device != torch::kCPU) {
+      ids = ids.to(device);
+      mask = mask.to(device);
+      if (with_types) types = types.to(device);
+    }
+    // forward() is not const but is thread-safe in eval mode under inference mode (model.h).
+    logits = model.ptr()->forward(ids, mask, types).to(torch::kCPU, torch::kFloat).contiguous();  // [B, L]
+  }
+  const std::int64_t num_labels = logits.size(1);
+  const float* lp = logits.data_ptr<float>();
+  for (std::int64_t i = 0; i < b; ++i) {
+    Prediction& p = out[rows[static_cast<std::size_t>(i)]];
+    const tokenizer::Encoding& e = enc[rows[static_cast<std::size_t>(i)]];
+    p.tokens = e.length;
+    p.truncated = e.truncated;
+    decode(lp + i * num_labels, num_labels, p);
+  }
+}
+
+std::vector<Prediction> Predictor::predict(std::span<const std::string_view> texts,
+                                           std::span<const std::string_view> pairs) const {
+  if (!pairs.empty() && pairs.size() != texts.size())
+    throw Error(ErrorKind::kInternal,
+                fmt::format("predict: {} texts but {} second texts of pairs", texts.size(), pairs.size()));
+  const Impl& m = *impl_;
+  std::vector<Prediction> out(texts.size());
+  const std::vector<tokenizer::Encoding> enc = m.encode(texts, pairs, out);
+  // Longest first: batches of similar lengths waste little on padding, and the largest batch (the
+  // memory peak) comes first.
+  std::vector<std::size_t> order;
+  order.reserve(texts.size());
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    if (out[i].error.empty()) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return enc[a].length > enc[b].length; });
+  for (std::size_t start = 0; start < order.size(); start += m.batch_size) {
+    const std::size_t n = std::min(m.batch_size, order.size() - start);
+    m.run_batch(std::span<const std::size_t>(order).subspan(start, n), enc, !pairs.empty(), out);
+  }
+  return out;
+}
+
+}  // namespace hf::predict
