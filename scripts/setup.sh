@@ -28,7 +28,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 debs=(cmake ninja-build ccache g++ pkg-config git
       libcli11-dev libfmt-dev libyaml-cpp-dev libcurl4-openssl-dev libssl-dev doctest-dev
       nlohmann-json3-dev libcpp-httplib-dev libutf8proc-dev python3-venv clang
-      libclang-rt-14-dev)  # libFuzzer + sanitizer runtimes (test/fuzz); clang only recommends it
+      libclang-rt-14-dev   # libFuzzer + sanitizer runtimes (test/fuzz); clang only recommends it
+      shellcheck)          # lints scripts/ and the container scripts (test/cli/gpu)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

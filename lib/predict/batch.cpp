@@ -16,8 +16,8 @@
 namespace hf::predict {
 namespace {
 
-// The fields hf-predict adds to each record (hf-eval reads these names by default).
-constexpr const char* kPredictionField = "prediction";
+// The fields hf-predict adds to each record besides the prediction's (hf-eval reads these names by
+// default).
 constexpr const char* kScoreField = "score";
 constexpr const char* kScoresField = "scores";
 
@@ -31,11 +31,11 @@ double shortest(float v) {
   return d;
 }
 
-void add_prediction(nlohmann::ordered_json& v, const Prediction& p, const std::vector<std::string>& labels, Task task,
-                    bool scores) {
+void add_prediction(nlohmann::ordered_json& v, const std::string& field, const Prediction& p,
+                    const std::vector<std::string>& labels, Task task, bool scores) {
   switch (task) {
     case Task::kSingleLabel:
-      v[kPredictionField] = labels[static_cast<std::size_t>(p.label)];
+      v[field] = labels[static_cast<std::size_t>(p.label)];
       v[kScoreField] = shortest(p.scores[static_cast<std::size_t>(p.label)]);
       break;
     case Task::kMultiLabel: {
@@ -44,17 +44,17 @@ void add_prediction(nlohmann::ordered_json& v, const Prediction& p, const std::v
         names.push_back(labels[static_cast<std::size_t>(id)]);
         probs.push_back(shortest(p.scores[static_cast<std::size_t>(id)]));
       }
-      v[kPredictionField] = std::move(names);
+      v[field] = std::move(names);
       v[kScoreField] = std::move(probs);
       break;
     }
     case Task::kRegression:
       if (p.scores.size() == 1) {
-        v[kPredictionField] = shortest(p.scores[0]);
+        v[field] = shortest(p.scores[0]);
       } else {
         nlohmann::ordered_json values = nlohmann::ordered_json::array();
         for (float s : p.scores) values.push_back(shortest(s));
-        v[kPredictionField] = std::move(values);
+        v[field] = std::move(values);
       }
       return;
   }
@@ -73,6 +73,7 @@ int run_batch(const BatchOptions& o) {
     throw Error(ErrorKind::kUsage, "--format: expected jsonl or lines, got '" + o.format + "'");
   if (o.on_bad_record != "error" && o.on_bad_record != "skip")
     throw Error(ErrorKind::kUsage, "--on-bad-record: expected error or skip, got '" + o.on_bad_record + "'");
+  if (o.prediction_field.empty()) throw Error(ErrorKind::kUsage, "--prediction-field must not be empty");
   const bool lines = o.format == "lines";
   const bool skip = o.on_bad_record == "skip";
   if (lines && !o.text_pair_field.empty()) throw Error(ErrorKind::kUsage, "--text-pair-field needs --format jsonl");
@@ -136,13 +137,13 @@ int run_batch(const BatchOptions& o) {
         ++skipped;
         continue;
       }
-      if (!warned_overwrite && (r.value.contains(kPredictionField) || r.value.contains(kScoreField) ||
+      if (!warned_overwrite && (r.value.contains(o.prediction_field) || r.value.contains(kScoreField) ||
                                 (o.scores && r.value.contains(kScoresField)))) {
         log::warn("{}:{}: input fields named {}, {} or {} are replaced by the prediction's", source, r.line,
-                  kPredictionField, kScoreField, kScoresField);
+                  o.prediction_field, kScoreField, kScoresField);
         warned_overwrite = true;
       }
-      add_prediction(r.value, p, labels, task, o.scores);
+      add_prediction(r.value, o.prediction_field, p, labels, task, o.scores);
       out.write(r.value);
       ++records;
       tokens += p.tokens;

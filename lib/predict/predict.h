@@ -87,6 +87,9 @@ struct BatchOptions {
   std::string format = "jsonl";    // jsonl | lines
   std::string text_field = "text";
   std::string text_pair_field;     // empty: single texts
+  // The field the predicted label goes to. Not `label`: that is the reference hf-eval compares
+  // against, passed through from the input like every other field.
+  std::string prediction_field = "prediction";
   bool scores = false;             // add "scores": {label: probability}
   std::size_t window = 2048;       // records read, sorted and predicted together (bounds memory)
   std::string on_bad_record = "error";  // error | skip
@@ -94,8 +97,8 @@ struct BatchOptions {
 };
 
 // Reads records, predicts them window by window, writes one JSON object per record in input
-// order: every input field, then "prediction" (label name; list of names for multi-label; number,
-// or list of numbers, for regression), "score" (probability of the prediction; for multi-label the
+// order: every input field, then `prediction_field` (default "prediction": the label name; list
+// of names for multi-label; number, or list of numbers, for regression), "score" (probability of the prediction; for multi-label the
 // list of the predicted labels' probabilities; absent for regression) and with `scores`
 // {label: probability} (classification only). Returns the exit status (0). Throws hf::Error
 // (kDataErr "file:line: field "text": missing"; with on_bad_record skip such records are

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
       ->envname("HFKIT_THREADS");
   app.add_option("--max-length", p.max_length,
                  "Truncate texts to this many tokens incl. special tokens (0 = the model's max_position_embeddings)");
+  app.add_option("--prediction-field", o.prediction_field,
+                 "Field of the predicted label (an input field 'label' is the reference; it passes through)");
   app.add_flag("--scores", o.scores, "Add \"scores\": the probability of every label");
   app.add_option("--threshold", p.threshold,
                  "Multi-label decision threshold: 0.5, or per label a=0.3,b=0.7 (a bare number is the default)");

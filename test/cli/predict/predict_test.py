@@ -218,6 +218,11 @@ def test_lines_input_equals_jsonl():
         lines = predict("tiny", None, "--format", "lines", input_path=path)
         p = run([PREDICT, "--model", model_dir("tiny"), "--format", "lines", "-q"], input=open(path).read(), check=0)
         assert parse_jsonl(p.stdout) == lines
+        # --prediction-field renames only the predicted label (HF pipeline style: "label" when the
+        # input has no reference of that name).
+        renamed = predict("tiny", None, "--format", "lines", "--prediction-field", "label", input_path=path)
+        assert [o["label"] for o in renamed] == [o["prediction"] for o in lines]
+        assert all("prediction" not in o and o["score"] == l["score"] for o, l in zip(renamed, lines))
     jsonl = predict("tiny", [{"text": r["text"]} for r in records])
     assert lines == jsonl
     assert [o["text"] for o in lines] == [r["text"] for r in records]
