@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
+#include "model/device.h"
 #include "model/model.h"
 #include "predict/predict.h"
 #include "tokenizer/tokenizer.h"
@@ -21,31 +22,6 @@ namespace {
 
 constexpr float kDefaultThreshold = 0.5f;  // multi-label decision threshold when none is given
 constexpr std::size_t kMinGrain = 16;      // texts per tokenizer task: below, threads cost more than they save
-
-torch::Device resolve_device(const std::string& spec) {
-  if (spec == "cpu") return torch::kCPU;
-  if (spec == "auto") {
-    if (torch::cuda::is_available()) return {torch::kCUDA, 0};
-    log::info("device: cpu (no CUDA device available)");
-    return torch::kCPU;
-  }
-  if (spec == "cuda" || spec.starts_with("cuda:")) {
-    int index = 0;
-    if (spec.size() > 5) {
-      const char* b = spec.data() + 5;
-      const char* e = spec.data() + spec.size();
-      auto [p, ec] = std::from_chars(b, e, index);
-      if (ec != std::errc() || p != e || index < 0)
-        throw Error(ErrorKind::kUsage, "--device: expected auto, cpu, cuda or cuda:N, got '" + spec + "'");
-    }
-    if (!torch::cuda::is_available()) throw Error(ErrorKind::kUnavailable, "--device " + spec + ": no CUDA device available");
-    const auto count = static_cast<int>(torch::cuda::device_count());
-    if (index >= count)
-      throw Error(ErrorKind::kUnavailable, fmt::format("--device {}: only {} CUDA device(s)", spec, count));
-    return {torch::kCUDA, static_cast<c10::DeviceIndex>(index)};
-  }
-  throw Error(ErrorKind::kUsage, "--device: expected auto, cpu, cuda or cuda:N, got '" + spec + "'");
-}
 
 // HF's reading of the head: problem_type when set, else regression for one label, else softmax.
 Task task_of(const model::BertConfig& c) {
@@ -104,6 +80,7 @@ struct Predictor::Impl {
   model::BertForSequenceClassification model{nullptr};
   tokenizer::Tokenizer tok;
   torch::Device device{torch::kCPU};
+  bool autocast_bf16 = false;
   tokenizer::EncodeOptions encode_options;
   std::size_t batch_size = 32;
   Task task = Task::kSingleLabel;
@@ -124,7 +101,8 @@ struct Predictor::Impl {
 Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   if (o.batch_size == 0) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
   if (o.threads < 0) throw Error(ErrorKind::kUsage, "--threads must be 0 (all cores) or more");
-  const torch::Device device = resolve_device(o.device);
+  const model::DeviceSetup setup = model::resolve_device(o.device);
+  const torch::Device device = setup.device;
   // The tokenizer first: it is quick, and a directory without one fails before the weights load.
   impl_ = std::make_unique<Impl>(tokenizer::Tokenizer::load(model_dir));
   Impl& m = *impl_;
@@ -132,6 +110,7 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   m.model->eval();
   if (device != torch::kCPU) m.model->to(device);
   m.device = device;
+  m.autocast_bf16 = setup.autocast_bf16;
   const model::BertConfig& c = m.model->config();
   m.task = task_of(c);
   m.batch_size = o.batch_size;
@@ -236,10 +215,12 @@ void Predictor::Impl::run_batch(std::span<const std::size_t> rows, const std::ve
   torch::Tensor logits;
   {
     c10::InferenceMode guard;
+    model::AutocastGuard autocast(autocast_bf16);
     if (device != torch::kCPU) {
-      ids = ids.to(device);
-      mask = mask.to(device);
-      if (with_types) types = types.to(device);
+      // Page-locked staging lets the copies run asynchronously on the current stream.
+      ids = ids.pin_memory().to(device, /*non_blocking=*/true);
+      mask = mask.pin_memory().to(device, /*non_blocking=*/true);
+      if (with_types) types = types.pin_memory().to(device, /*non_blocking=*/true);
     }
     // forward() is not const but is thread-safe in eval mode under inference mode (model.h).
     logits = model.ptr()->forward(ids, mask, types).to(torch::kCPU, torch::kFloat).contiguous();  // [B, L]
