@@ -56,6 +56,20 @@ Tool::Tool(std::string name, std::string description, std::string examples)
               "\nPrecedence: flag > environment (HFKIT_*) > --config YAML > default.");
 }
 
+void add_storage_options(CLI::App& app, storage::Options& s) {
+  app.add_option("--endpoint-url", s.endpoint_url,
+                 "S3 endpoint, e.g. http://127.0.0.1:9000 (env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)");
+  app.add_option("--region", s.region, "Region (env AWS_REGION, AWS_DEFAULT_REGION; profile; us-east-1)");
+  app.add_option("--profile", s.profile, "Credentials profile (env AWS_PROFILE)");
+  app.add_flag("--path-style", s.path_style, "Path-style addressing (always on for IP/localhost endpoints)");
+  app.add_flag_callback("--no-verify-ssl", [&s] { s.verify_ssl = false; },
+                        "Do not verify TLS certificates (testing only)");
+  app.add_option("--max-attempts", s.max_attempts, "Tries per request, with exponential backoff and jitter")
+      ->check(CLI::Range(1, 20))->envname("AWS_MAX_ATTEMPTS");
+  app.add_option("--connect-timeout", s.connect_timeout_s, "Seconds to wait for a connection");
+  app.add_option("--read-timeout", s.read_timeout_s, "Seconds without progress before a transfer is retried");
+}
+
 void Tool::require(CLI::Option* option) { required_.push_back(option); }
 
 void Tool::apply_config_file() {

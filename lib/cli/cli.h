@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/exit_codes.h"
+#include "storage/storage.h"
 
 namespace hf::cli {
 
@@ -40,6 +41,12 @@ class Tool {
   bool quiet_ = false;
   std::vector<CLI::Option*> required_;
 };
+
+// The remote-store connection flags, declared once for every tool that talks to S3 (hf-sync,
+// hf-train --sync-to): --endpoint-url, --region, --profile, --path-style, --no-verify-ssl,
+// --max-attempts (env AWS_MAX_ATTEMPTS), --connect-timeout, --read-timeout. Parsing fills
+// `options`, which must outlive the parse.
+void add_storage_options(CLI::App& app, storage::Options& options);
 
 // Version text: tool name, hfkit version, commit, compiler, libtorch, CUDA.
 std::string version_text(const std::string& tool);

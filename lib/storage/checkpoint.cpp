@@ -146,11 +146,12 @@ void rotate_checkpoints(const Url& root, int keep_last, const std::vector<std::s
   if (complete.empty()) return;
   std::int64_t newest = complete.back().step;
   auto protected_name = [&](const std::string& n) { return std::find(keep.begin(), keep.end(), n) != keep.end(); };
-  std::size_t n = complete.size();
-  for (std::size_t i = 0; i + static_cast<std::size_t>(keep_last) < n; ++i) {
+  std::size_t excess = complete.size() > static_cast<std::size_t>(keep_last) ? complete.size() - keep_last : 0;
+  for (std::size_t i = 0; i + 1 < complete.size() && excess > 0; ++i) {
     if (protected_name(complete[i].name)) continue;
     log::info("rotating out remote checkpoint {}", root.child(complete[i].name).str());
     delete_checkpoint(*backend, complete[i].name, ck);
+    --excess;
   }
   // Incomplete ones older than the newest complete are abandoned uploads; newer ones may be in flight.
   for (const Candidate& c : incomplete)
@@ -216,12 +217,15 @@ void Uploader::State::run() {
         ++status.dropped;  // a newer checkpoint is waiting: it supersedes this one
         log::warn("checkpoint upload of {} failed, superseded by a newer one: {}", active, error);
       } else {
-        log::warn("checkpoint upload of {} failed, retrying in {:.0f} s: {}", active, delay, error);
+        // A drain() starting during a long back-off cuts it short: the end of a run retries at once.
+        const bool was_draining = draining;
+        const double wait = was_draining ? std::min(delay, 1.0) : delay;
+        log::warn("checkpoint upload of {} failed, retrying in {:.0f} s: {}", active, wait, error);
         pending.push_front(active);
         active.clear();
         idle_cv.notify_all();
-        double wait = draining ? std::min(delay, 1.0) : delay;
-        cv.wait_for(lock, std::chrono::duration<double>(wait), [&] { return stop || pending.size() > 1; });
+        cv.wait_for(lock, std::chrono::duration<double>(wait),
+                    [&] { return stop || pending.size() > 1 || (draining && !was_draining); });
         delay = std::min(delay * 2, options.retry_delay_max_s);
         if (pending.size() > 1) {  // newer arrived while waiting: the failed one is dropped
           pending.pop_front();
@@ -275,13 +279,17 @@ bool Uploader::in_use(const std::string& local_dir) const {
          std::find(state_->pending.begin(), state_->pending.end(), local_dir) != state_->pending.end();
 }
 
-bool Uploader::drain(std::chrono::milliseconds timeout) {
+bool Uploader::drain(std::chrono::milliseconds timeout, std::uint64_t max_failures) {
   std::unique_lock<std::mutex> lock(state_->mu);
   state_->draining = true;
   state_->cv.notify_all();
-  bool done = state_->idle_cv.wait_for(lock, timeout, [&] { return state_->pending.empty() && state_->active.empty(); });
+  const std::uint64_t failed_before = state_->status.failed_attempts;
+  auto idle = [&] { return state_->pending.empty() && state_->active.empty(); };
+  state_->idle_cv.wait_for(lock, timeout, [&] {
+    return idle() || (max_failures > 0 && state_->status.failed_attempts - failed_before >= max_failures);
+  });
   state_->draining = false;
-  return done;
+  return idle();
 }
 
 UploaderStatus Uploader::status() const {

@@ -252,7 +252,9 @@ int run_presign(const CommandOptions& options, std::ostream& out);
 //   resume:  if (auto c = find_latest_complete_checkpoint(url, opts))
 //              local = download_checkpoint(*c, output_dir, opts);
 
-inline constexpr const char* kDefaultCheckpointMarker = "checkpoint_complete";
+// The names hf-train writes locally too (one definition for both sides), so a checkpoint downloaded
+// into an output directory is a complete local checkpoint.
+inline constexpr const char* kDefaultCheckpointMarker = ".complete";
 inline constexpr const char* kDefaultCheckpointPrefix = "checkpoint-";
 
 struct CheckpointOptions {
@@ -284,8 +286,9 @@ std::string download_checkpoint(const RemoteCheckpoint& ckpt, const std::string&
 // exists (Error(kNoInput) otherwise).
 void upload_checkpoint(const std::string& local_dir, const Url& dest, const Options& options,
                        const CheckpointOptions& ck = {});
-// Keeps the newest `keep_last` complete checkpoints below `root` plus those named in `keep`;
-// deletes older ones (marker first, so a reader never sees a complete-looking partial one) and
+// Keeps at most `keep_last` complete checkpoints below `root`, as HF's save_total_limit: deletes
+// the oldest first, never the newest and never those named in `keep` (which count toward the
+// limit), marker first so a reader never sees a complete-looking partial one; also deletes
 // incomplete ones older than the newest complete. keep_last <= 0 keeps all.
 void rotate_checkpoints(const Url& root, int keep_last, const std::vector<std::string>& keep,
                         const Options& options, const CheckpointOptions& ck = {});
@@ -326,8 +329,9 @@ class Uploader {
   void set_protected(std::vector<std::string> names);
   // True while `local_dir` is waiting or being uploaded: do not delete it locally yet.
   bool in_use(const std::string& local_dir) const;
-  // Waits until nothing is waiting or in flight, or `timeout` passes. True when drained.
-  bool drain(std::chrono::milliseconds timeout);
+  // Waits until nothing is waiting or in flight, or `timeout` passes, or (max_failures > 0) that
+  // many upload attempts failed meanwhile (an unreachable store). True when drained.
+  bool drain(std::chrono::milliseconds timeout, std::uint64_t max_failures = 0);
   UploaderStatus status() const;
 
  private:

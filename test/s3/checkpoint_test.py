@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from fault_proxy import FaultProxy, Rule
 from s3harness import Harness, Moto, read_tree
 
-MARKER = "checkpoint_complete"
+MARKER = ".complete"
 h = Harness(__doc__)
 
 

@@ -18,20 +18,10 @@ int main(int argc, char** argv) {
   hf::storage::CommandOptions o;
   hf::storage::Options& s = o.storage;
   std::string checksum = "sha256";
-  bool no_verify = false;
-  app.add_option("--endpoint-url", s.endpoint_url,
-                 "S3 endpoint, e.g. http://127.0.0.1:9000 (env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)");
-  app.add_option("--region", s.region, "Region (env AWS_REGION, AWS_DEFAULT_REGION; profile; us-east-1)");
-  app.add_option("--profile", s.profile, "Credentials profile (env AWS_PROFILE)");
-  app.add_flag("--path-style", s.path_style, "Path-style addressing (always on for IP/localhost endpoints)");
-  app.add_flag("--no-verify-ssl", no_verify, "Do not verify TLS certificates (testing only)");
+  hf::cli::add_storage_options(app, s);
   app.add_flag("--no-sign-request", s.anonymous, "Send unsigned requests (public buckets)");
   app.add_option("-j,--jobs", s.jobs, "Parallel transfers (files, parts, ranges)")
       ->check(CLI::Range(1, 256))->envname("HFKIT_SYNC_JOBS");
-  app.add_option("--max-attempts", s.max_attempts, "Tries per request, with exponential backoff and jitter")
-      ->check(CLI::Range(1, 20))->envname("AWS_MAX_ATTEMPTS");
-  app.add_option("--connect-timeout", s.connect_timeout_s, "Seconds to wait for a connection");
-  app.add_option("--read-timeout", s.read_timeout_s, "Seconds without progress before a transfer is retried");
   app.add_option("--multipart-threshold", s.multipart_threshold, "Files this big or bigger use multipart/ranged GETs")
       ->transform(CLI::AsSizeValue(false));
   app.add_option("--part-size", s.part_size, "Multipart part and download range size")
@@ -68,7 +58,6 @@ int main(int argc, char** argv) {
   presign->add_option("--method", o.method, "GET (download) or PUT (upload)")->check(CLI::IsMember({"GET", "PUT"}));
 
   return tool.run(argc, argv, [&] {
-    s.verify_ssl = !no_verify;
     s.checksum = checksum == "md5" ? hf::storage::ChecksumAlgorithm::kMd5 : hf::storage::ChecksumAlgorithm::kSha256;
     s.progress = true;
     if (push->parsed()) return hf::storage::run_push(o, std::cout);
