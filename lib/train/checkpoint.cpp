@@ -21,7 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kCheckpointPrefix = "checkpoint-";
 // What transformers' tokenizer loading reads; copied into every checkpoint and the final directory.
 constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json",
                                            "special_tokens_map.json"};
@@ -186,8 +185,13 @@ std::vector<CheckpointRef> checkpoints_to_delete(const std::vector<CheckpointRef
   return doomed;
 }
 
-void rotate_checkpoints(const std::string& output_dir, std::int64_t limit, const std::string& keep_best) {
+void rotate_checkpoints(const std::string& output_dir, std::int64_t limit, const std::string& keep_best,
+                        const std::function<bool(const std::string&)>& busy) {
   for (const CheckpointRef& c : checkpoints_to_delete(list_checkpoints(output_dir), limit, keep_best)) {
+    if (busy && busy(c.path)) {
+      log::debug("keeping {} until its upload is done", c.path);
+      continue;
+    }
     log::info("deleting {} (save_total_limit {})", c.path, limit);
     std::error_code ec;
     fs::remove(fs::path(c.path) / kCompleteMarker, ec);

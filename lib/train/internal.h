@@ -6,7 +6,9 @@
 #include <torch/torch.h>
 
 #include <deque>
+#include <functional>
 #include <future>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
@@ -74,7 +76,8 @@ void save_tensors(const std::string& path, const std::vector<std::pair<std::stri
 // Throws Error(kNoInput) when missing, Error(kDataErr) when corrupt or of another dtype.
 TensorFile load_tensors(const std::string& path);
 
-inline constexpr const char* kCompleteMarker = ".complete";
+inline constexpr const char* kCompleteMarker = storage::kDefaultCheckpointMarker;  // ".complete"
+inline constexpr const char* kCheckpointPrefix = storage::kDefaultCheckpointPrefix;  // "checkpoint-"
 inline constexpr int kCheckpointFormat = 1;
 
 // What a checkpoint holds besides the model: trainer_state.json (HF fields + hfkit's cursor).
@@ -95,8 +98,48 @@ CheckpointParts read_checkpoint_parts(const std::string& dir);
 // Copies the tokenizer files that exist in `from` into `to` (atomically each).
 void copy_tokenizer_files(const std::string& from, const std::string& to);
 // Deletes what save_total_limit says must go (marker first, so a half-deleted one is not complete).
-void rotate_checkpoints(const std::string& output_dir, std::int64_t limit, const std::string& keep_best);
+// Checkpoints for which `busy(path)` is true (still being uploaded) stay until a later rotation.
+void rotate_checkpoints(const std::string& output_dir, std::int64_t limit, const std::string& keep_best,
+                        const std::function<bool(const std::string&)>& busy = {});
 // Removes leftover temp dirs (.checkpoint-*.tmp) and unmarked checkpoint dirs of killed runs.
 void remove_incomplete_checkpoints(const std::string& output_dir);
+
+// --sync-to: the remote copy of output_dir. Saved checkpoints go to a background storage::Uploader
+// (training never waits for the network; an unreachable store only delays them), --resume auto
+// fetches the newest complete remote checkpoint when it is newer than the local ones, and the
+// final model directory is pushed to the URL root at the end. Not thread-safe (the loop's thread).
+class RemoteSync {
+ public:
+  // Parses options.sync_to (Error(kUsage) when invalid) and starts the upload thread.
+  explicit RemoteSync(const TrainOptions& options);
+  ~RemoteSync();
+  RemoteSync(const RemoteSync&) = delete;
+  RemoteSync& operator=(const RemoteSync&) = delete;
+
+  // Downloads the newest complete remote checkpoint into output_dir when its step is above
+  // `local_newest` (-1: no local checkpoint). Returns whether one was downloaded. When the store
+  // cannot be read: rethrows if there is no local checkpoint either (never a silent fresh start
+  // beside newer remote ones), else warns and returns false.
+  bool fetch_newer(std::int64_t local_newest);
+  // Makes output_dir/<name> exist locally, downloading it when missing and complete remotely
+  // (the best checkpoint after a resume on another node). Returns false when it cannot.
+  bool ensure_local(const std::string& name);
+  // Queues a saved checkpoint for upload; `best` (a checkpoint path or "") is never rotated away.
+  void saved(const std::string& dir, const std::string& best);
+  // True while `dir` waits for or is in upload: local rotation must keep it.
+  bool busy(const std::string& dir) const;
+  // Waits for queued uploads; gives up (with a warning naming what is left) after a few failed
+  // attempts in a row. Returns true when everything queued was uploaded.
+  bool finish_uploads();
+  // Pushes output_dir minus checkpoints and hidden temp dirs to the URL root, retrying. Throws
+  // Error(kTempFail) naming the URL and the cause when it still fails.
+  void push_final();
+
+ private:
+  const TrainOptions& options_;
+  storage::Url url_;
+  storage::Options storage_;
+  std::unique_ptr<storage::Uploader> uploader_;
+};
 
 }  // namespace hf::train

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "storage/storage.h"
+
 namespace hf::data {
 class Dataset;
 }
@@ -64,6 +66,10 @@ struct TrainOptions {
   std::string resume = "none";  // none|auto|PATH of a checkpoint directory
   bool overwrite_output_dir = false;
   bool ignore_mismatched_sizes = false;  // data labels != model head: re-initialise the head
+  // Remote copy of output_dir (s3://bucket/prefix, file:///path or a path; "" = none): checkpoints
+  // uploaded in the background as saved, the final model pushed at the end; resume looks there too.
+  std::string sync_to;
+  storage::Options storage;  // connection settings for sync_to (endpoint, region, retries, ...)
   std::string resolved_config_yaml;      // written as output_dir/hfkit_config.yaml
 };
 
@@ -74,7 +80,8 @@ enum class TrainResult {
 // Runs training. Throws hf::Error: kUsage/kConfig for bad or contradictory
 // options, kNoInput for a missing model/dataset, kDataErr for corrupt inputs, an empty training set,
 // labels that do not fit the model, or a non-finite loss (naming the step), kCantCreate/kIo for
-// outputs.
+// outputs; with sync_to, kTempFail when the final model could not be pushed (the local output is
+// complete), and the store's error when --resume auto cannot look there and nothing local exists.
 TrainResult train(const TrainOptions& options);
 
 // ---- Pieces of the loop, public for tests ----
@@ -138,7 +145,8 @@ class AdamW {
   std::int64_t steps_ = 0;
 };
 
-// Checkpoints in an output directory: `checkpoint-<step>/` with a `.complete` marker.
+// Checkpoints in an output directory: `checkpoint-<step>/` with a `.complete` marker
+// (storage::kDefaultCheckpointMarker, the same name remote copies carry).
 struct CheckpointRef {
   std::int64_t step = 0;
   std::string path;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "core/error.h"
@@ -343,6 +344,8 @@ TrainResult train(const TrainOptions& o) {
   validate(o);
   if (o.threads > 0) torch::set_num_threads(o.threads);
   const Runtime rt = pick_runtime(o.device);
+  std::unique_ptr<RemoteSync> remote;
+  if (!o.sync_to.empty()) remote = std::make_unique<RemoteSync>(o);
 
   // ---- Data ----
   data::Dataset train_set = data::Dataset::open(o.data, o.train_split);
@@ -382,6 +385,8 @@ TrainResult train(const TrainOptions& o) {
       fs::remove_all(c.path);
     }
     existing.clear();
+  } else if (o.resume == "auto" && remote && remote->fetch_newer(existing.empty() ? -1 : existing.back().step)) {
+    existing = list_checkpoints(o.output_dir);
   }
   std::vector<std::string> candidates;
   if (o.resume == "auto") {
@@ -463,6 +468,7 @@ TrainResult train(const TrainOptions& o) {
     st.log_history.push_back(rec);
     metrics_log.append(rec);
   };
+  const auto busy = [&](const std::string& dir) { return remote && remote->busy(dir); };
   auto save = [&] {
     CheckpointParts parts;
     parts.trainer_state = state_json(st, o, max_steps, num_epochs, eval_steps, train_set);
@@ -471,7 +477,8 @@ TrainResult train(const TrainOptions& o) {
     parts.rng = rng_states(rt);
     const std::string path = write_checkpoint(o.output_dir, st.global_step, *model, *optimizer, parts, o.model);
     log::info("saved {}", path);
-    rotate_checkpoints(o.output_dir, o.save_total_limit, st.best_model_checkpoint);
+    if (remote) remote->saved(path, st.best_model_checkpoint);
+    rotate_checkpoints(o.output_dir, o.save_total_limit, st.best_model_checkpoint, busy);
   };
   const std::int64_t first_step = st.global_step;
   const auto t_start = Clock::now();
@@ -588,6 +595,7 @@ TrainResult train(const TrainOptions& o) {
       progress.update(static_cast<std::uint64_t>(st.global_step - first_step));
       if (stop) {
         progress.finish();
+        if (remote && !remote->finish_uploads()) log::warn("the checkpoint is saved locally only");
         log::info("stopped by signal {} at step {}: checkpoint saved; rerun with --resume auto to continue",
                   stop_signal(), st.global_step);
         return TrainResult::kStopped;
@@ -601,7 +609,9 @@ TrainResult train(const TrainOptions& o) {
   // ---- Final model directory ----
   bool reloaded = false;
   if (o.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
-    const std::string best = (fs::path(o.output_dir) / fs::path(st.best_model_checkpoint).filename()).string();
+    const std::string name = fs::path(st.best_model_checkpoint).filename().string();
+    const std::string best = (fs::path(o.output_dir) / name).string();
+    if (remote) remote->ensure_local(name);  // after a resume elsewhere it may only be remote
     log::info("loading the best model from {} ({} {:.4f})", best, metric_key, *st.best_metric);
     model = model::from_pretrained(best);
     model->to(rt.device);
@@ -634,6 +644,12 @@ TrainResult train(const TrainOptions& o) {
   write_file_atomic((fs::path(o.output_dir) / "train_results.json").string(), results.dump(2) + "\n");
   log::info("done: {} steps, train_loss {:.4f}, {:.1f}s; model in {}", st.global_step, results["train_loss"].get<double>(),
             runtime, o.output_dir);
+  if (remote) {
+    // Checkpoints first (a rerun elsewhere resumes from the last one), then the final model.
+    remote->finish_uploads();
+    rotate_checkpoints(o.output_dir, o.save_total_limit, st.best_model_checkpoint, busy);  // kept while uploading
+    remote->push_final();
+  }
   return TrainResult::kCompleted;
 }
 

@@ -7,6 +7,7 @@ keep-alive upstream connection per client connection, and applies the first matc
   slowdown  answer 503 SlowDown (S3's throttling error) without contacting the upstream
   error500  answer 500 InternalError
   stall     read the request, then say nothing for `stall_s` seconds and close
+  delay     read the request, wait `stall_s` seconds, then forward it (a slow link)
   truncate  forward, then send the full Content-Length header but only half of the body
   corrupt   forward, then flip one byte of the body (length unchanged)
   rewrite   forward, then replace the body with rule.rewrite(body) (hostile listings)
@@ -165,6 +166,8 @@ class FaultProxy:
                 if action == "stall":
                     time.sleep(rule.stall_s)
                     return
+                if action == "delay":
+                    time.sleep(rule.stall_s)
                 if action == "slowdown":
                     conn.sendall(self._error("SlowDown", "503 Slow Down", "Please reduce your request rate."))
                     continue

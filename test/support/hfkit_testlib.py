@@ -3,15 +3,22 @@
 Each test script defines functions named test_*; `main()` runs them, prints one line per test and
 a closing "N passed, N failed" line, and exits non-zero if any failed.
 """
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 
 BIN = os.environ.get("HFKIT_BIN", "build/bin")
 MINILM = os.environ.get("HFKIT_MINILM_DIR", "")
 SHARED_DATA = os.environ.get("HFKIT_SHARED_DATA", os.path.join(os.path.dirname(__file__), "../../../shared/data"))
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MAKE_TINY = os.path.join(SRC, "scripts", "make-tiny-bert.py")
+TINY_YAML = os.path.join(SRC, "configs", "tiny.yaml")
+AMAZON = os.path.join(SHARED_DATA, "sentiment", "amazon.jsonl")
+CHECKPOINT_MARKER = ".complete"  # storage::kDefaultCheckpointMarker, local and remote
 
 
 def tool(name):
@@ -39,6 +46,67 @@ def expect_error(args, code, *fragments, input=None):
     for f in fragments:
         assert f in lines[0], f"{f!r} not in error line {lines[0]!r}"
     return p
+
+
+# ---- hf-train runs on the tiny random BERT (test/cli/train, test/s3) ----
+
+def make_tiny_bert(out, *extra, seed=0):
+    """scripts/make-tiny-bert.py: a random BERT (hidden 32, 2 layers), labels negative/positive."""
+    run([sys.executable, MAKE_TINY, out, "--seed", str(seed), *extra], check=0)
+
+
+def tokenize_amazon(preprocess, tokenizer, out):
+    """The amazon sentiment sample tokenized for the tiny model: 800 / 100 / 100 examples."""
+    run([preprocess, "--tokenizer", tokenizer, "--input", AMAZON, "--output", out, "--stratify", "--seed", "3",
+         "--max-length", "64", "-q"], check=0)
+
+
+def read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def deterministic_part(records):
+    """Loss and eval records of a metrics.jsonl without the wall-clock fields."""
+    timing = {"samples_per_second", "tokens_per_second", "eval_runtime", "eval_samples_per_second",
+              "eval_steps_per_second"}
+    return [{k: v for k, v in r.items() if k not in timing} for r in records if "loss" in r or "eval_loss" in r]
+
+
+def same_training(out, ref):
+    """Asserts that output dir `out` ended exactly as `ref`: model.safetensors bytes and the logged
+    losses and eval metrics."""
+    assert read(os.path.join(out, "model.safetensors")) == read(os.path.join(ref, "model.safetensors")), \
+        f"{out}/model.safetensors differs from {ref}'s"
+    got = deterministic_part(jsonl(os.path.join(out, "metrics.jsonl")))
+    assert got == deterministic_part(jsonl(os.path.join(ref, "metrics.jsonl"))), \
+        f"{out}/metrics.jsonl losses differ from {ref}'s"
+
+
+def complete_checkpoints(out):
+    """Steps of the complete (marked) checkpoint-N dirs in an output dir, ascending."""
+    if not os.path.isdir(out):
+        return []
+    return sorted(int(n.split("-")[1]) for n in os.listdir(out)
+                  if n.startswith("checkpoint-") and os.path.exists(os.path.join(out, n, CHECKPOINT_MARKER)))
+
+
+def wait_for(pred, proc, timeout=120, interval=0.0005):
+    """Polls pred() every `interval` seconds until true (True) or proc exits (False); raises after
+    `timeout` seconds."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
 
 
 def tempdir():

@@ -8,10 +8,12 @@ int main(int argc, char** argv) {
   hf::cli::Tool tool("hf-train",
                      "Fine-tune a Hugging Face BERT checkpoint for sequence classification on a dataset written by\n"
                      "hf-preprocess. Options are HF TrainingArguments (flags with dashes, YAML keys with '_').\n"
-                     "Checkpoints resume exactly; SIGTERM/SIGUSR1 save one and exit 75.",
+                     "Checkpoints resume exactly; SIGTERM/SIGUSR1 save one and exit 75. --sync-to keeps a remote\n"
+                     "copy (S3 or a path) of the checkpoints and the final model.",
                      "  hf-train --model all-MiniLM-L6-v2/ --data data/ --output-dir run/ --resume auto\n"
                      "  hf-train --config configs/demo-sentiment.yaml --model M --data D --output-dir run/\n"
-                     "  hf-train --config configs/tiny.yaml --model tiny/ --data D --output-dir run/ --max-steps 20");
+                     "  hf-train --config configs/tiny.yaml --model tiny/ --data D --output-dir run/ --max-steps 20\n"
+                     "  hf-train --model M --data D --output-dir run/ --sync-to s3://bucket/runs/bert --resume auto");
   auto& app = tool.app();
   tool.require(app.add_option("--model", o.model, "HF model directory (config.json, model.safetensors, tokenizer)"));
   tool.require(app.add_option("--data", o.data, "Dataset directory written by hf-preprocess"));
@@ -54,6 +56,9 @@ int main(int argc, char** argv) {
   app.add_flag("--overwrite-output-dir", o.overwrite_output_dir, "Delete checkpoints already in --output-dir");
   app.add_flag("--ignore-mismatched-sizes", o.ignore_mismatched_sizes,
                "Train a new head when the model's labels do not fit the data's");
+  app.add_option("--sync-to", o.sync_to, "Upload checkpoints (background) and the final model to s3://bucket/prefix "
+                                         "or a path; --resume auto also looks there")->envname("HFKIT_SYNC_TO");
+  hf::cli::add_storage_options(app, o.storage);
   return tool.run(argc, argv, [&] {
     if (gib->count() > 0) o.greater_is_better = greater_is_better;
     o.resolved_config_yaml = tool.resolved_config_yaml();

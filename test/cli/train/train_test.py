@@ -17,14 +17,12 @@ import time
 
 import numpy as np
 
-from hfkit_testlib import BIN, MINILM, SHARED_DATA, expect_error, main, run, tool
+from hfkit_testlib import (AMAZON, BIN, MAKE_TINY, MINILM, TINY_YAML, complete_checkpoints, expect_error,
+                           jsonl, main, make_tiny_bert, read, run, same_training, tokenize_amazon,
+                           tool, wait_for)
 
 TRAIN = tool("hf-train")
 PRE = tool("hf-preprocess")
-SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-MAKE_TINY = os.path.join(SRC, "scripts", "make-tiny-bert.py")
-TINY_YAML = os.path.join(SRC, "configs", "tiny.yaml")
-AMAZON = os.path.join(SHARED_DATA, "sentiment", "amazon.jsonl")
 MODEL_LOGITS = os.environ.get("HFKIT_MODEL_LOGITS") or os.path.join(os.path.dirname(BIN), "test", "golden", "model",
                                                                     "model_logits")
 
@@ -40,12 +38,9 @@ RESUME_ARGS = ["--config", TINY_YAML, "--threads", "1", "--max-steps", "60", "--
 
 
 def setup():
-    py = sys.executable
-    run([py, MAKE_TINY, TINY, "--seed", "0"], check=0)
-    run([py, MAKE_TINY, TINY_NODROP, "--seed", "1", "--set", "hidden_dropout_prob=0",
-         "--set", "attention_probs_dropout_prob=0"], check=0)
-    run([PRE, "--tokenizer", TINY, "--input", AMAZON, "--output", DATA, "--stratify", "--seed", "3",
-         "--max-length", "64", "-q"], check=0)
+    make_tiny_bert(TINY)
+    make_tiny_bert(TINY_NODROP, "--set", "hidden_dropout_prob=0", "--set", "attention_probs_dropout_prob=0", seed=1)
+    tokenize_amazon(PRE, TINY, DATA)
     small_jsonl = os.path.join(WORK, "small.jsonl")
     with open(AMAZON, encoding="utf-8") as f, open(small_jsonl, "w", encoding="utf-8") as out:
         out.writelines(f.readlines()[:48])
@@ -54,16 +49,6 @@ def setup():
 
 def train(out, *args, model=TINY, data=DATA, check=0, env=None):
     return run([TRAIN, "--model", model, "--data", data, "--output-dir", out, *args], check=check, env=env)
-
-
-def read(path, mode="rb"):
-    with open(path, mode) as f:
-        return f.read()
-
-
-def jsonl(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(l) for l in f if l.strip()]
 
 
 _reference = {}
@@ -75,46 +60,16 @@ def reference_run():
         out = os.path.join(WORK, "reference")
         train(out, *RESUME_ARGS)
         _reference["dir"] = out
-        _reference["model"] = read(os.path.join(out, "model.safetensors"))
-        _reference["log"] = [r for r in jsonl(os.path.join(out, "metrics.jsonl")) if "loss" in r or "eval_loss" in r]
     return _reference
 
 
-def deterministic_part(records):
-    """Log records without the wall-clock fields."""
-    timing = {"samples_per_second", "tokens_per_second", "eval_runtime", "eval_samples_per_second",
-              "eval_steps_per_second"}
-    return [{k: v for k, v in r.items() if k not in timing} for r in records if "loss" in r or "eval_loss" in r]
-
-
 def check_same_as_reference(out):
-    ref = reference_run()
-    assert read(os.path.join(out, "model.safetensors")) == ref["model"], "model.safetensors differs from the reference"
-    got = deterministic_part(jsonl(os.path.join(out, "metrics.jsonl")))
-    assert got == deterministic_part(ref["log"]), "metrics.jsonl losses differ from the reference"
-
-
-def complete_checkpoints(out):
-    if not os.path.isdir(out):
-        return []
-    return sorted(int(n.split("-")[1]) for n in os.listdir(out)
-                  if n.startswith("checkpoint-") and os.path.exists(os.path.join(out, n, ".complete")))
+    same_training(out, reference_run()["dir"])
 
 
 def start(out, *args):
     return subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(pred, proc, timeout=120):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if pred():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.0005)
-    raise AssertionError("timed out waiting")
 
 
 # ---- outputs ----
