@@ -12,28 +12,6 @@
 namespace hf::train {
 namespace {
 
-// Scoped bf16 autocast on CUDA (what `with torch.autocast("cuda", dtype=torch.bfloat16)` does).
-class AutocastGuard {
- public:
-  explicit AutocastGuard(bool on) : on_(on) {
-    if (!on_) return;
-    prev_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  }
-  ~AutocastGuard() {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, prev_);
-    at::autocast::clear_cache();
-  }
-  AutocastGuard(const AutocastGuard&) = delete;
-  AutocastGuard& operator=(const AutocastGuard&) = delete;
-
- private:
-  bool on_;
-  bool prev_ = false;
-};
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -49,7 +27,7 @@ torch::Tensor forward_loss(model::BertForSequenceClassification& model, const Ba
   const torch::Tensor labels = batch.labels.to(rt.device, async);
   torch::Tensor logits;
   {
-    AutocastGuard autocast(rt.autocast_bf16);
+    model::AutocastGuard autocast(rt.autocast_bf16);
     logits = model->forward(ids, mask, types);  // [B, L]
   }
   logits = logits.to(torch::kFloat);  // the loss in fp32, as autocast runs it

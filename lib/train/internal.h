@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/data.h"
+#include "model/device.h"
 #include "model/model.h"
 #include "train/train.h"
 
@@ -48,10 +49,7 @@ class BatchLoader {
 };
 
 // Forward pass settings shared by training and evaluation.
-struct Runtime {
-  torch::Device device{torch::kCPU};
-  bool autocast_bf16 = false;  // CUDA with bf16 support
-};
+using Runtime = model::DeviceSetup;
 
 // Evaluates `model` (eval mode, no grad; restored to train mode after) on `dataset` and returns HF's
 // eval_* metrics: eval_loss plus, for classification, lib/metrics' report scalars (eval_accuracy,

@@ -69,46 +69,6 @@ void validate(const TrainOptions& o) {
     throw mix("early_stopping_patience needs an eval_strategy (steps or epoch)");
 }
 
-Runtime pick_runtime(const std::string& spec) {
-  Runtime rt;
-  if (spec == "cpu") return rt;
-  const bool cuda = torch::cuda::is_available();
-  if (spec == "auto") {
-    if (!cuda) {
-      log::info("device: cpu (no CUDA device found)");
-      return rt;
-    }
-    rt.device = torch::Device(torch::kCUDA, 0);
-  } else if (spec == "cuda" || spec.starts_with("cuda:")) {
-    if (!cuda) throw Error(ErrorKind::kUnavailable, fmt::format("--device {}: no CUDA device is available", spec));
-    int index = 0;
-    if (spec.size() > 5) {
-      try {
-        std::size_t used = 0;
-        index = std::stoi(spec.substr(5), &used);
-        if (used != spec.size() - 5) throw std::invalid_argument(spec);
-      } catch (const std::exception&) {
-        throw Error(ErrorKind::kUsage, fmt::format("--device {}: expected cuda:N", spec));
-      }
-    }
-    if (index < 0 || index >= static_cast<int>(torch::cuda::device_count()))
-      throw Error(ErrorKind::kUsage,
-                  fmt::format("--device {}: only {} CUDA device(s)", spec, torch::cuda::device_count()));
-    rt.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-  } else {
-    throw Error(ErrorKind::kUsage, fmt::format("--device {}: expected auto, cpu, cuda or cuda:N", spec));
-  }
-  c10::DeviceGuard guard(rt.device);
-  // Compute capability >= 8.0 (Ampere+): bf16 tensor cores and TF32 matmuls.
-  rt.autocast_bf16 = at::detail::getCUDAHooks().supportsBFloat16ConvolutionWithCuDNNv8();
-  if (rt.autocast_bf16) {
-    at::globalContext().setAllowTF32CuBLAS(true);
-    at::globalContext().setAllowTF32CuDNN(true);
-  }
-  log::info("device: {} ({})", rt.device.str(), rt.autocast_bf16 ? "bf16 autocast, TF32" : "fp32");
-  return rt;
-}
-
 bool default_label_names(const std::vector<std::string>& names) {
   for (std::size_t i = 0; i < names.size(); ++i)
     if (names[i] != fmt::format("LABEL_{}", i)) return false;
@@ -343,7 +303,7 @@ double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm)
 TrainResult train(const TrainOptions& o) {
   validate(o);
   if (o.threads > 0) torch::set_num_threads(o.threads);
-  const Runtime rt = pick_runtime(o.device);
+  const Runtime rt = model::resolve_device(o.device);
   std::unique_ptr<RemoteSync> remote;
   if (!o.sync_to.empty()) remote = std::make_unique<RemoteSync>(o);
 
