@@ -120,6 +120,12 @@ class RecordReader::Impl {
       r.value = nlohmann::ordered_json::parse(line);
     } catch (const nlohmann::json::parse_error& e) {
       throw BadRecord{no, json_reason(e)};
+    } catch (const nlohmann::json::exception& e) {
+      // Valid syntax nlohmann cannot hold, e.g. a number beyond double's range (3e957): out_of_range.
+      std::string_view what = e.what();
+      auto bracket = what.find("] ");
+      throw BadRecord{no, fmt::format("invalid JSON: {}",
+                                      bracket == std::string_view::npos ? what : what.substr(bracket + 2))};
     }
     if (!r.value.is_object())
       throw BadRecord{no, fmt::format("expected a JSON object (one per line), got {}", json_type_name(r.value))};

@@ -146,7 +146,7 @@ Json parse_json(const std::string& path) {
   std::string text = read_file(path);
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
     throw Error(ErrorKind::kConfig, path + ": invalid JSON: " + e.what());
   }
 }

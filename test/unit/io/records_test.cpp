@@ -72,6 +72,8 @@ TEST_CASE("jsonl: bad records name the line and the problem") {
   read_error(Format::kJsonl, "{\"a\":1}\n{bad}\n", {"/in:2: invalid JSON at byte 2"});
   read_error(Format::kJsonl, "{\"a\":\n", {"/in:1: invalid JSON"});
   read_error(Format::kJsonl, "{\"a\":1} x\n", {"/in:1: invalid JSON"});
+  // Found by fuzz.records: a number beyond double's range is a bad record, not a crash.
+  read_error(Format::kJsonl, "{\"text\": 3e957}\n", {"/in:1: invalid JSON: number overflow"});
   read_error(Format::kJsonl, "[1,2]\n", {"/in:1: expected a JSON object (one per line), got an array"});
   read_error(Format::kJsonl, "\"text\"\n", {"/in:1: expected a JSON object", "got a string"});
   read_error(Format::kJsonl, "{\"a\":1}\n3\n", {"/in:2: expected a JSON object", "got a number"});
