@@ -47,13 +47,27 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
 }
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids) {
+  return forward(input_ids, token_type_ids, TokenLayout{});
+}
+
+torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                                          const TokenLayout& layout) {
   const std::int64_t t = input_ids.size(1);
   if (t > position_embeddings->weight.size(0))
     throw Error(ErrorKind::kDataErr, fmt::format("sequence of {} tokens is longer than max_position_embeddings {}", t,
                                                  position_embeddings->weight.size(0)));
-  const torch::Tensor positions = torch::arange(t, input_ids.options().dtype(torch::kLong)).unsqueeze(0);  // [1, T]
-  torch::Tensor x = word_embeddings(input_ids) + token_type_embeddings(token_type_ids);  // [B, T, H]
-  x = x + position_embeddings(positions);
+  torch::Tensor x;
+  if (layout.packed()) {
+    // Row r of the flattened batch is position r % T of its text.
+    const torch::Tensor ids = input_ids.reshape({-1}).index_select(0, layout.index);         // [R]
+    const torch::Tensor types = token_type_ids.reshape({-1}).index_select(0, layout.index);  // [R]
+    x = word_embeddings(ids) + token_type_embeddings(types);                               // [R, H]
+    x = x + position_embeddings(layout.index.remainder(t));
+  } else {
+    const torch::Tensor positions = torch::arange(t, input_ids.options().dtype(torch::kLong)).unsqueeze(0);  // [1, T]
+    x = word_embeddings(input_ids) + token_type_embeddings(token_type_ids);  // [B, T, H]
+    x = x + position_embeddings(positions);
+  }
   return dropout(layer_norm(x));
 }
 
@@ -64,14 +78,21 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   value = register_module("value", nn::Linear(c.hidden_size, c.hidden_size));
 }
 
-torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  const std::int64_t b = x.size(0), t = x.size(1), h = x.size(2);
-  auto heads = [&](const torch::Tensor& y) { return y.view({b, t, num_heads_, h / num_heads_}).transpose(1, 2); };
+torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
+  const std::int64_t h = x.size(-1);
+  const std::int64_t b = layout.packed() ? layout.batch : x.size(0), t = layout.packed() ? layout.length : x.size(1);
+  // [R, H] or [B, T, H] -> [B, N, T, D]; packed rows are scattered into a zero-padded [B * T, H].
+  auto heads = [&](const torch::Tensor& y) {
+    const torch::Tensor padded =
+        layout.packed() ? torch::zeros({b * t, h}, y.options()).index_copy(0, layout.index, y) : y;
+    return padded.view({b, t, num_heads_, h / num_heads_}).transpose(1, 2);
+  };
   const torch::Tensor q = heads(query(x)), k = heads(key(x)), v = heads(value(x));  // [B, N, T, D]
-  const std::optional<torch::Tensor> attn_mask = mask.defined() ? std::optional(mask) : std::nullopt;
+  const std::optional<torch::Tensor> attn_mask = layout.mask.defined() ? std::optional(layout.mask) : std::nullopt;
   torch::Tensor context = at::scaled_dot_product_attention(q, k, v, attn_mask, /*dropout_p=*/is_training() ? dropout_p_ : 0.0,
                                                            /*is_causal=*/false);  // [B, N, T, D]
-  return context.transpose(1, 2).reshape({b, t, h});                              // [B, T, H]
+  if (layout.packed()) return context.transpose(1, 2).reshape({b * t, h}).index_select(0, layout.index);  // [R, H]
+  return context.transpose(1, 2).reshape({b, t, h});                                                      // [B, T, H]
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(const BertConfig& c, std::int64_t in_features) {
@@ -89,8 +110,8 @@ BertAttentionImpl::BertAttentionImpl(const BertConfig& c) {
   output = register_module("output", BertResidualOutput(c, c.hidden_size));
 }
 
-torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  return output(self_attention(x, mask), x);
+torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
+  return output(self_attention(x, layout), x);
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) : activation_(activation(c.hidden_act)) {
@@ -105,8 +126,8 @@ BertLayerImpl::BertLayerImpl(const BertConfig& c) {
   output = register_module("output", BertResidualOutput(c, c.intermediate_size));
 }
 
-torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  const torch::Tensor a = attention(x, mask);  // [B, T, H]
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
+  const torch::Tensor a = attention(x, layout);  // like x
   return output(intermediate(a), a);
 }
 
@@ -115,8 +136,8 @@ BertEncoderImpl::BertEncoderImpl(const BertConfig& c) {
   for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
 }
 
-torch::Tensor BertEncoderImpl::forward(torch::Tensor x, const torch::Tensor& mask) {
-  for (const auto& l : *layer) x = l->as<BertLayerImpl>()->forward(x, mask);
+torch::Tensor BertEncoderImpl::forward(torch::Tensor x, const TokenLayout& layout) {
+  for (const auto& l : *layer) x = l->as<BertLayerImpl>()->forward(x, layout);
   return x;
 }
 
@@ -137,11 +158,24 @@ BertModelImpl::BertModelImpl(const BertConfig& c) {
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                      const torch::Tensor& token_type_ids) {
   const torch::Tensor types = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
-  const torch::Tensor x = embeddings(input_ids, types);  // [B, T, H]
-  // [B, 1, 1, T], true = attend: a bool mask works under any autocast dtype.
-  const torch::Tensor mask =
-      attention_mask.defined() ? attention_mask.to(torch::kBool).unsqueeze(1).unsqueeze(2) : torch::Tensor();
-  return pooler(encoder(x, mask));  // [B, H]
+  TokenLayout layout;
+  if (attention_mask.defined()) {
+    const torch::Tensor real = attention_mask.to(torch::kBool);  // [B, T]
+    if (!real.all().item<bool>()) {
+      layout.mask = real.unsqueeze(1).unsqueeze(2);  // [B, 1, 1, T], true = attend (any autocast dtype)
+      layout.index = real.reshape({-1}).nonzero().squeeze(1);
+      layout.batch = real.size(0);
+      layout.length = real.size(1);
+    }
+  }
+  torch::Tensor x = encoder(embeddings->forward(input_ids, types, layout), layout);  // [B, T, H] or [R, H]
+  if (layout.packed()) {
+    const std::int64_t h = x.size(1);
+    x = torch::zeros({layout.batch * layout.length, h}, x.options())
+            .index_copy(0, layout.index, x)
+            .view({layout.batch, layout.length, h});
+  }
+  return pooler(x);  // [B, H]
 }
 
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(BertConfig c) : config_(std::move(c)) {

@@ -67,7 +67,20 @@ struct BertConfig {
 
 // Modules. Names registered with register_module are HF's attribute names, so
 // named_parameters() yields exactly HF's state-dict keys. Shapes: B batch, T tokens, H hidden,
-// N heads, D head dim (H = N * D), I intermediate, L labels.
+// N heads, D head dim (H = N * D), I intermediate, L labels, R real (non-padding) tokens.
+
+// Where the real tokens of a padded [B, T] batch are. With padding, the token-wise layers
+// (embeddings, projections, feed-forward, LayerNorm, dropout: almost all the FLOPs) run on the R
+// real tokens only, as [R, H] rows; only attention scatters them back to [B, T] around its fused
+// kernel. Dynamic padding still pads a batch to its longest text, so with texts of mixed lengths
+// this skips a large share of the work; the results are those of the padded computation (padding
+// never reaches a real token through the mask).
+struct TokenLayout {
+  torch::Tensor mask;   // [B, 1, 1, T] bool, true = attend; undefined: no padding
+  torch::Tensor index;  // [R] int64 rows of the flattened [B * T] batch; undefined: x is [B, T, H]
+  std::int64_t batch = 0, length = 0;
+  bool packed() const { return index.defined(); }
+};
 
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:
@@ -75,6 +88,9 @@ class BertEmbeddingsImpl : public torch::nn::Module {
   // input_ids, token_type_ids [B, T] int64 -> [B, T, H]. Throws Error(kDataErr) when T exceeds
   // max_position_embeddings.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
+  // The same for the real tokens of `layout` only: -> [R, H] (layout.packed()), else as above.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                        const TokenLayout& layout);
 
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // registered as "LayerNorm"
@@ -85,8 +101,8 @@ TORCH_MODULE(BertEmbeddings);
 class BertSelfAttentionImpl : public torch::nn::Module {
  public:
   explicit BertSelfAttentionImpl(const BertConfig& c);
-  // x [B, T, H], mask [B, 1, 1, T] bool (true = attend) or undefined -> context [B, T, H].
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  // x [B, T, H] -> context [B, T, H], or x [R, H] -> [R, H] when layout.packed().
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
 
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
 
@@ -112,7 +128,7 @@ TORCH_MODULE(BertResidualOutput);
 class BertAttentionImpl : public torch::nn::Module {
  public:
   explicit BertAttentionImpl(const BertConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);  // [B, T, H] -> [B, T, H]
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);  // [B, T, H] or [R, H]
 
   BertSelfAttention self_attention{nullptr};  // registered as "self"
   BertResidualOutput output{nullptr};
@@ -134,7 +150,7 @@ TORCH_MODULE(BertIntermediate);
 class BertLayerImpl : public torch::nn::Module {
  public:
   explicit BertLayerImpl(const BertConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);  // [B, T, H] -> [B, T, H]
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);  // [B, T, H] or [R, H]
 
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
@@ -145,7 +161,7 @@ TORCH_MODULE(BertLayer);
 class BertEncoderImpl : public torch::nn::Module {
  public:
   explicit BertEncoderImpl(const BertConfig& c);
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask);  // [B, T, H] -> [B, T, H]
+  torch::Tensor forward(torch::Tensor x, const TokenLayout& layout);  // [B, T, H] or [R, H]
 
   torch::nn::ModuleList layer{nullptr};
 };
@@ -164,7 +180,8 @@ class BertModelImpl : public torch::nn::Module {
  public:
   explicit BertModelImpl(const BertConfig& c);
   // input_ids, attention_mask (1 = token, 0 = padding), token_type_ids [B, T] -> pooled [B, H].
-  // An undefined token_type_ids means all zeros; an undefined attention_mask means all ones.
+  // An undefined token_type_ids means all zeros; an undefined attention_mask means all ones. A
+  // batch with padding runs on its real tokens only (TokenLayout).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const torch::Tensor& token_type_ids);
 

@@ -138,3 +138,36 @@ TEST_CASE("model: save_pretrained then from_pretrained gives the same logits") {
   std::sort(report.mismatched.begin(), report.mismatched.end());
   CHECK(report.mismatched == std::vector<std::string>{"classifier.bias", "classifier.weight"});
 }
+
+TEST_CASE("model: a padded batch runs on its real tokens and equals each text alone") {
+  torch::manual_seed(5);
+  Json j = tiny();
+  j["num_hidden_layers"] = 2;
+  j["type_vocab_size"] = 2;
+  hf::model::BertForSequenceClassification m(BertConfig::from_json(j, "config.json"));
+  m->eval();
+  // Three texts of 5, 2 and 4 tokens, right-padded to 5 with id 0; the second is a pair.
+  const std::vector<std::vector<std::int64_t>> texts = {{2, 9, 4, 7, 3}, {2, 3}, {2, 11, 12, 3}};
+  const std::vector<std::vector<std::int64_t>> types = {{0, 0, 0, 0, 0}, {0, 1}, {0, 0, 1, 1}};
+  torch::Tensor ids = torch::zeros({3, 5}, torch::kLong), tt = torch::zeros({3, 5}, torch::kLong);
+  torch::Tensor mask = torch::zeros({3, 5}, torch::kLong);
+  for (std::int64_t i = 0; i < 3; ++i)
+    for (std::size_t k = 0; k < texts[i].size(); ++k) {
+      ids[i][static_cast<std::int64_t>(k)] = texts[i][k];
+      tt[i][static_cast<std::int64_t>(k)] = types[i][k];
+      mask[i][static_cast<std::int64_t>(k)] = 1;
+    }
+  {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor batch = m->forward(ids, mask, tt);  // packed: 11 real tokens of 15
+    for (std::int64_t i = 0; i < 3; ++i) {
+      const torch::Tensor one =
+          m->forward(torch::tensor(texts[i]).unsqueeze(0), {}, torch::tensor(types[i]).unsqueeze(0));
+      CHECK(torch::allclose(batch[i], one[0], /*rtol=*/1e-5, /*atol=*/1e-6));
+    }
+  }
+  // Training mode (dropout on) still gives gradients for every parameter used.
+  m->train();
+  m->forward(ids, mask, tt).sum().backward();
+  CHECK(m->bert->encoder->named_parameters()["layer.0.attention.self.query.weight"].grad().defined());
+}
