@@ -161,7 +161,10 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
   TokenLayout layout;
   if (attention_mask.defined()) {
     const torch::Tensor real = attention_mask.to(torch::kBool);  // [B, T]
-    if (!real.all().item<bool>()) {
+    const auto n_real = real.sum().item<std::int64_t>();
+    if (n_real < real.numel()) {
+      // Measured on 2 CPU cores: packing pays even for length-sorted inference batches, whose
+      // little padding still costs more in the feed-forward than the scatter/gather per layer.
       layout.mask = real.unsqueeze(1).unsqueeze(2);  // [B, 1, 1, T], true = attend (any autocast dtype)
       layout.index = real.reshape({-1}).nonzero().squeeze(1);
       layout.batch = real.size(0);

@@ -69,12 +69,12 @@ struct BertConfig {
 // named_parameters() yields exactly HF's state-dict keys. Shapes: B batch, T tokens, H hidden,
 // N heads, D head dim (H = N * D), I intermediate, L labels, R real (non-padding) tokens.
 
-// Where the real tokens of a padded [B, T] batch are. With padding, the token-wise layers
-// (embeddings, projections, feed-forward, LayerNorm, dropout: almost all the FLOPs) run on the R
-// real tokens only, as [R, H] rows; only attention scatters them back to [B, T] around its fused
-// kernel. Dynamic padding still pads a batch to its longest text, so with texts of mixed lengths
-// this skips a large share of the work; the results are those of the padded computation (padding
-// never reaches a real token through the mask).
+// Where the real tokens of a padded [B, T] batch are. When a batch has padding, the token-wise
+// layers (embeddings, projections, feed-forward, LayerNorm, dropout: almost all the FLOPs) run on
+// the R real tokens only, as [R, H] rows; only attention scatters them back to [B, T] around its
+// fused kernel. Dynamic padding still pads a batch to its longest text, so this skips work in
+// proportion to the padding; the results are those of the padded computation (padding never
+// reaches a real token through the mask).
 struct TokenLayout {
   torch::Tensor mask;   // [B, 1, 1, T] bool, true = attend; undefined: no padding
   torch::Tensor index;  // [R] int64 rows of the flattened [B * T] batch; undefined: x is [B, T, H]

@@ -1,6 +1,7 @@
 // hf::model without Python: config.json parsing (good cases, then errors), HF's parameter names,
 // HF's problem-type choice, and save_pretrained -> from_pretrained round trips.
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "core/error.h"
@@ -139,6 +140,28 @@ TEST_CASE("model: save_pretrained then from_pretrained gives the same logits") {
   CHECK(report.mismatched == std::vector<std::string>{"classifier.bias", "classifier.weight"});
 }
 
+namespace {
+
+// Right-pads `texts` (and their token types) with id 0 into [B, T] ids, types and mask.
+std::array<torch::Tensor, 3> pad(const std::vector<std::vector<std::int64_t>>& texts,
+                                 const std::vector<std::vector<std::int64_t>>& types) {
+  std::int64_t t = 0;
+  for (const auto& x : texts) t = std::max(t, static_cast<std::int64_t>(x.size()));
+  const auto b = static_cast<std::int64_t>(texts.size());
+  torch::Tensor ids = torch::zeros({b, t}, torch::kLong), tt = torch::zeros({b, t}, torch::kLong);
+  torch::Tensor mask = torch::zeros({b, t}, torch::kLong);
+  for (std::int64_t i = 0; i < b; ++i)
+    for (std::size_t k = 0; k < texts[static_cast<std::size_t>(i)].size(); ++k) {
+      const auto kk = static_cast<std::int64_t>(k);
+      ids[i][kk] = texts[static_cast<std::size_t>(i)][k];
+      tt[i][kk] = types[static_cast<std::size_t>(i)][k];
+      mask[i][kk] = 1;
+    }
+  return {ids, tt, mask};
+}
+
+}  // namespace
+
 TEST_CASE("model: a padded batch runs on its real tokens and equals each text alone") {
   torch::manual_seed(5);
   Json j = tiny();
@@ -146,27 +169,26 @@ TEST_CASE("model: a padded batch runs on its real tokens and equals each text al
   j["type_vocab_size"] = 2;
   hf::model::BertForSequenceClassification m(BertConfig::from_json(j, "config.json"));
   m->eval();
-  // Three texts of 5, 2 and 4 tokens, right-padded to 5 with id 0; the second is a pair.
-  const std::vector<std::vector<std::int64_t>> texts = {{2, 9, 4, 7, 3}, {2, 3}, {2, 11, 12, 3}};
-  const std::vector<std::vector<std::int64_t>> types = {{0, 0, 0, 0, 0}, {0, 1}, {0, 0, 1, 1}};
-  torch::Tensor ids = torch::zeros({3, 5}, torch::kLong), tt = torch::zeros({3, 5}, torch::kLong);
-  torch::Tensor mask = torch::zeros({3, 5}, torch::kLong);
-  for (std::int64_t i = 0; i < 3; ++i)
-    for (std::size_t k = 0; k < texts[i].size(); ++k) {
-      ids[i][static_cast<std::int64_t>(k)] = texts[i][k];
-      tt[i][static_cast<std::int64_t>(k)] = types[i][k];
-      mask[i][static_cast<std::int64_t>(k)] = 1;
-    }
-  {
+  // 11 real tokens of 15 (the second text is a pair), and 15 of 16 (one padding token).
+  const std::vector<std::vector<std::vector<std::int64_t>>> batches = {
+      {{2, 9, 4, 7, 3}, {2, 3}, {2, 11, 12, 3}}, {{2, 9, 4, 7, 5, 6, 8, 3}, {2, 11, 12, 13, 14, 15, 3}}};
+  const std::vector<std::vector<std::vector<std::int64_t>>> type_batches = {
+      {{0, 0, 0, 0, 0}, {0, 1}, {0, 0, 1, 1}}, {{0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 1, 1, 1, 1}}};
+  for (std::size_t n = 0; n < batches.size(); ++n) {
+    const auto& texts = batches[n];
+    const auto& types = type_batches[n];
+    auto [ids, tt, mask] = pad(texts, types);
     torch::NoGradGuard no_grad;
-    const torch::Tensor batch = m->forward(ids, mask, tt);  // packed: 11 real tokens of 15
-    for (std::int64_t i = 0; i < 3; ++i) {
+    const torch::Tensor batch = m->forward(ids, mask, tt);
+    for (std::size_t i = 0; i < texts.size(); ++i) {
       const torch::Tensor one =
           m->forward(torch::tensor(texts[i]).unsqueeze(0), {}, torch::tensor(types[i]).unsqueeze(0));
-      CHECK(torch::allclose(batch[i], one[0], /*rtol=*/1e-5, /*atol=*/1e-6));
+      CHECK_MESSAGE(torch::allclose(batch[static_cast<std::int64_t>(i)], one[0], /*rtol=*/1e-5, /*atol=*/1e-6),
+                    "batch ", n, " text ", i);
     }
   }
-  // Training mode (dropout on) still gives gradients for every parameter used.
+  // Training mode (dropout on) gives gradients through the packed path.
+  auto [ids, tt, mask] = pad(batches[0], type_batches[0]);
   m->train();
   m->forward(ids, mask, tt).sum().backward();
   CHECK(m->bert->encoder->named_parameters()["layer.0.attention.self.query.weight"].grad().defined());
