@@ -26,6 +26,7 @@ mkdir -p "$corpus"
 dict=()
 [[ "$target" == safetensors ]] && dict=(-dict="$here/safetensors.dict")
 cd "$build"
-# -rss_limit_mb: 100 MB headers are legal, so allow room above them.
-"$build/${target}_fuzz" "${dict[@]}" -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 \
+# -rss_limit_mb: 100 MB headers are legal, so allow room above them. -seed: a fixed seed (FUZZ_SEED)
+# makes CI's short run reproducible; explore with FUZZ_SEED=0 (random) and more SECONDS.
+"$build/${target}_fuzz" "${dict[@]}" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 \
   -artifact_prefix="$build/" "$corpus" "$build/seeds/$target"
