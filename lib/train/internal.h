@@ -119,6 +119,10 @@ class RemoteSync {
   // cannot be read: rethrows if there is no local checkpoint either (never a silent fresh start
   // beside newer remote ones), else warns and returns false.
   bool fetch_newer(std::int64_t local_newest);
+  // For a run that starts over (--resume none or --overwrite-output-dir): throws Error(kUsage)
+  // when the URL already holds complete checkpoints (rotation would mix two runs there). A store
+  // that cannot be read is only a warning: uploads retry later anyway.
+  void refuse_other_runs();
   // Makes output_dir/<name> exist locally, downloading it when missing and complete remotely
   // (the best checkpoint after a resume on another node). Returns false when it cannot.
   bool ensure_local(const std::string& name);

@@ -73,6 +73,21 @@ bool RemoteSync::fetch_newer(std::int64_t local_newest) {
   }
 }
 
+void RemoteSync::refuse_other_runs() {
+  std::optional<storage::RemoteCheckpoint> newest;
+  try {
+    newest = storage::find_latest_complete_checkpoint(url_, storage_);
+  } catch (const Error& e) {
+    log::warn("cannot list checkpoints in {}: {}", url_.str(), e.what());
+    return;
+  }
+  if (newest)
+    throw Error(ErrorKind::kUsage,
+                fmt::format("{} already holds checkpoints of a run (newest {}): pass --resume auto to continue it, "
+                            "or give a new --sync-to URL (or empty it: hf-sync rm --recursive {})",
+                            url_.str(), newest->url.str(), url_.str()));
+}
+
 bool RemoteSync::ensure_local(const std::string& name) {
   const fs::path local = fs::path(options_.output_dir) / name;
   if (fs::exists(local / kCompleteMarker)) return true;

@@ -348,6 +348,7 @@ TrainResult train(const TrainOptions& o) {
   } else if (o.resume == "auto" && remote && remote->fetch_newer(existing.empty() ? -1 : existing.back().step)) {
     existing = list_checkpoints(o.output_dir);
   }
+  if (remote && (o.overwrite_output_dir || o.resume == "none")) remote->refuse_other_runs();
   std::vector<std::string> candidates;
   if (o.resume == "auto") {
     for (auto it = existing.rbegin(); it != existing.rend(); ++it) candidates.push_back(it->path);

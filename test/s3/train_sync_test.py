@@ -110,6 +110,17 @@ with Moto() as m:
             read(os.path.join(out, "checkpoint-30", "optimizer.safetensors")), "remote checkpoint bytes equal local")
     print(f"     (sync run {time.time() - t0:.1f} s)")
 
+    # A new run aimed at a URL holding another run's checkpoints is refused (rotation would mix the
+    # two); the remote is left as it was.
+    before = remote_keys(s3, "sync")
+    for extra in ([], ["--overwrite-output-dir"]):
+        rc, err = train(h.path("again" + "".join(extra)), *ARGS, "--sync-to", f"s3://{BUCKET}/sync", *extra, env=env)
+        errors = [l for l in err.splitlines() if ": error: " in l]
+        h.check(rc == 64 and len(errors) == 1 and "s3://train/sync already holds checkpoints" in errors[0] and
+                "--resume auto" in errors[0], f"new run {extra} over another run's remote checkpoints: exit 64",
+                f"rc={rc} {err[-2000:]}")
+    h.check(remote_keys(s3, "sync") == before, "the refused runs changed nothing remotely")
+
     # (2) SIGTERM: the preemption checkpoint is saved, uploaded (marker last) and then exit 75;
     # no final model is pushed.
     t0 = time.time()
