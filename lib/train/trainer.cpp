@@ -1,7 +1,6 @@
 // The training loop (hf-train): set-up (options, device, labels, resume), then one loop that reads
 // top to bottom — batch, forward, loss, backward, clip, step, schedule — followed by the "every N
 // steps" blocks for logging, eval and checkpoints, and finally the HF model directory.
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -339,6 +338,8 @@ TrainResult train(const TrainOptions& o) {
   make_dirs(o.output_dir);
   remove_incomplete_checkpoints(o.output_dir);
   std::vector<CheckpointRef> existing = list_checkpoints(o.output_dir);
+  // Before --overwrite-output-dir deletes anything: a refused run must leave the local side as it was.
+  if (remote && (o.overwrite_output_dir || o.resume == "none")) remote->refuse_other_runs();
   if (o.overwrite_output_dir) {
     for (const CheckpointRef& c : existing) {
       fs::remove(fs::path(c.path) / kCompleteMarker);  // first: a half-deleted one is not complete
@@ -348,7 +349,6 @@ TrainResult train(const TrainOptions& o) {
   } else if (o.resume == "auto" && remote && remote->fetch_newer(existing.empty() ? -1 : existing.back().step)) {
     existing = list_checkpoints(o.output_dir);
   }
-  if (remote && (o.overwrite_output_dir || o.resume == "none")) remote->refuse_other_runs();
   std::vector<std::string> candidates;
   if (o.resume == "auto") {
     for (auto it = existing.rbegin(); it != existing.rend(); ++it) candidates.push_back(it->path);

@@ -113,13 +113,15 @@ with Moto() as m:
     # A new run aimed at a URL holding another run's checkpoints is refused (rotation would mix the
     # two); the remote is left as it was.
     before = remote_keys(s3, "sync")
-    for extra in ([], ["--overwrite-output-dir"]):
-        rc, err = train(h.path("again" + "".join(extra)), *ARGS, "--sync-to", f"s3://{BUCKET}/sync", *extra, env=env)
+    for run_dir, extra in ((h.path("again"), []), (out, ["--overwrite-output-dir"])):
+        rc, err = train(run_dir, *ARGS, "--sync-to", f"s3://{BUCKET}/sync", *extra, env=env)
         errors = [l for l in err.splitlines() if ": error: " in l]
         h.check(rc == 64 and len(errors) == 1 and "s3://train/sync already holds checkpoints" in errors[0] and
                 "--resume auto" in errors[0], f"new run {extra} over another run's remote checkpoints: exit 64",
                 f"rc={rc} {err[-2000:]}")
     h.check(remote_keys(s3, "sync") == before, "the refused runs changed nothing remotely")
+    h.check(complete_checkpoints(out) == local, "the refused --overwrite-output-dir run deleted nothing locally",
+            str(complete_checkpoints(out)))
 
     # (2) SIGTERM: the preemption checkpoint is saved, uploaded (marker last) and then exit 75;
     # no final model is pushed.
