@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "storage/storage.h"
 
 namespace hf::cli {
 namespace {

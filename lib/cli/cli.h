@@ -10,7 +10,10 @@
 #include <vector>
 
 #include "cli/exit_codes.h"
-#include "storage/storage.h"
+
+namespace hf::storage {
+struct Options;
+}
 
 namespace hf::cli {
 

@@ -46,10 +46,6 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
 }
 
-torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids) {
-  return forward(input_ids, token_type_ids, TokenLayout{});
-}
-
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                                           const TokenLayout& layout) {
   const std::int64_t t = input_ids.size(1);
@@ -171,7 +167,7 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
       layout.length = real.size(1);
     }
   }
-  torch::Tensor x = encoder(embeddings->forward(input_ids, types, layout), layout);  // [B, T, H] or [R, H]
+  torch::Tensor x = encoder(embeddings(input_ids, types, layout), layout);  // [B, T, H] or [R, H]
   if (layout.packed()) {
     const std::int64_t h = x.size(1);
     x = torch::zeros({layout.batch * layout.length, h}, x.options())

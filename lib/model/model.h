@@ -85,10 +85,8 @@ struct TokenLayout {
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit BertEmbeddingsImpl(const BertConfig& c);
-  // input_ids, token_type_ids [B, T] int64 -> [B, T, H]. Throws Error(kDataErr) when T exceeds
-  // max_position_embeddings.
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
-  // The same for the real tokens of `layout` only: -> [R, H] (layout.packed()), else as above.
+  // input_ids, token_type_ids [B, T] int64 -> [B, T, H], or [R, H] for the real tokens of a
+  // packed layout. Throws Error(kDataErr) when T exceeds max_position_embeddings.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                         const TokenLayout& layout);
 

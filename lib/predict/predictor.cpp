@@ -79,8 +79,7 @@ std::vector<float> parse_thresholds(std::string_view spec, std::span<const std::
 struct Predictor::Impl {
   model::BertForSequenceClassification model{nullptr};
   tokenizer::Tokenizer tok;
-  torch::Device device{torch::kCPU};
-  bool autocast_bf16 = false;
+  model::DeviceSetup dev;  // device + bf16 autocast
   tokenizer::EncodeOptions encode_options;
   std::size_t batch_size = 32;
   Task task = Task::kSingleLabel;
@@ -101,16 +100,14 @@ struct Predictor::Impl {
 Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   if (o.batch_size == 0) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
   if (o.threads < 0) throw Error(ErrorKind::kUsage, "--threads must be 0 (all cores) or more");
-  const model::DeviceSetup setup = model::resolve_device(o.device);
-  const torch::Device device = setup.device;
+  const model::DeviceSetup dev = model::resolve_device(o.device);
   // The tokenizer first: it is quick, and a directory without one fails before the weights load.
   impl_ = std::make_unique<Impl>(tokenizer::Tokenizer::load(model_dir));
   Impl& m = *impl_;
   m.model = model::from_pretrained(model_dir);
   m.model->eval();
-  if (device != torch::kCPU) m.model->to(device);
-  m.device = device;
-  m.autocast_bf16 = setup.autocast_bf16;
+  if (dev.device != torch::kCPU) m.model->to(dev.device);
+  m.dev = dev;
   const model::BertConfig& c = m.model->config();
   m.task = task_of(c);
   m.batch_size = o.batch_size;
@@ -131,7 +128,7 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   if (o.threads > 0) torch::set_num_threads(o.threads);
   m.pool = std::make_unique<ThreadPool>(o.threads);
   log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} threads", c.num_labels(),
-             m.encode_options.max_length, m.batch_size, device.str(), torch::get_num_threads());
+             m.encode_options.max_length, m.batch_size, dev.device.str(), torch::get_num_threads());
 }
 
 Predictor::~Predictor() = default;
@@ -141,7 +138,7 @@ Predictor& Predictor::operator=(Predictor&&) noexcept = default;
 Task Predictor::task() const { return impl_->task; }
 const std::vector<std::string>& Predictor::labels() const { return impl_->model->config().id2label; }
 std::size_t Predictor::max_length() const { return impl_->encode_options.max_length; }
-std::string Predictor::device() const { return impl_->device.str(); }
+std::string Predictor::device() const { return impl_->dev.device.str(); }
 
 std::vector<tokenizer::Encoding> Predictor::Impl::encode(std::span<const std::string_view> texts,
                                                          std::span<const std::string_view> pairs,
@@ -215,7 +212,8 @@ void Predictor::Impl::run_batch(std::span<const std::size_t> rows, const std::ve
   torch::Tensor logits;
   {
     c10::InferenceMode guard;
-    model::AutocastGuard autocast(autocast_bf16);
+    model::AutocastGuard autocast(dev.autocast_bf16);
+    const torch::Device& device = dev.device;
     if (device != torch::kCPU) {
       // Page-locked staging lets the copies run asynchronously on the current stream.
       ids = ids.pin_memory().to(device, /*non_blocking=*/true);

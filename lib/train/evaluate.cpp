@@ -1,6 +1,5 @@
 // The forward pass + loss (with bf16 autocast on CUDA) and evaluation on a split: HF's eval_loss
 // plus lib/metrics' classification report, keys prefixed "eval_" as HF's Trainer.evaluate names them.
-#include <ATen/autocast_mode.h>
 
 #include <algorithm>
 #include <chrono>
