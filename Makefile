@@ -2,6 +2,7 @@
 #   make demo    set-up + build + the pipeline on the embedded sample data
 #   make test    set-up + build + every test (ctest)
 #   make bench   set-up + build + benchmarks against the Python peers
+#   make fuzz    set-up + every libFuzzer target for FUZZ_SECONDS each (default 300), random seed
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 BUILD ?= build
@@ -33,6 +34,11 @@ demo: build
 
 bench: build
 	@$(ENV) BIN=$(BUILD)/bin bash bench/run.sh
+
+FUZZ_SECONDS ?= 300
+fuzz: setup
+	@$(ENV) for t in safetensors records; do \
+	  FUZZ_SEED=$${FUZZ_SEED:-0} bash test/fuzz/run_fuzz.sh $(BUILD)-fuzz $$t $(FUZZ_SECONDS) || exit 1; done
 
 clean:
 	rm -rf $(BUILD)

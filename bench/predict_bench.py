@@ -12,6 +12,7 @@ Usage: BIN=build/bin python bench/predict_bench.py [--limit N] [--batch-size 32]
 (bench/run.sh runs it with the venv's python). Results also go to $BENCH_OUT/predict_bench.json.
 """
 import argparse
+import glob
 import json
 import os
 import re
@@ -122,15 +123,17 @@ def main():
     if not os.path.exists(predict):
         print(f"predict_bench: {predict} not built; skipped", file=sys.stderr)
         return 0
-    data = os.environ.get("HFKIT_SHARED_DATA", os.path.join(HERE, "..", "..", "shared", "data"))
+    data = os.environ.get("HFKIT_DATA") or os.path.join(HERE, "..", "data")
     bench_out = os.environ.get("BENCH_OUT", os.path.join(tempfile.gettempdir(), "hfkit-bench"))
     work = os.path.join(bench_out, "predict")
     os.makedirs(work, exist_ok=True)
     model = os.path.join(work, "minilm-austen")
     make_model(model)
     texts = os.path.join(work, "austen.jsonl")
-    with open(os.path.join(data, "austen", "passages.jsonl"), encoding="utf-8") as f:
-        lines = f.readlines()
+    lines = []
+    for path in sorted(glob.glob(os.path.join(data, "austen", "*.jsonl"))):  # one file per novel
+        with open(path, encoding="utf-8") as f:
+            lines.extend(f.readlines())
     if args.limit:
         lines = lines[:args.limit]
     with open(texts, "w", encoding="utf-8") as f:

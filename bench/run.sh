@@ -5,7 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export BIN=${BIN:?set BIN to the built tools directory}
 export BENCH_OUT=${BENCH_OUT:-${TMPDIR:-/tmp}/hfkit-bench}
-export HFKIT_SHARED_DATA=${HFKIT_SHARED_DATA:-$here/../../shared/data}
+export HFKIT_DATA=${HFKIT_DATA:-$here/../data}
 mkdir -p "$BENCH_OUT"
 py="$HFKIT_VENV/bin/python"
 status=0

@@ -14,6 +14,7 @@ Usage: BIN=build/bin python bench/tokenize_bench.py [--mb 20] [--repeat 3] [--th
 (bench/run.sh runs it with the venv's python). Results also go to $BENCH_OUT/tokenize_bench.json.
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -53,9 +54,11 @@ def minilm_dir():
 
 
 def make_corpus(path, mb):
-    root = os.environ.get("HFKIT_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "../../shared/data")
-    with open(os.path.join(root, "austen", "passages.jsonl"), encoding="utf-8") as f:
-        texts = [json.loads(line)["text"] for line in f if line.strip()]
+    root = os.environ.get("HFKIT_DATA") or os.path.join(os.path.dirname(__file__), "..", "data")
+    texts = []
+    for novel in sorted(glob.glob(os.path.join(root, "austen", "*.jsonl"))):  # one file per novel
+        with open(novel, encoding="utf-8") as f:
+            texts.extend(json.loads(line)["text"] for line in f if line.strip())
     block = "".join(t + "\n" for t in texts).encode("utf-8")
     data = block * max(1, -(-mb * 1_000_000 // len(block)))
     with open(path, "wb") as f:

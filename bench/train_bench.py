@@ -9,7 +9,7 @@ thread count. Each side runs in its own process; timing covers the training step
 loading excluded on both sides), peak RSS is the whole process's. Prints samples/s, real
 (non-padding) tokens/s, peak RSS and the ratios; writes $BENCH_OUT/train_bench.json.
 
-Env: BIN (built tools), HFKIT_SHARED_DATA, BENCH_OUT, BENCH_THREADS (default: all cores),
+Env: BIN (built tools), HFKIT_DATA, BENCH_OUT, BENCH_THREADS (default: all cores),
 BENCH_STEPS (default 50 = one epoch at batch 32), BENCH_BATCH (default 32).
 """
 import json
@@ -134,7 +134,7 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--python-loop":
         return python_loop(sys.argv[2:])
     binary = os.environ.get("BIN", "build/bin")
-    data = os.environ.get("HFKIT_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    data = os.environ.get("HFKIT_DATA") or os.path.join(os.path.dirname(__file__), "..", "data")
     out_dir = os.environ.get("BENCH_OUT", tempfile.gettempdir())
     threads = int(os.environ.get("BENCH_THREADS", os.cpu_count()))
     steps = int(os.environ.get("BENCH_STEPS", "50"))

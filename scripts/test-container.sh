@@ -16,8 +16,7 @@ Options:
   --min-cc X.Y     minimum compute capability for step 1 (default 9.0, H100)
   --gpus SPEC      docker run --gpus value (default all)
   --data FILE      labelled JSONL sample, first 400 lines are used (default: the checkout's
-                   ../shared/data/sentiment/amazon.jsonl; where that is missing, e.g. on a CI
-                   runner, 200 generated lines: enough to exercise the GPU path, not to learn)
+                   data/sentiment/amazon.jsonl)
   --max-steps N    training steps (default 20)
   --keep           keep the work directory
   --dry-run        print the docker commands without running them
@@ -39,7 +38,7 @@ docker=${DOCKER:-docker}
 min_cc=9.0
 gpus=all
 data=""
-default_data="$root/../shared/data/sentiment/amazon.jsonl"
+default_data="$root/data/sentiment/amazon.jsonl"
 max_steps=20
 keep=0
 dry_run=0

@@ -11,11 +11,11 @@ from safetensors.numpy import load_file
 from safetensors import safe_open
 from tokenizers import Tokenizer
 
-from hfkit_testlib import MINILM, SHARED_DATA, expect_error, main, run, tempdir, tool
+from hfkit_testlib import MINILM, DATA, expect_error, main, run, tempdir, tool
 
 PRE = tool("hf-preprocess")
-AMAZON = os.path.join(SHARED_DATA, "sentiment", "amazon.jsonl")
-YELP = os.path.join(SHARED_DATA, "sentiment", "yelp.jsonl")
+AMAZON = os.path.join(DATA, "sentiment", "amazon.jsonl")
+YELP = os.path.join(DATA, "sentiment", "yelp.jsonl")
 
 
 def hf_tokenizer():

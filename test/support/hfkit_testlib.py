@@ -13,11 +13,11 @@ import traceback
 
 BIN = os.environ.get("HFKIT_BIN", "build/bin")
 MINILM = os.environ.get("HFKIT_MINILM_DIR", "")
-SHARED_DATA = os.environ.get("HFKIT_SHARED_DATA", os.path.join(os.path.dirname(__file__), "../../../shared/data"))
+DATA = os.environ.get("HFKIT_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "data")
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MAKE_TINY = os.path.join(SRC, "scripts", "make-tiny-bert.py")
 TINY_YAML = os.path.join(SRC, "configs", "tiny.yaml")
-AMAZON = os.path.join(SHARED_DATA, "sentiment", "amazon.jsonl")
+AMAZON = os.path.join(DATA, "sentiment", "amazon.jsonl")
 CHECKPOINT_MARKER = ".complete"  # storage::kDefaultCheckpointMarker, local and remote
 
 

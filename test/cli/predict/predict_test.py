@@ -14,11 +14,11 @@ import tempfile
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from hfkit_testlib import MINILM, SHARED_DATA, expect_error, main, run, tempdir, tool
+from hfkit_testlib import MINILM, DATA, expect_error, main, run, tempdir, tool
 
 PREDICT = tool("hf-predict")
 EVAL = tool("hf-eval")
-SENTIMENT = [os.path.join(SHARED_DATA, "sentiment", f) for f in ("amazon.jsonl", "yelp.jsonl")]
+SENTIMENT = [os.path.join(DATA, "sentiment", f) for f in ("amazon.jsonl", "yelp.jsonl")]
 MAKE_TINY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts", "make-tiny-bert.py")
 TOL = 1e-4
 TOKENIZER_FILES = ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]

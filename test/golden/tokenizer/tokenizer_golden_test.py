@@ -27,6 +27,8 @@ from tokenizers import AddedToken, BertWordPieceTokenizer, Tokenizer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tokenizer_corpus  # noqa: E402
 
+DATA = os.environ.get("HFKIT_DATA") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "data")
+
 STRATEGIES = ["longest_first", "only_first", "only_second"]
 MAX_LENGTHS = [1, 2, 3, 4, 5, 7, 8, 16, 64, 512]
 
@@ -40,8 +42,8 @@ def minilm_dir():
 
 
 def shared_texts():
-    root = os.environ.get("HFKIT_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "../../../shared/data")
-    files = sorted(glob.glob(os.path.join(root, "sentiment", "*.jsonl"))) + [os.path.join(root, "austen", "passages.jsonl")]
+    root = DATA
+    files = sorted(glob.glob(os.path.join(root, "sentiment", "*.jsonl"))) + sorted(glob.glob(os.path.join(root, "austen", "*.jsonl")))
     texts = []
     for path in files:
         with open(path, encoding="utf-8") as f:
