@@ -44,6 +44,10 @@ fi
 
 mkdir -p "$cache/ccache" "$cache/pip"
 venv=$(venv_path)
+# Two set-ups at once (two clones, `make test` beside `make demo`) must not both build the venv:
+# the second waits for the first under an exclusive lock, then finds it complete.
+exec 9>"$cache/setup.lock"
+flock 9
 if [[ ! -f "$venv/.complete" ]]; then
   log "creating Python venv $venv (first run on this machine downloads several GB)"
   rm -rf "$venv"
