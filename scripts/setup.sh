@@ -25,6 +25,12 @@ if [[ "${1:-}" == "--print-env" ]]; then print_env; exit 0; fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# Two set-ups at once (two clones, `make test` beside `make demo`) must not both run apt or build
+# the venv: the second waits for the first under an exclusive lock, then finds everything there.
+mkdir -p "$cache"
+exec 9>"$cache/setup.lock"
+flock 9
+
 debs=(cmake ninja-build ccache g++ pkg-config git
       libcli11-dev libfmt-dev libyaml-cpp-dev libcurl4-openssl-dev libssl-dev doctest-dev
       nlohmann-json3-dev libcpp-httplib-dev libutf8proc-dev python3-venv clang
@@ -44,10 +50,6 @@ fi
 
 mkdir -p "$cache/ccache" "$cache/pip"
 venv=$(venv_path)
-# Two set-ups at once (two clones, `make test` beside `make demo`) must not both build the venv:
-# the second waits for the first under an exclusive lock, then finds it complete.
-exec 9>"$cache/setup.lock"
-flock 9
 if [[ ! -f "$venv/.complete" ]]; then
   log "creating Python venv $venv (first run on this machine downloads several GB)"
   rm -rf "$venv"
