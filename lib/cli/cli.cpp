@@ -126,7 +126,7 @@ std::string Tool::resolved_config_yaml() const {
   return out;
 }
 
-int Tool::run(int argc, char** argv, const std::function<int()>& body) {
+int Tool::run(int argc, char** argv, const std::function<Outcome()>& body) {
   install_signal_handlers();
   log::configure(name_, log::Level::kInfo, log::Format::kText);
   try {
@@ -147,11 +147,11 @@ int Tool::run(int argc, char** argv, const std::function<int()>& body) {
   log::Level level = quiet_ ? log::Level::kError : verbose_ > 0 ? log::Level::kDebug : log::Level::kInfo;
   log::configure(name_, level, log_format_ == "json" ? log::Format::kJson : log::Format::kText);
 
-  int rc = kExitOk;
+  Outcome outcome = Outcome::kOk;
   try {
     apply_config_file();
     check_required();
-    rc = body();
+    outcome = body();
   } catch (const BrokenPipe&) {
     return kExitOk;  // the reader went away (`| head`): not an error
   } catch (const Error& e) {
@@ -164,12 +164,13 @@ int Tool::run(int argc, char** argv, const std::function<int()>& body) {
     log::error("internal error: {}", e.what());
     return kExitSoftware;
   }
+  int rc = exit_code_for(outcome);
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
     if (errno == EPIPE) return rc;
     log::error("cannot write to stdout");
     return kExitIoErr;
   }
-  if (rc == kExitOk && stop_requested()) return 128 + stop_signal();
+  if (outcome == Outcome::kOk && stop_requested()) return 128 + stop_signal();
   return rc;
 }
 

@@ -25,9 +25,9 @@ class Tool {
   CLI::App& app() { return app_; }
   // Marks an option required after config merging (so it may come from the YAML file instead).
   void require(CLI::Option* option);
-  // Parses argv, merges config, sets up logging and signals, runs body and maps its outcome to an
-  // exit code. body returns kExitOk or kExitNo (or another code it decides, e.g. 75 on preemption).
-  int run(int argc, char** argv, const std::function<int()>& body);
+  // Parses argv, merges config, sets up logging and signals, runs body and maps its outcome (or the
+  // hf::Error it throws) to an exit code. A run that ends kOk after a stop signal exits 128+N.
+  int run(int argc, char** argv, const std::function<Outcome()>& body);
   // The effective options as YAML (flags, env and config file merged), for saving beside outputs.
   std::string resolved_config_yaml() const;
   const std::string& name() const { return name_; }

@@ -34,6 +34,15 @@ constexpr int exit_code_for(ErrorKind kind) {
   return kExitSoftware;
 }
 
+constexpr int exit_code_for(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk: return kExitOk;
+    case Outcome::kNo: return kExitNo;
+    case Outcome::kPreempted: return kExitTempFail;
+  }
+  return kExitSoftware;
+}
+
 // Text for every --help epilogue.
 inline constexpr const char* kExitCodeHelp =
     "Exit codes: 0 ok, 1 answer is no (gate/check failed), 64 usage, 65 bad input data,\n"

@@ -51,6 +51,14 @@ class BrokenPipe : public Error {
   explicit BrokenPipe(const std::string& what) : Error(ErrorKind::kIo, what + ": broken pipe") {}
 };
 
+// How a library entry point that a tool calls ended, when it did not throw: every entry point
+// returns this (or a result type the tool turns into it), and lib/cli alone maps it to an exit code.
+enum class Outcome {
+  kOk,         // done                                                 -> 0
+  kNo,         // ran fine, the answer is "no" (gate missed, check failed) -> 1
+  kPreempted,  // a stop request ended it after its state was saved (hf-train) -> 75
+};
+
 // "file:line: field "f": " prefix (empty when `where` is empty).
 std::string format_where(const Where& where);
 

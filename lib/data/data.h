@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace hf::data {
 
 inline constexpr int kFormatVersion = 1;
@@ -101,6 +103,6 @@ struct PreprocessOptions {
 };
 
 // Runs the pipeline. Returns the process exit status (0). Throws hf::Error.
-int preprocess(const PreprocessOptions& options);
+Outcome preprocess(const PreprocessOptions& options);
 
 }  // namespace hf::data

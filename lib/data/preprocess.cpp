@@ -131,7 +131,7 @@ void encode_and_write(std::size_t n, const TextOf& text_of, const LineOf& line_o
 }
 
 // --output -: one JSON object per record, in input order, memory bounded by kStreamChunk records.
-int stream(const PreprocessOptions& o, const tokenizer::Tokenizer& tok, ThreadPool& pool) {
+Outcome stream(const PreprocessOptions& o, const tokenizer::Tokenizer& tok, ThreadPool& pool) {
   const bool skip = skip_bad(o);
   const bool pairs = !o.text_pair_field.empty();
   Encoder encode(o, tok);
@@ -197,12 +197,12 @@ int stream(const PreprocessOptions& o, const tokenizer::Tokenizer& tok, ThreadPo
   writer.close();
   log::info("encoded {} records, {} tokens, {} truncated, {} skipped", stats.records, stats.tokens,
             stats.truncated, stats.bad);
-  return 0;
+  return Outcome::kOk;
 }
 
 }  // namespace
 
-int preprocess(const PreprocessOptions& o) {
+Outcome preprocess(const PreprocessOptions& o) {
   if (o.tokenizer.empty()) throw Error(ErrorKind::kUsage, "--tokenizer is required");
   if (o.output.empty()) throw Error(ErrorKind::kUsage, "--output is required (a directory, or - for stdout)");
   if (o.inputs.empty()) throw Error(ErrorKind::kUsage, "--input is required");
@@ -411,7 +411,7 @@ int preprocess(const PreprocessOptions& o) {
   write_file_atomic(o.output + "/dataset.json", manifest.dump(2) + "\n");
   log::info("wrote {}: {} examples, {} tokens, {} truncated, {} duplicates removed, {} bad records skipped",
             o.output, examples.size(), total_tokens, total_truncated, duplicates, bad);
-  return 0;
+  return Outcome::kOk;
 }
 
 }  // namespace hf::data

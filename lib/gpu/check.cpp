@@ -136,7 +136,7 @@ void torch_checks(const std::vector<DeviceInfo>& devices, int driver_count, Repo
 
 }  // namespace
 
-bool run_check(const CheckOptions& o, std::ostream& out) {
+Outcome run_check(const CheckOptions& o, std::ostream& out) {
   Report report;
   report.hfkit_version = HFKIT_VERSION;
 #if HFKIT_CUDA
@@ -161,7 +161,7 @@ bool run_check(const CheckOptions& o, std::ostream& out) {
       throw Error(ErrorKind::kUnavailable, report.reason);
     }
     emit();
-    return report.passed();
+    return report.passed() ? Outcome::kOk : Outcome::kNo;
   }
   report.gpu_available = true;
   if (o.device >= driver.device_count())
@@ -220,7 +220,7 @@ bool run_check(const CheckOptions& o, std::ostream& out) {
   else
     torch_checks(report.devices, driver.device_count(), report);
   emit();
-  return report.passed();
+  return report.passed() ? Outcome::kOk : Outcome::kNo;
 }
 
 }  // namespace hf::gpu

@@ -5,6 +5,8 @@
 
 #include <ostream>
 
+#include "core/error.h"
+
 namespace hf::gpu {
 
 struct CheckOptions {
@@ -22,6 +24,6 @@ struct CheckOptions {
 // passed, false when one failed (the report says which). Throws hf::Error: kUnavailable when
 // require_gpu is set and there is no usable driver or device (the JSON report is written first),
 // kUsage when `device` does not exist.
-bool run_check(const CheckOptions& options, std::ostream& out);
+Outcome run_check(const CheckOptions& options, std::ostream& out);
 
 }  // namespace hf::gpu

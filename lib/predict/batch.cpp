@@ -67,7 +67,7 @@ void add_prediction(nlohmann::ordered_json& v, const std::string& field, const P
 
 }  // namespace
 
-int run_batch(const BatchOptions& o) {
+Outcome run_batch(const BatchOptions& o) {
   if (o.model.empty()) throw Error(ErrorKind::kUsage, "--model is required");
   if (o.format != "jsonl" && o.format != "lines")
     throw Error(ErrorKind::kUsage, "--format: expected jsonl or lines, got '" + o.format + "'");
@@ -156,7 +156,7 @@ int run_batch(const BatchOptions& o) {
   skipped += static_cast<std::uint64_t>(reader.bad_records());
   if (stop_requested()) {
     log::warn("stopped after {} records{}", records, o.output == "-" ? "" : "; " + o.output + " not written");
-    return 0;
+    return Outcome::kOk;
   }
   out.close();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -164,7 +164,7 @@ int run_batch(const BatchOptions& o) {
             "{:.0f} tokens/s",
             records, tokens, truncated, predictor.max_length(), skipped, seconds, records / std::max(seconds, 1e-9),
             tokens / std::max(seconds, 1e-9));
-  return 0;
+  return Outcome::kOk;
 }
 
 }  // namespace hf::predict

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
+
 namespace hf::predict {
 
 // HF's problem_type, as the predictor applies it.
@@ -103,6 +105,6 @@ struct BatchOptions {
 // {label: probability} (classification only). Returns the exit status (0). Throws hf::Error
 // (kDataErr "file:line: field "text": missing"; with on_bad_record skip such records are
 // logged, counted and left out), hf::BrokenPipe when stdout's reader goes away.
-int run_batch(const BatchOptions& options);
+Outcome run_batch(const BatchOptions& options);
 
 }  // namespace hf::predict

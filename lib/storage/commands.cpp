@@ -74,10 +74,10 @@ void report(const SyncSummary& s, const CommandOptions& options, std::ostream& o
             s.files_deleted, s.seconds);
 }
 
-// Runs a sync with signal-driven cancellation; an interrupted run returns 0 so the run wrapper
+// Runs a sync with signal-driven cancellation; an interrupted run returns kOk so the run wrapper
 // reports 128+signal after this clean stop.
 template <typename Fn>
-int with_cancel(const CommandOptions& options, Fn fn) {
+Outcome with_cancel(const CommandOptions& options, Fn fn) {
   StopWatcher watcher;
   Options o = options.storage;
   if (o.cancel == nullptr) o.cancel = watcher.flag();
@@ -86,7 +86,7 @@ int with_cancel(const CommandOptions& options, Fn fn) {
   } catch (const Error& e) {
     if (watcher.fired()) {
       log::warn("interrupted: temp files removed, unfinished uploads aborted");
-      return 0;
+      return Outcome::kOk;
     }
     throw;
   }
@@ -101,23 +101,23 @@ Url require_s3(const std::string& text, const char* what) {
 
 }  // namespace
 
-int run_push(const CommandOptions& options, std::ostream& out) {
+Outcome run_push(const CommandOptions& options, std::ostream& out) {
   Url dest = parse_url(options.destination);
   return with_cancel(options, [&](const Options& o) {
     report(push(options.source, dest, o, options.sync), options, out);
-    return 0;
+    return Outcome::kOk;
   });
 }
 
-int run_pull(const CommandOptions& options, std::ostream& out) {
+Outcome run_pull(const CommandOptions& options, std::ostream& out) {
   Url src = parse_url(options.source);
   return with_cancel(options, [&](const Options& o) {
     report(pull(src, options.destination, o, options.sync), options, out);
-    return 0;
+    return Outcome::kOk;
   });
 }
 
-int run_ls(const CommandOptions& options, std::ostream& out) {
+Outcome run_ls(const CommandOptions& options, std::ostream& out) {
   Url url = parse_url(options.source);
   std::unique_ptr<Backend> backend = open_backend(url, options.storage);
   auto print = [&](const ObjectInfo& o) {
@@ -132,7 +132,7 @@ int run_ls(const CommandOptions& options, std::ostream& out) {
   };
   if (options.recursive) {
     for (const auto& o : backend->list()) print(o);
-    return 0;
+    return Outcome::kOk;
   }
   DirListing d = backend->list_dir("");
   if (d.objects.empty() && d.prefixes.empty()) {
@@ -140,7 +140,7 @@ int run_ls(const CommandOptions& options, std::ostream& out) {
     if (auto h = backend->head("")) {
       h->key = url.scheme == Scheme::kS3 ? url.prefix : url.path;
       print(*h);
-      return 0;
+      return Outcome::kOk;
     }
   }
   for (const auto& p : d.prefixes) {
@@ -151,10 +151,10 @@ int run_ls(const CommandOptions& options, std::ostream& out) {
     }
   }
   for (const auto& o : d.objects) print(o);
-  return 0;
+  return Outcome::kOk;
 }
 
-int run_rm(const CommandOptions& options, std::ostream& out) {
+Outcome run_rm(const CommandOptions& options, std::ostream& out) {
   Url url = parse_url(options.source);
   std::unique_ptr<Backend> backend = open_backend(url, options.storage);
   std::vector<std::string> keys;
@@ -182,17 +182,17 @@ int run_rm(const CommandOptions& options, std::ostream& out) {
   } else {
     log::info("{} {} object(s) under {}", options.sync.dry_run ? "would delete" : "deleted", keys.size(), url.str());
   }
-  return 0;
+  return Outcome::kOk;
 }
 
-int run_presign(const CommandOptions& options, std::ostream& out) {
+Outcome run_presign(const CommandOptions& options, std::ostream& out) {
   Url url = require_s3(options.source, "presign");
   if (url.prefix.empty()) throw Error(ErrorKind::kUsage, "presign needs an object key: s3://bucket/key");
   if (options.method != "GET" && options.method != "PUT")
     throw Error(ErrorKind::kUsage, "--method must be GET or PUT");
   std::unique_ptr<Backend> backend = open_backend(url, options.storage);
   out << backend->presign("", std::chrono::seconds(options.expires_in_s), options.method) << "\n";
-  return 0;
+  return Outcome::kOk;
 }
 
 }  // namespace hf::storage

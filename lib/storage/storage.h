@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
+
 namespace hf::storage {
 
 // ---------------------------------------------------------------------------------------------
@@ -232,11 +234,11 @@ struct CommandOptions {
   std::string method = "GET";        // presign
 };
 
-int run_push(const CommandOptions& options, std::ostream& out);
-int run_pull(const CommandOptions& options, std::ostream& out);
-int run_ls(const CommandOptions& options, std::ostream& out);
-int run_rm(const CommandOptions& options, std::ostream& out);
-int run_presign(const CommandOptions& options, std::ostream& out);
+Outcome run_push(const CommandOptions& options, std::ostream& out);
+Outcome run_pull(const CommandOptions& options, std::ostream& out);
+Outcome run_ls(const CommandOptions& options, std::ostream& out);
+Outcome run_rm(const CommandOptions& options, std::ostream& out);
+Outcome run_presign(const CommandOptions& options, std::ostream& out);
 
 // ---------------------------------------------------------------------------------------------
 // Checkpoints (for hf-train)

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 #include "storage/storage.h"
 
 namespace hf::data {
@@ -73,16 +75,13 @@ struct TrainOptions {
   std::string resolved_config_yaml;      // written as output_dir/hfkit_config.yaml
 };
 
-enum class TrainResult {
-  kCompleted,  // the final model directory is written
-  kStopped,    // a stop signal (SIGTERM/SIGUSR1/first SIGINT) ended it after a checkpoint was saved
-};
-// Runs training. Throws hf::Error: kUsage/kConfig for bad or contradictory
+// Runs training: kOk when the final model directory is written, kPreempted when a stop signal
+// (SIGTERM/SIGUSR1/first SIGINT) ended it after a checkpoint was saved. Throws hf::Error: kUsage/kConfig for bad or contradictory
 // options, kNoInput for a missing model/dataset, kDataErr for corrupt inputs, an empty training set,
 // labels that do not fit the model, or a non-finite loss (naming the step), kCantCreate/kIo for
 // outputs; with sync_to, kTempFail when the final model could not be pushed (the local output is
 // complete), and the store's error when --resume auto cannot look there and nothing local exists.
-TrainResult train(const TrainOptions& options);
+Outcome train(const TrainOptions& options);
 
 // ---- Pieces of the loop, public for tests ----
 

@@ -299,7 +299,7 @@ double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm)
 
 }  // namespace
 
-TrainResult train(const TrainOptions& o) {
+Outcome train(const TrainOptions& o) {
   validate(o);
   if (o.threads > 0) torch::set_num_threads(o.threads);
   const Runtime rt = model::resolve_device(o.device);
@@ -559,7 +559,7 @@ TrainResult train(const TrainOptions& o) {
         if (remote && !remote->finish_uploads()) log::warn("the checkpoint is saved locally only");
         log::info("stopped by signal {} at step {}: checkpoint saved; rerun with --resume auto to continue",
                   stop_signal(), st.global_step);
-        return TrainResult::kStopped;
+        return Outcome::kPreempted;
       }
       if (stop_early || epoch_end) break;  // a new epoch needs its own order and loader
     }
@@ -611,7 +611,7 @@ TrainResult train(const TrainOptions& o) {
     rotate_checkpoints(o.output_dir, o.save_total_limit, st.best_model_checkpoint, busy);  // kept while uploading
     remote->push_final();
   }
-  return TrainResult::kCompleted;
+  return Outcome::kOk;
 }
 
 }  // namespace hf::train

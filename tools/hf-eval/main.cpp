@@ -39,6 +39,6 @@ int main(int argc, char** argv) {
       const char* op = g.gate.kind == hf::metrics::GateKind::kFailUnder ? "<" : ">";
       if (!g.passed) hf::log::error("gate failed: {} = {:.6g} {} {}", g.gate.metric, g.value, op, g.gate.threshold);
     }
-    return result.passed() ? hf::cli::kExitOk : hf::cli::kExitNo;
+    return result.passed() ? hf::Outcome::kOk : hf::Outcome::kNo;
   });
 }

@@ -62,6 +62,6 @@ int main(int argc, char** argv) {
   return tool.run(argc, argv, [&] {
     if (gib->count() > 0) o.greater_is_better = greater_is_better;
     o.resolved_config_yaml = tool.resolved_config_yaml();
-    return hf::train::train(o) == hf::train::TrainResult::kStopped ? hf::cli::kExitTempFail : hf::cli::kExitOk;
+    return hf::train::train(o);
   });
 }
