@@ -1,16 +1,21 @@
 """Every tool: --help (stdout, exit 0, examples, exit codes, defaults), --version (build info),
-an unknown flag (exit 64, one error line), and no duplicate flags (CLI11 refuses them at start)."""
+an unknown flag (exit 64, one error line), and no duplicate flags (CLI11 refuses them at start).
+Every tools/<name>/main.cpp is a tool the build registered (HFKIT_TOOLS, from CMake) and built."""
+import glob
 import os
 import re
 
-from hfkit_testlib import BIN, main, run
+from hfkit_testlib import BIN, SRC, main, run
 
-TOOLS = [t for t in ["hf-preprocess", "hf-train", "hf-eval", "hf-predict", "hf-sync", "gpu-check"]
-         if os.path.exists(os.path.join(BIN, t))]
+TOOLS = [t for t in os.environ.get("HFKIT_TOOLS", "").split(",") if t]
 
 
-def test_some_tools_exist():
-    assert "hf-preprocess" in TOOLS, TOOLS
+def test_every_tool_is_built():
+    sources = sorted(os.path.basename(os.path.dirname(m)) for m in glob.glob(os.path.join(SRC, "tools/*/main.cpp")))
+    assert sources, "no tools/*/main.cpp found"
+    assert sorted(TOOLS) == sources, f"registered by the build: {sorted(TOOLS)}; in tools/: {sources}"
+    missing = [t for t in TOOLS if not os.access(os.path.join(BIN, t), os.X_OK)]
+    assert not missing, f"not built in {BIN}: {missing}"
 
 
 def test_help():

