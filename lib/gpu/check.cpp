@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -134,9 +135,22 @@ void torch_checks(const std::vector<DeviceInfo>& devices, int driver_count, Repo
   }
 }
 
+// The flags' ranges again, for callers other than gpu-check's parser and for NaN, which passes
+// every range comparison (CLI::Range included).
+void validate(const CheckOptions& o) {
+  auto within = [](const char* flag, double v, double lo, double hi) {
+    if (!std::isfinite(v) || v < lo || v > hi)
+      throw Error(ErrorKind::kUsage, fmt::format("{} {}: expected a number from {:g} to {:g}", flag, v, lo, hi));
+  };
+  within("--memory-fraction", o.memory_fraction, kMemoryFractionMin, kMemoryFractionMax);
+  within("--min-compute-capability", o.min_compute_capability, 0, kComputeCapabilityMax);
+  within("--driver-timeout", o.driver_timeout_s, 0, kDriverTimeoutMaxS);
+}
+
 }  // namespace
 
 Outcome run_check(const CheckOptions& o, std::ostream& out) {
+  validate(o);
   Report report;
   report.hfkit_version = HFKIT_VERSION;
 #if HFKIT_CUDA
@@ -146,13 +160,14 @@ Outcome run_check(const CheckOptions& o, std::ostream& out) {
 #endif
   auto emit = [&] { out << (o.json ? to_json(report) : to_text(report)); };
 
-  CudaDriver driver;
+  CudaDriver driver("libcuda.so.1", o.driver_timeout_s);
   report.driver_loaded = driver.loaded();
   report.driver_library = driver.path();
   if (driver.cuda_version() > 0) report.driver_cuda_version = cuda_version_string(driver.cuda_version());
   if (!driver.ok()) {
     report.reason = driver.reason();
-    if (o.require_gpu) report.checks.push_back(make("gpu", -1, Status::kFail, report.reason));
+    // No GPU passes unless one is required; a driver that hangs is a broken machine either way.
+    if (o.require_gpu || driver.hung()) report.checks.push_back(make("gpu", -1, Status::kFail, report.reason));
     if (o.expect_devices >= 0)
       report.checks.push_back(make("device_count", -1, o.expect_devices == 0 ? Status::kPass : Status::kFail,
                                    fmt::format("expected {} device(s), found none", o.expect_devices)));
@@ -167,7 +182,7 @@ Outcome run_check(const CheckOptions& o, std::ostream& out) {
   if (o.device >= driver.device_count())
     throw Error(ErrorKind::kUsage, fmt::format("--device {}: there are only {} device(s)", o.device, driver.device_count()));
 
-  Nvml nvml;
+  Nvml nvml("libnvidia-ml.so.1", o.driver_timeout_s);
   report.nvml_loaded = nvml.ok();
   report.nvml_error = nvml.reason();
   report.driver_version = nvml.driver_version();

@@ -5,6 +5,11 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <chrono>
+#include <future>
+#include <system_error>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -30,6 +35,18 @@ std::string DynLib::path() const {
 }
 
 void* DynLib::symbol(const char* name) const { return handle_ ? dlsym(handle_.get(), name) : nullptr; }
+
+std::optional<int> call_with_deadline(std::function<int()> fn, double seconds) {
+  auto done = std::make_shared<std::promise<int>>();
+  std::future<int> result = done->get_future();
+  try {
+    std::thread([fn, done] { done->set_value(fn()); }).detach();
+  } catch (const std::system_error&) {
+    return fn();
+  }
+  if (result.wait_for(std::chrono::duration<double>(seconds)) != std::future_status::ready) return std::nullopt;
+  return result.get();
+}
 
 std::string cuda_version_string(int encoded) {
   return fmt::format("{}.{}", encoded / 1000, (encoded % 1000) / 10);
@@ -57,7 +74,7 @@ const char* known_result_name(int result) {
 
 }  // namespace
 
-CudaDriver::CudaDriver(const std::string& library) : lib_(library) {
+CudaDriver::CudaDriver(const std::string& library, double init_timeout_s) : lib_(library) {
   if (!lib_.ok()) {
     reason_ = "no CUDA driver: " + lib_.error();
     return;
@@ -75,7 +92,14 @@ CudaDriver::CudaDriver(const std::string& library) : lib_(library) {
     return;
   }
   if (driver_get_version_(&cuda_version_) != kCudaSuccess) cuda_version_ = 0;
-  int result = init_(0);
+  std::optional<int> done = call_with_deadline([init = init_] { return init(0); }, init_timeout_s);
+  if (!done) {
+    hung_ = true;
+    lib_.keep_loaded();
+    reason_ = fmt::format("CUDA driver {} hangs: cuInit did not return within {:g} s", path(), init_timeout_s);
+    return;
+  }
+  int result = *done;
   if (result == kCudaErrorStubLibrary) {
     reason_ = "no CUDA driver: " + path() + " is the CUDA toolkit's stub library, not a driver (cuInit: " +
               describe(result) + ")";
@@ -153,7 +177,7 @@ using NvmlDevice = void*;
 
 }  // namespace
 
-Nvml::Nvml(const std::string& library) : lib_(library) {
+Nvml::Nvml(const std::string& library, double init_timeout_s) : lib_(library) {
   if (!lib_.ok()) {
     reason_ = lib_.error();
     return;
@@ -163,7 +187,13 @@ Nvml::Nvml(const std::string& library) : lib_(library) {
     reason_ = "nvmlInit_v2 missing";
     return;
   }
-  int result = init();
+  std::optional<int> done = call_with_deadline([init] { return init(); }, init_timeout_s);
+  if (!done) {
+    lib_.keep_loaded();
+    reason_ = fmt::format("nvmlInit_v2 did not return within {:g} s", init_timeout_s);
+    return;
+  }
+  int result = *done;
   if (result != kNvmlSuccess) {
     const char* (*error_string)(int) = nullptr;
     reason_ = fmt::format("nvmlInit_v2 failed: {}",

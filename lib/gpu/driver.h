@@ -5,9 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+
+#include "gpu/gpu.h"
 
 namespace hf::gpu {
 
@@ -24,6 +27,9 @@ class DynLib {
   std::string path() const;
   // The symbol's address, or nullptr.
   void* symbol(const char* name) const;
+  // Never dlclose this library: a thread left hanging inside it (see call_with_deadline) would run
+  // on unmapped code.
+  void keep_loaded() { static_cast<void>(handle_.release()); }
   template <typename Fn>
   bool bind(Fn*& fn, const char* name) const {
     fn = reinterpret_cast<Fn*>(symbol(name));
@@ -61,14 +67,23 @@ struct DeviceInfo {
   std::optional<bool> mig_mode;               // NVML only
 };
 
+// Runs fn() on a thread of its own and waits at most `seconds`: its result, or nullopt when it has
+// not returned by then. A call hanging in a driver cannot be cancelled: its thread is left behind
+// and ends with the process, so fn must capture by value only (and its library must be kept
+// loaded: DynLib::keep_loaded). Without a thread to spare, fn runs here, unbounded.
+std::optional<int> call_with_deadline(std::function<int()> fn, double seconds);
+
 // libcuda.so.1 through function pointers. Not thread-safe; one per process is enough.
 class CudaDriver {
  public:
-  // Loads the library and calls cuInit(0). Never throws: a missing library, a stub, no device
-  // or a failed call leave ok() false and reason() saying which, in one line.
-  explicit CudaDriver(const std::string& library = "libcuda.so.1");
+  // Loads the library and calls cuInit(0), waiting at most `init_timeout_s` for it. Never throws:
+  // a missing library, a stub, no device, a failed or hung call leave ok() false and reason()
+  // saying which, in one line.
+  explicit CudaDriver(const std::string& library = "libcuda.so.1", double init_timeout_s = kDriverTimeoutDefaultS);
   bool ok() const { return ok_; }
   bool loaded() const { return lib_.ok(); }
+  // cuInit did not return within the timeout: a driver is there but broken.
+  bool hung() const { return hung_; }
   const std::string& reason() const { return reason_; }
   std::string path() const { return lib_.path(); }
   // CUDA version the driver supports, as cuDriverGetVersion encodes it (13000 = 13.0); 0 unknown.
@@ -91,6 +106,7 @@ class CudaDriver {
 
   DynLib lib_;
   bool ok_ = false;
+  bool hung_ = false;
   std::string reason_;
   int cuda_version_ = 0;
   int device_count_ = 0;
@@ -110,7 +126,8 @@ class CudaDriver {
 // containers get it only with the `utility` driver capability.
 class Nvml {
  public:
-  explicit Nvml(const std::string& library = "libnvidia-ml.so.1");
+  // Loads the library and calls nvmlInit_v2, waiting at most `init_timeout_s` for it.
+  explicit Nvml(const std::string& library = "libnvidia-ml.so.1", double init_timeout_s = kDriverTimeoutDefaultS);
   ~Nvml();
   Nvml(const Nvml&) = delete;
   Nvml& operator=(const Nvml&) = delete;

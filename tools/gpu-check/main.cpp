@@ -21,14 +21,17 @@ int main(int argc, char** argv) {
       ->envname("HFKIT_REQUIRE_GPU");
   app.add_option("--min-compute-capability", o.min_compute_capability,
                  "Fail unless every checked device has at least this compute capability (e.g. 9.0); 0 = any")
-      ->check(CLI::Range(0.0, 100.0));
+      ->check(CLI::Range(0.0, hf::gpu::kComputeCapabilityMax));
   app.add_option("--expect-devices", o.expect_devices, "Fail unless the driver sees exactly N devices; -1 = any")
       ->check(CLI::Range(-1, 1024));
   app.add_flag("--quick", o.quick, "Skip the bandwidth check and use a smaller GEMM");
   app.add_option("--device", o.device, "Check only device N (CUDA order); -1 = all")->check(CLI::Range(-1, 1023));
   app.add_option("--memory-fraction", o.memory_fraction, "Share of free device memory the allocation check takes")
-      ->check(CLI::Range(0.01, 0.95));
+      ->check(CLI::Range(hf::gpu::kMemoryFractionMin, hf::gpu::kMemoryFractionMax));
   app.add_flag("--skip-torch", o.skip_torch, "Skip the libtorch checks (they load libtorch, ~0.5 s)");
+  app.add_option("--driver-timeout", o.driver_timeout_s,
+                 "Seconds cuInit (and nvmlInit) may take; a driver that takes longer hangs: check fails")
+      ->check(CLI::Range(0.0, hf::gpu::kDriverTimeoutMaxS));
   return tool.run(argc, argv, [&] {
     return hf::gpu::run_check(o, std::cout);
   });

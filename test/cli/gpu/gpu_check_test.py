@@ -1,6 +1,7 @@
 """gpu-check without a GPU: the no-driver answer (also with the CUDA toolkit's stub libcuda), the JSON
 report against tools/gpu-check/report.schema.json, exit codes, start-up time, the fatbin's code
-images (cuobjdump, NVIDIA's own tool) and the libtorch module against Python torch."""
+images (cuobjdump, NVIDIA's own tool), the libtorch module against Python torch, and a driver
+whose cuInit hangs (a stub libcuda.so.1 built here)."""
 import ctypes
 import json
 import os
@@ -11,7 +12,7 @@ import time
 
 import jsonschema
 
-from hfkit_testlib import main, run, tempdir, tool
+from hfkit_testlib import Skip, main, run, tempdir, tool
 
 GPU_CHECK = tool("gpu-check")
 SRC = os.environ["HFKIT_SOURCE_DIR"]
@@ -46,13 +47,11 @@ HAS_DRIVER = "libcuda.so.1" in subprocess.run(["/sbin/ldconfig", "-p"], capture_
 
 def skip_with_driver():
     if HAS_DRIVER:
-        print("  a CUDA driver is installed here: no-driver case not run")
-    return HAS_DRIVER
+        raise Skip("a CUDA driver is installed system-wide here: LD_LIBRARY_PATH cannot hide it")
 
 
 def test_no_driver_text_report_exits_0():
-    if skip_with_driver():
-        return
+    skip_with_driver()
     with tempdir() as tmp:
         p = run([GPU_CHECK], env=no_driver_env(tmp), check=0)
     assert p.stderr == "", p.stderr
@@ -63,8 +62,7 @@ def test_no_driver_text_report_exits_0():
 
 
 def test_no_driver_require_gpu_exits_69_with_one_line():
-    if skip_with_driver():
-        return
+    skip_with_driver()
     with tempdir() as tmp:
         p = run([GPU_CHECK, "--require-gpu"], env=no_driver_env(tmp), check=69)
         assert p.stdout == "", p.stdout
@@ -92,8 +90,7 @@ def test_stub_driver_is_named_as_a_stub():
 
 
 def test_json_report_matches_schema():
-    if skip_with_driver():
-        return
+    skip_with_driver()
     with tempdir() as tmp:
         p = run([GPU_CHECK, "--json"], env=no_driver_env(tmp), check=0)
         lines = p.stdout.splitlines()
@@ -117,8 +114,7 @@ def test_json_report_matches_schema():
 
 
 def test_schema_rejects_what_it_should():
-    if skip_with_driver():
-        return
+    skip_with_driver()
     # Guards the schema itself: a report missing a field, with an unknown check or a bad status fails.
     with tempdir() as tmp:
         good = json.loads(run([GPU_CHECK, "--json", "--expect-devices", "0"], env=no_driver_env(tmp), check=0).stdout)
@@ -139,8 +135,7 @@ def test_schema_rejects_what_it_should():
 
 
 def test_expect_devices_without_gpu():
-    if skip_with_driver():
-        return
+    skip_with_driver()
     with tempdir() as tmp:
         env = no_driver_env(tmp)
         p = run([GPU_CHECK, "--expect-devices", "2"], env=env, check=1)
@@ -158,6 +153,14 @@ def test_bad_flags_exit_64():
         (["--min-compute-capability", "nine"], "--min-compute-capability"),
         (["--expect-devices", "-5"], "--expect-devices"),
         (["--json", "extra-arg"], "extra-arg"),
+        # NaN passes every range comparison: refused as not finite; infinities and negatives too.
+        (["--memory-fraction", "nan"], "--memory-fraction"),
+        (["--memory-fraction", "inf"], "--memory-fraction"),
+        (["--memory-fraction", "-0.5"], "--memory-fraction"),
+        (["--min-compute-capability", "nan"], "--min-compute-capability"),
+        (["--min-compute-capability", "-inf"], "--min-compute-capability"),
+        (["--driver-timeout", "nan"], "--driver-timeout"),
+        (["--driver-timeout", "-1"], "--driver-timeout"),
     ]
     for args, fragment in cases:
         p = run([GPU_CHECK] + args, check=64)
@@ -167,8 +170,7 @@ def test_bad_flags_exit_64():
 
 
 def test_no_driver_answer_is_fast_and_does_not_load_libtorch():
-    if skip_with_driver():
-        return
+    skip_with_driver()
     needed = run(["readelf", "-d", GPU_CHECK], check=0).stdout
     for lib in ["libtorch", "libc10", "libcudart.so", "libcuda.so", "libnccl"]:
         assert lib not in needed, f"gpu-check links {lib}: the no-driver answer would pay for loading it"
@@ -188,6 +190,52 @@ def test_no_driver_answer_is_fast_and_does_not_load_libtorch():
     assert median < STARTUP_BOUND_S, times
 
 
+# A libcuda.so.1 whose cuInit never returns (a wedged GPU or driver); the other entry points gpu-check
+# binds exist so that only cuInit is tested.
+HANGING_DRIVER_C = r"""
+#include <unistd.h>
+int cuInit(unsigned flags) { for (;;) pause(); }
+int cuDriverGetVersion(int* version) { *version = 13000; return 0; }
+int cuDeviceGetCount(int* count) { *count = 1; return 0; }
+int cuDeviceGet(int* dev, int index) { *dev = index; return 0; }
+int cuDeviceGetName(char* name, int len, int dev) { return 999; }
+int cuDeviceGetAttribute(int* value, int attr, int dev) { return 999; }
+int cuDeviceTotalMem_v2(unsigned long* bytes, int dev) { return 999; }
+int cuDeviceGetPCIBusId(char* id, int len, int dev) { return 999; }
+"""
+
+
+def hanging_driver_env(tmp):
+    src = os.path.join(tmp, "hang.c")
+    with open(src, "w") as f:
+        f.write(HANGING_DRIVER_C)
+    run(["cc", "-shared", "-fPIC", "-o", os.path.join(tmp, "libcuda.so.1"), src], check=0)
+    return {"LD_LIBRARY_PATH": tmp}
+
+
+def test_hanging_cuinit_ends_within_the_timeout():
+    with tempdir() as tmp:
+        env = hanging_driver_env(tmp)
+        t0 = time.monotonic()
+        p = run([GPU_CHECK, "--require-gpu", "--driver-timeout", "1"], env=env, check=69, timeout=60)
+        took = time.monotonic() - t0
+        assert p.stdout == "", p.stdout
+        lines = p.stderr.splitlines()
+        assert len(lines) == 1, p.stderr
+        assert lines[0].startswith("gpu-check: error: CUDA driver "), lines[0]
+        assert lines[0].endswith("libcuda.so.1 hangs: cuInit did not return within 1 s"), lines[0]
+        print(f"  hung cuInit: answer after {took:.2f} s (timeout 1 s)")
+        assert took < 10, took
+        # Without --require-gpu a hanging driver is still a failed machine, not "no GPU".
+        p = run([GPU_CHECK, "--json", "--driver-timeout", "0.5"], env=env, check=1, timeout=60)
+        report = json.loads(p.stdout)
+    validate(report)
+    assert report["passed"] is False and report["gpu_available"] is False
+    assert report["driver"]["loaded"] is True
+    assert [(c["name"], c["status"]) for c in report["checks"]] == [("gpu", "fail")], report["checks"]
+    assert "cuInit did not return within 0.5 s" in report["reason"], report["reason"]
+
+
 def cuobjdump(flag):
     exe = os.environ.get("HFKIT_CUOBJDUMP", "")
     assert exe and os.path.exists(exe), "cuobjdump not found (CUDA toolkit or torch's triton package)"
@@ -196,8 +244,7 @@ def cuobjdump(flag):
 
 def test_fatbin_carries_the_configured_cubins_and_ptx():
     if not ARCHS:
-        print("  built without CUDA: no fatbin to inspect")
-        return
+        raise Skip("built without CUDA (HFKIT_CUDA=OFF): no fatbin to inspect")
     real = sorted(a.split("-")[0] for a in ARCHS if not a.endswith("-virtual"))
     virtual = sorted(a.split("-")[0] for a in ARCHS if not a.endswith("-real"))
     elf = re.findall(r"\.sm_(\d+a?)\.cubin", cuobjdump("--list-elf"))
