@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/digest.h"  // Sha256 and sha256_hex lived here; includers still find them
+
 namespace hf {
 
 // Writes `path` atomically. Not copyable; thread-compatible (one writer).
@@ -41,21 +43,6 @@ std::string read_file(const std::string& path);
 // Creates `path` and its parents; throws Error(kCantCreate).
 void make_dirs(const std::string& path);
 
-// Streaming SHA-256 (OpenSSL EVP), hex digest.
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const void* data, std::size_t size);
-  void update(std::string_view s) { update(s.data(), s.size()); }
-  std::string hex_digest();  // finalizes; call once
-
- private:
-  void* ctx_;
-};
-std::string sha256_hex(std::string_view data);
 // Hash of a file's contents, read in chunks.
 std::string sha256_file(const std::string& path);
 

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "gpu/arch.h"
@@ -63,7 +64,7 @@ CheckResult driver_vs_runtime(int driver, int runtime) {
 }
 
 std::string module_path() {
-  if (const char* env = std::getenv("HFKIT_GPU_TORCH_MODULE"); env && *env) return env;
+  if (auto path = hf::env("HFKIT_GPU_TORCH_MODULE")) return *path;
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return kTorchModuleFile;

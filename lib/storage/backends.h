@@ -6,24 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "core/cancel.h"
+#include "core/fd.h"
 #include "storage/credentials.h"
 #include "storage/http.h"
 #include "storage/storage.h"
 
 namespace hf::storage {
 
-// Owns a file descriptor (closed on destruction).
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd();
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 // Opens `path` read-only; throws Error(kIo/kNoInput) naming it.
 UniqueFd open_read(const std::string& path);
 
@@ -42,8 +32,8 @@ class IntegrityError : public Error {
   explicit IntegrityError(const std::string& what) : Error(ErrorKind::kIo, what) {}
 };
 
-// Throws Error(kTempFail, "interrupted") when `cancel` is set.
-void check_cancel(const std::atomic<bool>* cancel);
+// The storage name of hf::throw_if_cancelled, still called by checkpoint.cpp (owned by training).
+inline void check_cancel(const std::atomic<bool>* cancel) { throw_if_cancelled(cancel); }
 
 class S3Backend final : public Backend {
  public:

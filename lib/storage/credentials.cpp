@@ -3,10 +3,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdlib>
 #include <ctime>
-#include <thread>
 
+#include "core/backoff.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -23,10 +23,8 @@ constexpr int kImdsTokenTtlS = 21600;
 constexpr double kImdsTimeoutS = 1.0;  // the SDK default: IMDS answers fast or not at all
 constexpr int kFetchAttempts = 3;
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::string(v) : std::string();
-}
+// These lookups treat unset and empty alike.
+std::string env(const char* name) { return hf::env(name).value_or(""); }
 
 std::string trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
@@ -87,9 +85,8 @@ TimedCredentials from_json(const std::string& body, const std::string& what) {
   return out;
 }
 
-void backoff(int attempt) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
-}
+// Credential endpoints answer fast or not at all: a short fixed schedule (0.2 s, 0.4 s, ...).
+void backoff(int attempt) { sleep_unless(Backoff{0.2, 5.0, false}.delay_s(attempt)); }
 
 }  // namespace
 

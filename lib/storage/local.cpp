@@ -49,7 +49,7 @@ std::uint64_t copy_fd(int in, int out, Sha256* sha, std::atomic<std::uint64_t>& 
   std::string buf(kCopyChunk, '\0');
   std::uint64_t total = 0;
   while (true) {
-    check_cancel(cancel);
+    throw_if_cancelled(cancel);
     ssize_t r = ::read(in, buf.data(), buf.size());
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) throw_errno(ErrorKind::kIo, "read", what, errno);

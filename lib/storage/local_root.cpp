@@ -37,22 +37,20 @@ bool is_temp_name(std::string_view name) {
 
 LocalRoot::LocalRoot(std::string path, bool create) : path_(std::move(path)) {
   if (create) make_dirs(path_);
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd_ < 0) {
+  fd_.reset(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd_.valid()) {
     if (errno == ENOENT && !create) return;
     if (errno == ENOTDIR) throw Error(ErrorKind::kCantCreate, "'" + path_ + "' is not a directory");
     throw_errno(ErrorKind::kCantCreate, "open directory", path_, errno);
   }
 }
 
-LocalRoot::~LocalRoot() {
-  if (fd_ >= 0) ::close(fd_);
-}
+LocalRoot::~LocalRoot() = default;
 
-int LocalRoot::open_parent(std::string_view rel, bool create, std::string* leaf) const {
-  if (fd_ < 0) return -1;
-  int dir = ::dup(fd_);
-  if (dir < 0) throw_errno(ErrorKind::kIo, "dup", path_, errno);
+UniqueFd LocalRoot::open_parent(std::string_view rel, bool create, std::string* leaf) const {
+  if (!fd_.valid()) return UniqueFd();
+  UniqueFd dir(::dup(fd_.get()));
+  if (!dir.valid()) throw_errno(ErrorKind::kIo, "dup", path_, errno);
   std::size_t start = 0;
   while (true) {
     std::size_t slash = rel.find('/', start);
@@ -61,24 +59,22 @@ int LocalRoot::open_parent(std::string_view rel, bool create, std::string* leaf)
       return dir;
     }
     std::string comp(rel.substr(start, slash - start));
-    int next = ::openat(dir, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int next = ::openat(dir.get(), comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0 && errno == ENOENT && create) {
-      if (::mkdirat(dir, comp.c_str(), 0777) != 0 && errno != EEXIST) {
+      if (::mkdirat(dir.get(), comp.c_str(), 0777) != 0 && errno != EEXIST) {
         int e = errno;
-        ::close(dir);
         throw_errno(ErrorKind::kCantCreate, "create directory", path_ + "/" + std::string(rel.substr(0, slash)), e);
       }
-      next = ::openat(dir, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      next = ::openat(dir.get(), comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
     int e = errno;
-    ::close(dir);
+    dir.reset(next);
     if (next < 0) {
-      if (e == ENOENT) return -1;
+      if (e == ENOENT) return UniqueFd();
       if (e == ELOOP) refuse(rel, "'" + std::string(rel.substr(0, slash)) + "' is a symlink");
       if (e == ENOTDIR) refuse(rel, "'" + std::string(rel.substr(0, slash)) + "' is not a directory");
       throw_errno(ErrorKind::kIo, "open directory", path_ + "/" + std::string(rel.substr(0, slash)), e);
     }
-    dir = next;
     start = slash + 1;
   }
 }
@@ -86,12 +82,11 @@ int LocalRoot::open_parent(std::string_view rel, bool create, std::string* leaf)
 LocalStat LocalRoot::inspect(std::string_view rel) const {
   LocalStat out;
   std::string leaf;
-  int dir = open_parent(rel, false, &leaf);
-  if (dir < 0) return out;
+  UniqueFd dir = open_parent(rel, false, &leaf);
+  if (!dir.valid()) return out;
   struct stat st{};
-  int rc = ::fstatat(dir, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+  int rc = ::fstatat(dir.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW);
   int e = errno;
-  ::close(dir);
   if (rc != 0) {
     if (e == ENOENT) return out;
     throw_errno(ErrorKind::kIo, "stat", path_ + "/" + std::string(rel), e);
@@ -106,58 +101,45 @@ LocalStat LocalRoot::inspect(std::string_view rel) const {
 }
 
 LocalRoot::Temp LocalRoot::create_temp(std::string_view rel) {
-  if (fd_ < 0) throw Error(ErrorKind::kCantCreate, "'" + path_ + "' does not exist");
+  if (!fd_.valid()) throw Error(ErrorKind::kCantCreate, "'" + path_ + "' does not exist");
   Temp t;
   t.dir_fd_ = open_parent(rel, true, &t.final_name_);
-  if (t.dir_fd_ < 0) throw Error(ErrorKind::kCantCreate, "cannot create parent of '" + std::string(rel) + "'");
+  if (!t.dir_fd_.valid()) throw Error(ErrorKind::kCantCreate, "cannot create parent of '" + std::string(rel) + "'");
   t.display_ = path_ + "/" + std::string(rel);
   for (int tries = 0; tries < 8; ++tries) {
     t.temp_name_ = "." + t.final_name_.substr(0, kMaxTempStem) + ".hfsync-" + random_hex(8) + ".tmp";
-    t.fd_ = ::openat(t.dir_fd_, t.temp_name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (t.fd_ >= 0 || errno != EEXIST) break;
+    t.fd_.reset(::openat(t.dir_fd_.get(), t.temp_name_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (t.fd_.valid() || errno != EEXIST) break;
   }
-  if (t.fd_ < 0) throw_errno(ErrorKind::kCantCreate, "create temp file for", t.display_, errno);
+  if (!t.fd_.valid()) throw_errno(ErrorKind::kCantCreate, "create temp file for", t.display_, errno);
   return t;
 }
 
-LocalRoot::Temp::Temp(Temp&& o) noexcept
-    : dir_fd_(o.dir_fd_), fd_(o.fd_), temp_name_(std::move(o.temp_name_)),
-      final_name_(std::move(o.final_name_)), display_(std::move(o.display_)) {
-  o.dir_fd_ = -1;
-  o.fd_ = -1;
-}
-
 LocalRoot::Temp::~Temp() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    ::unlinkat(dir_fd_, temp_name_.c_str(), 0);
+  if (fd_.valid()) {  // not committed
+    fd_.reset();
+    ::unlinkat(dir_fd_.get(), temp_name_.c_str(), 0);
   }
-  if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
 void LocalRoot::Temp::commit() {
-  if (::fsync(fd_) != 0) throw_errno(ErrorKind::kIo, "fsync", display_, errno);
+  if (::fsync(fd_.get()) != 0) throw_errno(ErrorKind::kIo, "fsync", display_, errno);
   // renameat replaces a symlink at the target rather than following it; inspect() already
   // refused that case, this keeps a race from escaping the root.
-  if (::renameat(dir_fd_, temp_name_.c_str(), dir_fd_, final_name_.c_str()) != 0)
+  if (::renameat(dir_fd_.get(), temp_name_.c_str(), dir_fd_.get(), final_name_.c_str()) != 0)
     throw_errno(ErrorKind::kIo, "rename into", display_, errno);
-  ::close(fd_);
-  fd_ = -1;
+  fd_.reset();
 }
 
 void LocalRoot::remove_file(std::string_view rel) {
   std::string leaf;
-  int dir = open_parent(rel, false, &leaf);
-  if (dir < 0) return;
+  UniqueFd dir = open_parent(rel, false, &leaf);
+  if (!dir.valid()) return;
   struct stat st{};
-  if (::fstatat(dir, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-    if (::unlinkat(dir, leaf.c_str(), 0) != 0 && errno != ENOENT) {
-      int e = errno;
-      ::close(dir);
-      throw_errno(ErrorKind::kIo, "delete", path_ + "/" + std::string(rel), e);
-    }
+  if (::fstatat(dir.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+    if (::unlinkat(dir.get(), leaf.c_str(), 0) != 0 && errno != ENOENT)
+      throw_errno(ErrorKind::kIo, "delete", path_ + "/" + std::string(rel), errno);
   }
-  ::close(dir);
 }
 
 }  // namespace hf::storage

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/fd.h"
+
 namespace hf::storage {
 
 struct LocalStat {
@@ -38,17 +40,17 @@ class LocalRoot {
   class Temp {
    public:
     Temp() = default;
-    Temp(Temp&& other) noexcept;
+    Temp(Temp&& other) noexcept = default;
     Temp& operator=(Temp&&) = delete;
     ~Temp();
-    int fd() const { return fd_; }
+    int fd() const { return fd_.get(); }
     // fsync + rename over the target (never following a symlink at the target). Throws kIo.
     void commit();
 
    private:
     friend class LocalRoot;
-    int dir_fd_ = -1;
-    int fd_ = -1;
+    UniqueFd dir_fd_;
+    UniqueFd fd_;  // reset before dir_fd_ on destruction; valid until commit()
     std::string temp_name_, final_name_, display_;
   };
   Temp create_temp(std::string_view rel);
@@ -56,10 +58,10 @@ class LocalRoot {
   void remove_file(std::string_view rel);
 
  private:
-  // fd of rel's parent directory (caller closes), or -1 when it does not exist and !create.
-  int open_parent(std::string_view rel, bool create, std::string* leaf) const;
+  // rel's parent directory, or an invalid fd when it does not exist and !create.
+  UniqueFd open_parent(std::string_view rel, bool create, std::string* leaf) const;
   std::string path_;
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 }  // namespace hf::storage

@@ -3,9 +3,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdlib>
 #include <filesystem>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -13,10 +13,7 @@
 namespace hf::storage {
 
 std::string Manifest::default_path(const std::string& local_dir, const std::string& url) {
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  const char* home = std::getenv("HOME");
-  std::string cache = (xdg != nullptr && *xdg != '\0') ? std::string(xdg)
-                                                       : std::string(home != nullptr ? home : "/tmp") + "/.cache";
+  std::string cache = env("XDG_CACHE_HOME").value_or(env("HOME").value_or("/tmp") + "/.cache");
   std::error_code ec;
   std::string abs = std::filesystem::weakly_canonical(std::filesystem::absolute(local_dir), ec).string();
   if (ec) abs = local_dir;

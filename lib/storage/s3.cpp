@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <mutex>
-#include <random>
 #include <thread>
 
+#include "core/backoff.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -46,20 +46,14 @@ struct S3Backend::Call {
 
 namespace {
 
-constexpr double kBackoffBase = 0.1;           // seconds; doubled per attempt
-constexpr double kThrottleBackoffBase = 0.5;   // SlowDown/429: back off harder
-constexpr double kBackoffCap = 20.0;           // seconds
+constexpr Backoff kRetryBackoff{0.1, 20.0};     // seconds: first cap, doubled per attempt, at most
+constexpr Backoff kThrottleBackoff{0.5, 20.0};  // SlowDown/429: back off harder
 constexpr std::uint64_t kMinPartSize = 5ull << 20;  // S3 minimum (all parts but the last)
 constexpr std::uint64_t kMaxParts = 10000;
 constexpr std::size_t kDeleteBatch = 1000;     // DeleteObjects limit
 constexpr std::size_t kHashChunk = 1 << 20;
 constexpr int kVerifyAttempts = 3;
 constexpr std::uint64_t kMaxRange = 256ull << 20;  // largest ranged GET  // whole-object downloads when the content fails its checksum
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::string(v) : std::string();
-}
 
 std::string strip_quotes(std::string s) {
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
@@ -72,12 +66,6 @@ bool is_ip_or_localhost(const std::string& host) {
   h = h.substr(0, h.find(':'));
   if (h == "localhost") return true;
   return !h.empty() && std::all_of(h.begin(), h.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
-}
-
-double jitter_delay(int attempt, bool throttled) {
-  thread_local std::mt19937 rng(std::random_device{}());
-  double cap = std::min(kBackoffCap, (throttled ? kThrottleBackoffBase : kBackoffBase) * (1 << std::min(attempt, 16)));
-  return std::uniform_real_distribution<double>(0.0, cap)(rng);
 }
 
 bool is_md5_etag(const std::string& etag) {
@@ -113,18 +101,10 @@ struct Failure {
 
 }  // namespace
 
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 UniqueFd open_read(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw_errno(ErrorKind::kIo, "open", path, errno);
   return UniqueFd(fd);
-}
-
-void check_cancel(const std::atomic<bool>* cancel) {
-  if (cancel != nullptr && cancel->load()) throw Error(ErrorKind::kTempFail, "interrupted");
 }
 
 RangeHashes hash_fd_range(int fd, std::uint64_t offset, std::uint64_t size, bool want_md5,
@@ -134,7 +114,7 @@ RangeHashes hash_fd_range(int fd, std::uint64_t offset, std::uint64_t size, bool
   std::string buf(kHashChunk, '\0');
   std::uint64_t done = 0;
   while (done < size) {
-    check_cancel(cancel);
+    throw_if_cancelled(cancel);
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - done));
     ssize_t r = ::pread(fd, buf.data(), want, static_cast<off_t>(offset + done));
     if (r < 0 && errno == EINTR) continue;
@@ -152,16 +132,14 @@ RangeHashes hash_fd_range(int fd, std::uint64_t offset, std::uint64_t size, bool
 
 std::string resolve_region(const Options& options) {
   if (!options.region.empty()) return options.region;
-  std::string r = env("AWS_REGION");
-  if (r.empty()) r = env("AWS_DEFAULT_REGION");
+  std::string r = env("AWS_REGION").value_or(env("AWS_DEFAULT_REGION").value_or(""));
   if (r.empty()) r = load_profile(profile_name(options.profile)).region;
   return r.empty() ? "us-east-1" : r;
 }
 
 std::string resolve_endpoint(const Options& options) {
   if (!options.endpoint_url.empty()) return options.endpoint_url;
-  std::string e = env("AWS_ENDPOINT_URL_S3");
-  return e.empty() ? env("AWS_ENDPOINT_URL") : e;
+  return env("AWS_ENDPOINT_URL_S3").value_or(env("AWS_ENDPOINT_URL").value_or(""));
 }
 
 S3Backend::S3Backend(Url root, const Options& options)
@@ -230,7 +208,7 @@ HttpResponse S3Backend::send(Call& call) {
   Failure last;
   const std::atomic<bool>* cancel = call.ignore_cancel ? nullptr : options_.cancel;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-    check_cancel(cancel);
+    throw_if_cancelled(cancel);
     if (call.before_attempt) call.before_attempt();
     HttpRequest req;
     req.method = call.method;
@@ -258,7 +236,7 @@ HttpResponse S3Backend::send(Call& call) {
     HttpResponse resp = http_.perform(req);
     log::debug("{} {} -> {}{}", call.method, req.url, resp.status,
                resp.curl_code != 0 ? " (" + resp.error + ")" : std::string());
-    check_cancel(cancel);
+    throw_if_cancelled(cancel);
     if (resp.write_errno != 0) throw_errno(ErrorKind::kIo, "write download of", call.what, resp.write_errno);
 
     last = Failure{};
@@ -320,14 +298,9 @@ HttpResponse S3Backend::send(Call& call) {
       }
     }
     if (!last.retry || attempt + 1 >= options_.max_attempts) break;
-    double delay = jitter_delay(attempt, last.throttled);
+    double delay = (last.throttled ? kThrottleBackoff : kRetryBackoff).delay_s(attempt);
     log::debug("retrying {} in {:.2f} s: {}", call.what, delay, last.message);
-    // Sleep in short slices so a cancel is noticed promptly.
-    auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(delay);
-    while (std::chrono::steady_clock::now() < until) {
-      check_cancel(cancel);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    if (!sleep_unless(delay, [cancel] { return cancel != nullptr && cancel->load(); })) throw Cancelled();
   }
   if (last.retry && options_.max_attempts > 1)
     last.message += " (after " + std::to_string(options_.max_attempts) + " attempts)";

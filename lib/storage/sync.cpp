@@ -124,7 +124,9 @@ class ProgressThread {
   bool stop_ = false;
 };
 
-// Per-file failures: counted, the first kept for the final error.
+// Per-file failures: counted, the first kept for the final error (lib/ prints no errors: each one
+// is a debug line, and the thrown error carries the count and the first). A cancel anywhere makes
+// the whole run "interrupted".
 class Failures {
  public:
   void add(const std::string& rel, std::exception_ptr e) {
@@ -134,21 +136,24 @@ class Failures {
     std::string msg;
     try {
       std::rethrow_exception(e);
+    } catch (const Cancelled&) {
+      cancelled_ = true;
+      return;
     } catch (const Error& err) {
       kind = err.kind();
       msg = err.what();
     } catch (const std::exception& err) {
       msg = err.what();
     }
-    if (msg != "interrupted") log::error("{}: {}", rel, msg);
-    if (count_ == 1) {
+    log::debug("{}: {}", printable(rel), msg);
+    if (first_.empty()) {
       kind_ = kind;
       first_ = msg;
     }
   }
   void throw_if_any(const std::string& verb, std::size_t total) const {
     if (count_ == 0) return;
-    if (first_ == "interrupted") throw Error(ErrorKind::kTempFail, "interrupted");
+    if (cancelled_) throw Cancelled();
     throw Error(kind_, std::to_string(count_) + " of " + std::to_string(total) + " files failed to " + verb +
                            "; first: " + first_);
   }
@@ -157,6 +162,7 @@ class Failures {
  private:
   mutable std::mutex mu_;
   std::size_t count_ = 0;
+  bool cancelled_ = false;
   ErrorKind kind_ = ErrorKind::kInternal;
   std::string first_;
 };
@@ -189,7 +195,7 @@ void run_items(std::size_t n, const std::function<bool(std::size_t)>& is_large, 
   for (std::size_t i = 0; i < n; ++i) (is_large(i) ? large : small).push_back(i);
   auto one = [&](std::size_t i) {
     try {
-      check_cancel(cancel);
+      throw_if_cancelled(cancel);
       fn(i);
     } catch (...) {
       failures.add(name(i), std::current_exception());
@@ -318,7 +324,7 @@ SyncSummary push(const std::string& local_dir, const Url& dest, const Options& o
       if (!local_set.count(key) && sync.filter.selected(key)) doomed.push_back(key);
     for (const auto& k : doomed) summary.actions.push_back({"delete", k, remote[k].size});
     if (!sync.dry_run && !doomed.empty()) {
-      check_cancel(options.cancel);
+      throw_if_cancelled(options.cancel);
       backend->remove(doomed);
       summary.files_deleted = doomed.size();
       for (const auto& k : doomed) manifest.erase(k);

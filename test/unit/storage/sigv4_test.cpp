@@ -34,7 +34,7 @@ TEST_CASE("sigv4: AWS example GET object with Range") {
                       {"x-amz-date", kDate}};
   std::string creq = sigv4::canonical_request("GET", "/test.txt", "", all, sigv4::kEmptySha256, &signed_headers);
   CHECK(signed_headers == "host;range;x-amz-content-sha256;x-amz-date");
-  CHECK(hf::storage::to_hex(hf::storage::sha256_raw(creq)) ==
+  CHECK(hf::to_hex(hf::storage::sha256_raw(creq)) ==
         "7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972");
   auto added = sigv4::sign_headers(r, sigv4::kEmptySha256, kAwsExample, "us-east-1", "s3", kDate);
   CHECK(header(added, "authorization") ==
@@ -47,7 +47,7 @@ TEST_CASE("sigv4: AWS example GET object with Range") {
 
 TEST_CASE("sigv4: AWS example PUT object (encoded key, Date and storage-class headers)") {
   std::string body = "Welcome to Amazon S3.";
-  std::string hash = hf::storage::to_hex(hf::storage::sha256_raw(body));
+  std::string hash = hf::to_hex(hf::storage::sha256_raw(body));
   CHECK(hash == "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072");
   sigv4::Request r{"PUT", kHost, "/test$file.text", {},
                    {{"Date", "Fri, 24 May 2013 00:00:00 GMT"}, {"x-amz-storage-class", "REDUCED_REDUNDANCY"}}};
