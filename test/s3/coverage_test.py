@@ -46,7 +46,9 @@ with Moto() as m:
     url = out.strip()
     status = None
     try:
-        req = urllib.request.Request(url, data=b"uploaded via presigned PUT", method="PUT")
+        # An explicit type: urllib's default (form-urlencoded) makes moto's web layer eat the body.
+        req = urllib.request.Request(url, data=b"uploaded via presigned PUT", method="PUT",
+                                     headers={"Content-Type": "application/octet-stream"})
         status = urllib.request.urlopen(req, timeout=30).status
     except Exception as e:  # noqa: BLE001 - reported below
         err += f" PUT failed: {e}"

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.parse
 
 from fault_proxy import FaultProxy, Rule
 from s3harness import Harness, Moto, random_bytes, read_tree, write_tree
@@ -96,13 +97,26 @@ with Moto() as m:
         h.check(rc == code and SECRET not in out + err, f"{what}: exit {code}, password not printed",
                 f"rc={rc} {err[-600:]}")
 
-    # Control characters in keys: escaped in ls text output, intact in JSON.
-    s3.put_object(Bucket="hard", Key="ctl/a\nb\rc\x1bd\\e", Body=b"x")
-    rc, out, err = h.sync(["ls", "s3://hard/ctl/"], env)
-    h.check(rc == 0 and out.count("\n") == 1 and "\r" not in out and "\x1b" not in out and
-            out.rstrip("\n").endswith("a\\x0ab\\x0dc\\x1bd\\\\e"), "ls escapes control characters in keys", repr(out))
-    rc, out, err = h.sync(["ls", "-r", "--json", "s3://hard/ctl"], env)
-    h.check(rc == 0 and '"a\\nb\\rc\\u001bd\\\\e"' in out, "ls --json keeps the key exact (JSON-escaped)", repr(out))
+    # Control characters in keys: escaped in ls text output, intact in JSON. moto cannot store a key
+    # with CR/LF, so the proxy adds it to the real listing (URL-encoded, as S3 sends it).
+    hostile = "ctl/a\nb\rc\x1bd\\e"
+    s3.put_object(Bucket="hard", Key="ctl/plain.txt", Body=b"x")
+
+    def add_hostile(body):
+        entry = (f"<Contents><Key>{urllib.parse.quote(hostile)}</Key><Size>1</Size><ETag>&quot;x&quot;</ETag>"
+                 "<LastModified>2026-01-01T00:00:00.000Z</LastModified></Contents>")
+        return body.replace(b"</ListBucketResult>", entry.encode() + b"</ListBucketResult>")
+
+    proxy.add(Rule("rewrite", lambda r: r.method == "GET" and "list-type" in r.query, count=-1, rewrite=add_hostile))
+    penv = h.env(proxy.url, m.key_id, m.secret)
+    rc, out, err = h.sync(["ls", "s3://hard/ctl/"], penv)
+    lines = out.splitlines()
+    h.check(rc == 0 and len(lines) == 2 and "\r" not in out and "\x1b" not in out and
+            any(line.endswith("  a\\x0ab\\x0dc\\x1bd\\\\e") for line in lines), "ls escapes control characters in keys", repr(out))
+    rc, out, err = h.sync(["ls", "-r", "--json", "s3://hard/ctl"], penv)
+    h.check(rc == 0 and '"a\\nb\\rc\\u001bd\\\\e"' in out, "ls --json keeps the key exact (JSON-escaped)",
+            repr(out))
+    proxy.clear()
 
     # SIGTERM mid-push: prompt exit 143, multipart aborted, no object.
     write_tree(h.path("term"), {"big.bin": big})
