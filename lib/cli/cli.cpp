@@ -77,7 +77,12 @@ void Tool::apply_config_file() {
   if (config_path_.empty()) return;
   ConfigFile cfg = ConfigFile::load(config_path_);
   std::map<std::string, CLI::Option*> by_key;
-  for (CLI::Option* opt : app_.get_options()) {
+  // The tool's options and those of the subcommand given (hf-sync push --delete ...): a key of
+  // another subcommand stays unknown.
+  std::vector<CLI::Option*> options = app_.get_options();
+  for (CLI::App* sub : app_.get_subcommands())
+    for (CLI::Option* opt : sub->get_options()) options.push_back(opt);
+  for (CLI::Option* opt : options) {
     std::string key = yaml_key(opt);
     if (!key.empty() && !is_shared_flag(key)) by_key[key] = opt;
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,16 +59,41 @@ class S3Backend final : public Backend {
   struct Call;
 
  private:
+  // One signed request with retries: sign and perform, classify() the answer, back off, again.
+  // Returns the accepted answer; throws the last verdict's Error, or Cancelled.
   HttpResponse send(Call& call);
+  HttpRequest signed_request(const Call& call);
+  void learn_clock_skew(const HttpResponse& resp);
   std::string build_url(const std::string& key, const sigv4::Pairs& query, std::string* host,
                         std::string* path) const;
   std::string describe(std::string_view key) const;
   std::string key_relative(const std::string& full_key) const;  // inverse of root_.key_for
   ObjectInfo put_single(int fd, std::uint64_t size, const std::string& key, const std::string& sha256);
-  ObjectInfo put_multipart(int fd, std::uint64_t size, const std::string& key,
-                           const std::string& sha256);
+  // Parallel parts; `before_complete` runs (and may throw) before the upload is completed. Any
+  // failure aborts the upload.
+  ObjectInfo put_multipart(int fd, std::uint64_t size, const std::string& key, const std::string& sha256,
+                           const std::function<void()>& before_complete);
   void abort_multipart(const std::string& key, const std::string& upload_id);
+  // What the store recorded about an object, to check a download against.
+  struct Recorded {
+    std::string sha256;       // x-amz-meta-sha256, "" when absent
+    std::string etag;         // without quotes
+    std::uint64_t parts = 0;  // N of a multipart ETag "<md5>-N", else 0
+    bool hidden_md5 = false;  // SSE-KMS/SSE-C: the ETag is no MD5 of the content
+    bool md5_etag() const;    // a single-part ETag that is the content's MD5
+  };
+  // What was computed from the bytes written.
+  struct Computed {
+    std::string sha256_hex;
+    std::string md5_raw;                // whole content; "" when not computed
+    std::vector<std::string> part_md5;  // raw MD5 per multipart part; empty when not computed
+  };
+  // One download attempt: get_single below the multipart threshold, else get_ranged; both end in
+  // verify(), which throws IntegrityError on a mismatch.
   Fetched get_once(const ObjectInfo& expected, int fd);
+  Fetched get_single(const std::string& key, std::uint64_t size, Recorded rec, int fd);
+  Fetched get_ranged(const std::string& key, std::uint64_t size, Recorded rec, int fd);
+  static Fetched verify(const std::string& what, const Recorded& rec, const Computed& got);
   ObjectInfo info_from_headers(const std::string& key, const HttpResponse& resp) const;
   std::uint64_t multipart_part_size(const std::string& key);
   std::vector<ObjectInfo> list_pages(const std::string& prefix, bool delimited,
@@ -109,6 +135,16 @@ class LocalBackend final : public Backend {
   Options options_;
   std::atomic<std::uint64_t> bytes_{0};
 };
+
+// A parsed S3 endpoint URL (libcurl's URL API): what the requests are built from.
+struct Endpoint {
+  std::string scheme;     // "http" / "https"
+  std::string host;       // host[:port], the port only when not the scheme's default ([v6] kept)
+  std::string base_path;  // "" or "/path" without a trailing '/', decoded
+  bool had_userinfo = false;  // "u:pw@" was given: dropped (S3 signs requests; never basic auth)
+};
+// Throws Error(kUsage) naming the URL with its password redacted.
+Endpoint parse_endpoint(std::string_view url);
 
 // Region the S3 backend uses: explicit, AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1.
 std::string resolve_region(const Options& options);

@@ -67,7 +67,7 @@ void report(const SyncSummary& s, const CommandOptions& options, std::ostream& o
     return;
   }
   if (s.dry_run) {
-    for (const auto& a : s.actions) out << "(dry run) " << a.kind << ": " << a.path << "\n";
+    for (const auto& a : s.actions) out << "(dry run) " << a.kind << ": " << printable(a.path) << "\n";
   }
   log::info("{} {} -> {}: {} transferred ({}), {} unchanged, {} deleted in {:.2f} s", s.command, s.source,
             s.destination, s.files_transferred, human_bytes(s.bytes_transferred), s.files_unchanged,
@@ -127,7 +127,7 @@ Outcome run_ls(const CommandOptions& options, std::ostream& out) {
                  .dump()
           << "\n";
     } else {
-      out << fmt::format("{:<24}  {:>12}  {}\n", o.last_modified, o.size, o.key);
+      out << fmt::format("{:<24}  {:>12}  {}\n", printable(o.last_modified), o.size, printable(o.key));
     }
   };
   if (options.recursive) {
@@ -147,7 +147,7 @@ Outcome run_ls(const CommandOptions& options, std::ostream& out) {
     if (options.json) {
       out << nlohmann::json{{"prefix", p}}.dump() << "\n";
     } else {
-      out << fmt::format("{:<24}  {:>12}  {}\n", "", "DIR", p);
+      out << fmt::format("{:<24}  {:>12}  {}\n", "", "DIR", printable(p));
     }
   }
   for (const auto& o : d.objects) print(o);
@@ -168,9 +168,9 @@ Outcome run_rm(const CommandOptions& options, std::ostream& out) {
   for (const auto& k : keys) {
     std::string shown = k.empty() ? url.str() : url.child(k).str();
     if (options.sync.dry_run) {
-      out << "(dry run) delete: " << shown << "\n";
+      out << "(dry run) delete: " << printable(shown) << "\n";
     } else if (!options.json) {
-      log::debug("delete {}", shown);
+      log::debug("delete {}", printable(shown));
     }
   }
   if (!options.sync.dry_run) backend->remove(keys);

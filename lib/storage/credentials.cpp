@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "storage/sigv4.h"
+#include "storage/storage.h"
 #include "storage/xml.h"
 
 namespace hf::storage {
@@ -362,7 +363,7 @@ TimedCredentials CredentialProvider::fetch_web_identity() {
   }
   if (!resp.ok()) {
     if (resp.status == 0)
-      throw Error(ErrorKind::kUnavailable, what + ": " + endpoint + " unreachable: " + resp.error);
+      throw Error(ErrorKind::kUnavailable, what + ": " + redact_url(endpoint) + " unreachable: " + resp.error);
     std::string code = xml::text(resp.body, "Code"), msg = xml::text(resp.body, "Message");
     throw Error(resp.status >= 500 ? ErrorKind::kTempFail : ErrorKind::kNoPerm,
                 what + ": HTTP " + std::to_string(resp.status) + " " + code + ": " + msg);

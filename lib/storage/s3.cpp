@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <mutex>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "core/thread_pool.h"
 #include "storage/backends.h"
 #include "storage/crypto.h"
+#include "storage/s3_response.h"
 #include "storage/xml.h"
 
 namespace hf::storage {
@@ -78,11 +80,10 @@ bool is_md5_etag(const std::string& etag) {
 std::uint64_t multipart_etag_parts(const std::string& etag) {
   std::size_t dash = etag.find('-');
   if (dash != 32 || !is_md5_etag(etag.substr(0, 32))) return 0;
-  try {
-    return std::stoull(etag.substr(33));
-  } catch (...) {
-    return 0;
-  }
+  std::uint64_t parts = 0;
+  const char* end = etag.data() + etag.size();
+  auto [p, ec] = std::from_chars(etag.data() + 33, end, parts);
+  return ec == std::errc() && p == end ? parts : 0;  // not ours to judge: then it is just unverifiable
 }
 
 bool sse_hides_md5(const HttpResponse& r) {
@@ -90,14 +91,6 @@ bool sse_hides_md5(const HttpResponse& r) {
          r.header("x-amz-server-side-encryption") == "aws:kms:dsse" ||
          !r.header("x-amz-server-side-encryption-customer-algorithm").empty();
 }
-
-// An error from a response body / status, without secrets (the body is the store's own XML).
-struct Failure {
-  ErrorKind kind = ErrorKind::kTempFail;
-  std::string message;
-  bool retry = false;
-  bool throttled = false;
-};
 
 }  // namespace
 
@@ -159,23 +152,12 @@ S3Backend::S3Backend(Url root, const Options& options)
     // Dotted bucket names break the *.s3 wildcard certificate in virtual-hosted style.
     path_style_ = options.path_style || root_.bucket.find('.') != std::string::npos;
   } else {
-    std::size_t sep = endpoint.find("://");
-    if (sep == std::string::npos)
-      throw Error(ErrorKind::kUsage, "endpoint URL needs a scheme (http:// or https://): '" + endpoint + "'");
-    scheme_ = endpoint.substr(0, sep);
-    if (scheme_ != "http" && scheme_ != "https")
-      throw Error(ErrorKind::kUsage, "endpoint URL scheme must be http or https: '" + endpoint + "'");
-    std::string rest = endpoint.substr(sep + 3);
-    std::size_t slash = rest.find('/');
-    host_ = rest.substr(0, slash);
-    if (slash != std::string::npos) base_path_ = rest.substr(slash);
-    while (!base_path_.empty() && base_path_.back() == '/') base_path_.pop_back();
-    if (host_.empty()) throw Error(ErrorKind::kUsage, "endpoint URL has no host: '" + endpoint + "'");
-    // Curl omits a default port from Host:, and the signature must match what is sent.
-    std::string default_port = scheme_ == "https" ? ":443" : ":80";
-    if (host_.size() > default_port.size() &&
-        host_.compare(host_.size() - default_port.size(), default_port.size(), default_port) == 0)
-      host_.resize(host_.size() - default_port.size());
+    Endpoint e = parse_endpoint(endpoint);
+    if (e.had_userinfo)
+      log::warn("ignoring the user name and password in the endpoint URL: S3 requests are signed with AWS credentials");
+    scheme_ = e.scheme;
+    host_ = e.host;
+    base_path_ = e.base_path;
     path_style_ = options.path_style || is_ip_or_localhost(host_) || root_.bucket.find('.') != std::string::npos;
   }
   if (!options.verify_ssl) log::warn("TLS certificate verification is off (--no-verify-ssl)");
@@ -204,105 +186,66 @@ std::string S3Backend::build_url(const std::string& key, const sigv4::Pairs& que
   return url;
 }
 
+HttpRequest S3Backend::signed_request(const Call& call) {
+  HttpRequest req;
+  req.method = call.method;
+  std::string host, path;
+  req.url = build_url(call.key, call.query, &host, &path);
+  req.headers = call.headers;
+  req.headers.emplace_back("Host", host);
+  if (!options_.anonymous) {
+    sigv4::Credentials creds = credentials_.get();
+    sigv4::Request sreq{call.method, host, path, call.query, call.headers};
+    auto now = std::chrono::system_clock::now() + std::chrono::seconds(clock_skew_s_.load());
+    for (auto& h : sigv4::sign_headers(sreq, call.payload_sha256, creds, region_, "s3", sigv4::amz_date(now)))
+      req.headers.push_back(std::move(h));
+  }
+  req.body = call.body;
+  req.body_fd = call.body_fd;
+  req.body_offset = call.body_offset;
+  req.body_size = call.body_size;
+  req.out_fd = call.out_fd;
+  req.out_offset = call.out_offset;
+  req.out_limit = call.out_limit;
+  req.on_body = call.on_body;
+  req.progress = &bytes_;
+  req.ignore_cancel = call.ignore_cancel;
+  return req;
+}
+
+void S3Backend::learn_clock_skew(const HttpResponse& resp) {
+  std::string date = resp.header("date");
+  struct tm tm{};
+  if (date.empty() || strptime(date.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) == nullptr) return;
+  clock_skew_s_.store(static_cast<long>(timegm(&tm)) - static_cast<long>(std::time(nullptr)));
+  log::warn("local clock is off by {} s from the S3 endpoint; correcting", clock_skew_s_.load());
+}
+
 HttpResponse S3Backend::send(Call& call) {
-  Failure last;
   const std::atomic<bool>* cancel = call.ignore_cancel ? nullptr : options_.cancel;
+  Verdict last;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
     throw_if_cancelled(cancel);
     if (call.before_attempt) call.before_attempt();
-    HttpRequest req;
-    req.method = call.method;
-    std::string host, path;
-    req.url = build_url(call.key, call.query, &host, &path);
-    req.headers = call.headers;
-    req.headers.emplace_back("Host", host);
-    if (!options_.anonymous) {
-      sigv4::Credentials creds = credentials_.get();
-      sigv4::Request sreq{call.method, host, path, call.query, call.headers};
-      auto now = std::chrono::system_clock::now() + std::chrono::seconds(clock_skew_s_.load());
-      for (auto& h : sigv4::sign_headers(sreq, call.payload_sha256, creds, region_, "s3", sigv4::amz_date(now)))
-        req.headers.push_back(std::move(h));
-    }
-    req.body = call.body;
-    req.body_fd = call.body_fd;
-    req.body_offset = call.body_offset;
-    req.body_size = call.body_size;
-    req.out_fd = call.out_fd;
-    req.out_offset = call.out_offset;
-    req.out_limit = call.out_limit;
-    req.on_body = call.on_body;
-    req.progress = &bytes_;
-    req.ignore_cancel = call.ignore_cancel;
+    HttpRequest req = signed_request(call);
     HttpResponse resp = http_.perform(req);
-    log::debug("{} {} -> {}{}", call.method, req.url, resp.status,
+    log::debug("{} {} -> {}{}", call.method, redact_url(req.url), resp.status,
                resp.curl_code != 0 ? " (" + resp.error + ")" : std::string());
     throw_if_cancelled(cancel);
     if (resp.write_errno != 0) throw_errno(ErrorKind::kIo, "write download of", call.what, resp.write_errno);
 
-    last = Failure{};
-    if (resp.curl_code == 0 && resp.status >= 200 && resp.status < 300) {
-      std::string problem = call.check ? call.check(resp) : std::string();
-      if (problem.empty()) return resp;
-      last = {ErrorKind::kTempFail, call.what + ": " + problem, true, false};
-    } else if (resp.overflow) {
-      last = {ErrorKind::kIo, call.what + ": server sent more data than expected", true, false};
-    } else if (resp.curl_code != 0 && (resp.status == 0 || resp.status < 300)) {
-      bool connect = is_connect_failure(resp.curl_code);
-      bool timeout = is_timeout(resp.curl_code);
-      bool retry = is_retryable_transport(resp.curl_code);
-      ErrorKind kind = timeout ? ErrorKind::kTempFail : ErrorKind::kUnavailable;
-      if (resp.curl_code == 18 /* CURLE_PARTIAL_FILE */) kind = ErrorKind::kTempFail;
-      std::string msg = call.what + ": " + resp.error;
-      if (resp.curl_code == 60 /* CURLE_PEER_FAILED_VERIFICATION */)
-        msg += " (TLS certificate not trusted; --no-verify-ssl turns verification off, for testing only)";
-      if (connect) msg = call.what + ": endpoint " + host_ + " unreachable: " + resp.error;
-      last = {kind, msg, retry, false};
-    } else {
-      std::string code = xml::text(resp.body, "Code");
-      std::string message = xml::text(resp.body, "Message");
-      long st = resp.status;
-      if (st == 404 && call.allow_404) return resp;
-      std::string detail = call.what + ": HTTP " + std::to_string(st) + (code.empty() ? "" : " " + code) +
-                           (message.empty() ? "" : ": " + message);
-      if (code == "ExpiredToken" || code == "TokenRefreshRequired" || code == "RequestExpired") {
-        credentials_.invalidate();
-        last = {ErrorKind::kNoPerm, detail, true, false};
-      } else if (code == "RequestTimeTooSkewed") {
-        std::string date = resp.header("date");
-        struct tm tm{};
-        if (!date.empty() && strptime(date.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm) != nullptr) {
-          long server = static_cast<long>(timegm(&tm));
-          clock_skew_s_.store(server - static_cast<long>(std::time(nullptr)));
-          log::warn("local clock is off by {} s from the S3 endpoint; correcting", clock_skew_s_.load());
-        }
-        last = {ErrorKind::kNoPerm, detail, true, false};
-      } else if (st == 401 || st == 403) {
-        last = {ErrorKind::kNoPerm, detail, false, false};
-      } else if (st == 404) {
-        last = {ErrorKind::kNoInput, detail, false, false};
-      } else if (st == 412) {
-        last = {ErrorKind::kTempFail, call.what + ": the object changed during the transfer (HTTP 412)", false, false};
-      } else if (st == 301 || st == 307 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed") {
-        std::string region = resp.header("x-amz-bucket-region");
-        last = {ErrorKind::kConfig,
-                detail + (region.empty() ? "" : " (the bucket is in region " + region + "; pass --region " + region + ")"),
-                false, false};
-      } else if (st == 429 || code == "SlowDown" || code == "Throttling" || code == "ThrottlingException") {
-        last = {ErrorKind::kTempFail, detail, true, true};
-      } else if (st >= 500 || code == "RequestTimeout" || code == "InternalError") {
-        last = {ErrorKind::kTempFail, detail, true, st == 503};
-      } else if (code == "BadDigest" || code == "InvalidDigest" || code == "XAmzContentSHA256Mismatch") {
-        last = {ErrorKind::kIo, detail + " (data changed in transit or the file changed while uploading)", true, false};
-      } else {
-        last = {ErrorKind::kDataErr, detail, false, false};
-      }
-    }
-    if (!last.retry || attempt + 1 >= options_.max_attempts) break;
+    std::string problem;
+    if (resp.ok() && call.check) problem = call.check(resp);
+    last = classify(resp, CallContext{call.what, host_, call.allow_404, problem});
+    if (last.action == Verdict::Action::kAccept) return resp;
+    if (last.refresh_credentials) credentials_.invalidate();
+    if (last.clock_skewed) learn_clock_skew(resp);
+    if (last.action != Verdict::Action::kRetry || attempt + 1 >= options_.max_attempts) break;
     double delay = (last.throttled ? kThrottleBackoff : kRetryBackoff).delay_s(attempt);
     log::debug("retrying {} in {:.2f} s: {}", call.what, delay, last.message);
     if (!sleep_unless(delay, [cancel] { return cancel != nullptr && cancel->load(); })) throw Cancelled();
   }
-  if (last.retry && options_.max_attempts > 1)
+  if (last.action == Verdict::Action::kRetry && options_.max_attempts > 1)
     last.message += " (after " + std::to_string(options_.max_attempts) + " attempts)";
   throw Error(last.kind, last.message);
 }
@@ -331,7 +274,8 @@ std::vector<ObjectInfo> S3Backend::list_pages(const std::string& prefix, bool de
       std::string key = decode(xml::elements(item, "Key").empty() ? "" : xml::elements(item, "Key").front());
       if (key.size() < strip || key.compare(0, strip, prefix.substr(0, strip)) != 0) continue;
       o.key = key.substr(strip);
-      o.size = std::stoull("0" + xml::text(item, "Size"));
+      std::string size = xml::text(item, "Size");
+      o.size = size.empty() ? 0 : parse_count(size, c.what, "Size");
       o.etag = strip_quotes(xml::text(item, "ETag"));
       o.last_modified = xml::text(item, "LastModified");
       out.push_back(std::move(o));
@@ -370,7 +314,7 @@ ObjectInfo S3Backend::info_from_headers(const std::string& key, const HttpRespon
   ObjectInfo o;
   o.key = key;
   std::string len = resp.header("content-length");
-  o.size = len.empty() ? 0 : std::stoull(len);
+  o.size = len.empty() ? 0 : parse_count(len, "HEAD " + describe(root_.key_for(key)), "Content-Length");
   o.etag = strip_quotes(resp.header("etag"));
   o.last_modified = resp.header("last-modified");
   o.sha256 = resp.header("x-amz-meta-sha256");
@@ -459,7 +403,8 @@ void S3Backend::abort_multipart(const std::string& key, const std::string& uploa
   }
 }
 
-ObjectInfo S3Backend::put_multipart(int fd, std::uint64_t size, const std::string& key, const std::string& sha256) {
+ObjectInfo S3Backend::put_multipart(int fd, std::uint64_t size, const std::string& key, const std::string& sha256,
+                                    const std::function<void()>& before_complete) {
   std::uint64_t part = std::max({options_.part_size, kMinPartSize, (size + kMaxParts - 1) / kMaxParts});
   std::size_t nparts = static_cast<std::size_t>((size + part - 1) / part);
   bool md5 = options_.checksum == ChecksumAlgorithm::kMd5;
@@ -514,6 +459,7 @@ ObjectInfo S3Backend::put_multipart(int fd, std::uint64_t size, const std::strin
       body += "</Part>";
     }
     body += "</CompleteMultipartUpload>";
+    before_complete();
     Call done;
     done.method = "POST";
     done.key = key;
@@ -551,18 +497,24 @@ ObjectInfo S3Backend::put_file(const std::string& local_path, std::string_view k
   struct stat before{};
   if (::fstat(fd, &before) != 0) throw_errno(ErrorKind::kIo, "stat", local_path, errno);
   std::uint64_t size = static_cast<std::uint64_t>(before.st_size);
+  // A file written to while it is sent would make the object disagree with its recorded sha256.
+  auto check_unchanged = [&] {
+    struct stat now{};
+    if (::fstat(fd, &now) != 0 || now.st_size != before.st_size || now.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+        now.st_mtim.tv_nsec != before.st_mtim.tv_nsec)
+      throw Error(ErrorKind::kTempFail, local_path + ": file changed while it was uploaded");
+  };
   std::string full_key = root_.key_for(key);
   ObjectInfo o;
   if (size < options_.multipart_threshold) {
+    // A single PUT carries the content's checksum: the store itself refuses changed bytes.
     o = put_single(fd, size, full_key, sha256);
   } else {
     std::string sha = sha256.empty() ? hash_fd_range(fd, 0, size, false, options_.cancel).sha256_hex : sha256;
-    o = put_multipart(fd, size, full_key, sha);
+    // Checked before Complete, so a changed file aborts the upload and no object appears.
+    o = put_multipart(fd, size, full_key, sha, check_unchanged);
   }
-  struct stat after{};
-  if (::fstat(fd, &after) != 0 || after.st_size != before.st_size || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
-      after.st_mtim.tv_nsec != before.st_mtim.tv_nsec)
-    throw Error(ErrorKind::kTempFail, local_path + ": file changed while it was uploaded");
+  check_unchanged();
   o.key = std::string(key);
   return o;
 }
@@ -577,7 +529,7 @@ std::uint64_t S3Backend::multipart_part_size(const std::string& key) {
   c.what = "HEAD part 1 of " + describe(key);
   HttpResponse r = send(c);
   std::string len = r.header("content-length");
-  return len.empty() ? 0 : std::stoull(len);
+  return len.empty() ? 0 : parse_count(len, c.what, "Content-Length");
 }
 
 Fetched S3Backend::get_to_fd(const ObjectInfo& expected, int fd) {
@@ -592,105 +544,126 @@ Fetched S3Backend::get_to_fd(const ObjectInfo& expected, int fd) {
   }
 }
 
+namespace {
+
+// A multipart ETag "-N" with a part size P describes `size` bytes only when (N-1)*P < size <= N*P.
+bool parts_fit(std::uint64_t parts, std::uint64_t part_size, std::uint64_t size) {
+  return parts > 0 && part_size > 0 && (parts - 1) * part_size < size && size <= parts * part_size;
+}
+
+}  // namespace
+
+// The strongest check the store's records allow (see Verified), one place for both download paths.
+Fetched S3Backend::verify(const std::string& what, const Recorded& rec, const Computed& got) {
+  Fetched out;
+  out.sha256 = got.sha256_hex;
+  if (!rec.sha256.empty()) {
+    if (rec.sha256 != got.sha256_hex)
+      throw IntegrityError(what + ": SHA-256 mismatch (content " + got.sha256_hex + ", recorded " + rec.sha256 + ")");
+    out.verified = Verified::kSha256;
+  } else if (!got.part_md5.empty()) {
+    std::string cat;
+    for (const auto& m : got.part_md5) cat += m;
+    std::string want = to_hex(md5_raw(cat)) + "-" + std::to_string(rec.parts);
+    if (want != rec.etag)
+      throw IntegrityError(what + ": multipart MD5 mismatch (content " + want + ", ETag " + rec.etag + ")");
+    out.verified = Verified::kMultipartMd5;
+  } else if (!got.md5_raw.empty() && rec.md5_etag()) {
+    std::string want = to_hex(got.md5_raw);
+    if (want != rec.etag) throw IntegrityError(what + ": MD5 mismatch (content " + want + ", ETag " + rec.etag + ")");
+    out.verified = Verified::kMd5;
+  } else {
+    out.verified = Verified::kSizeOnly;
+  }
+  return out;
+}
+
+bool S3Backend::Recorded::md5_etag() const { return !hidden_md5 && is_md5_etag(etag); }
+
 Fetched S3Backend::get_once(const ObjectInfo& expected, int fd) {
   std::string key = root_.key_for(expected.key);
+  Recorded rec;
+  rec.etag = expected.etag;
+  rec.parts = multipart_etag_parts(rec.etag);
+  if (expected.size < options_.multipart_threshold) return get_single(key, expected.size, rec, fd);
+  return get_ranged(key, expected.size, rec, fd);
+}
+
+// One GET, hashed as it streams in; a multipart object's part MD5s are read back from the file.
+Fetched S3Backend::get_single(const std::string& key, std::uint64_t size, Recorded rec, int fd) {
   std::string what = "GET " + describe(key);
-  std::uint64_t size = expected.size;
-  std::string etag = expected.etag;
-  sigv4::Pairs pin;
-  if (!etag.empty()) pin.emplace_back("If-Match", "\"" + etag + "\"");
-
-  Fetched out;
-  std::string meta_sha;
-  bool hidden_md5 = false;
-  std::string md5_of_parts;  // multipart verification: concatenated raw part MD5s
-  std::uint64_t mp_parts = multipart_etag_parts(etag);
-  std::uint64_t mp_part_size = 0;
-
-  if (size < options_.multipart_threshold) {
-    // One GET, hashed as it streams in.
-    std::unique_ptr<Sha256> sha;
-    std::unique_ptr<Md5> md5;
-    bool want_md5 = is_md5_etag(etag);
-    Call c;
-    c.key = key;
-    c.headers = pin;
-    c.out_fd = fd;
-    c.out_limit = size;
-    c.what = what;
-    c.before_attempt = [&] {
-      if (::ftruncate(fd, 0) != 0) throw_errno(ErrorKind::kIo, "truncate", what, errno);
-      sha = std::make_unique<Sha256>();
-      md5 = want_md5 ? std::make_unique<Md5>() : nullptr;
-    };
-    c.on_body = [&](const char* d, std::size_t n) {
-      sha->update(d, n);
-      if (md5) md5->update(d, n);
-    };
-    c.check = [&](const HttpResponse& r) -> std::string {
-      if (r.body_bytes != size)
-        return "got " + std::to_string(r.body_bytes) + " of " + std::to_string(size) + " bytes";
-      return "";
-    };
-    HttpResponse r = send(c);
-    meta_sha = r.header("x-amz-meta-sha256");
-    hidden_md5 = sse_hides_md5(r);
-    out.sha256 = sha->hex_digest();
-    std::string md5_hex = md5 ? to_hex(md5->raw_digest()) : std::string();
-    if (!meta_sha.empty()) {
-      if (meta_sha != out.sha256) throw IntegrityError(what + ": SHA-256 mismatch (content " + out.sha256 + ", recorded " + meta_sha + ")");
-      out.verified = Verified::kSha256;
-      return out;
-    }
-    if (!md5_hex.empty() && !hidden_md5) {
-      if (md5_hex != etag) throw IntegrityError(what + ": MD5 mismatch (content " + md5_hex + ", ETag " + etag + ")");
-      out.verified = Verified::kMd5;
-      return out;
-    }
-    if (mp_parts > 0 && !hidden_md5) mp_part_size = multipart_part_size(key);
-    if (mp_part_size > 0 && (mp_parts - 1) * mp_part_size < size && size <= mp_parts * mp_part_size) {
-      for (std::uint64_t off = 0; off < size; off += mp_part_size)
-        md5_of_parts += hash_fd_range(fd, off, std::min(mp_part_size, size - off), true, options_.cancel).md5_raw;
-      std::string got = to_hex(md5_raw(md5_of_parts)) + "-" + std::to_string(mp_parts);
-      if (got != etag) throw IntegrityError(what + ": multipart MD5 mismatch (content " + got + ", ETag " + etag + ")");
-      out.verified = Verified::kMultipartMd5;
-      return out;
-    }
-    out.verified = Verified::kSizeOnly;
-    return out;
+  std::unique_ptr<Sha256> sha;
+  std::unique_ptr<Md5> md5;
+  bool want_md5 = is_md5_etag(rec.etag);
+  Call c;
+  c.key = key;
+  if (!rec.etag.empty()) c.headers = {{"If-Match", "\"" + rec.etag + "\""}};
+  c.out_fd = fd;
+  c.out_limit = size;
+  c.what = what;
+  c.before_attempt = [&] {
+    if (::ftruncate(fd, 0) != 0) throw_errno(ErrorKind::kIo, "truncate", what, errno);
+    sha = std::make_unique<Sha256>();
+    md5 = want_md5 ? std::make_unique<Md5>() : nullptr;
+  };
+  c.on_body = [&](const char* d, std::size_t n) {
+    sha->update(d, n);
+    if (md5) md5->update(d, n);
+  };
+  c.check = [&](const HttpResponse& r) -> std::string {
+    if (r.body_bytes != size) return "got " + std::to_string(r.body_bytes) + " of " + std::to_string(size) + " bytes";
+    return "";
+  };
+  HttpResponse r = send(c);
+  rec.sha256 = r.header("x-amz-meta-sha256");
+  rec.hidden_md5 = sse_hides_md5(r);
+  Computed got;
+  got.sha256_hex = sha->hex_digest();
+  if (md5) got.md5_raw = md5->raw_digest();
+  if (rec.sha256.empty() && !rec.hidden_md5 && rec.parts > 0) {
+    std::uint64_t part = multipart_part_size(key);
+    if (parts_fit(rec.parts, part, size))
+      for (std::uint64_t off = 0; off < size; off += part)
+        got.part_md5.push_back(hash_fd_range(fd, off, std::min(part, size - off), true, options_.cancel).md5_raw);
   }
+  return verify(what, rec, got);
+}
 
-  // Large: learn what can be verified, then ranged GETs in parallel, pinned to the ETag.
+// HEAD (what can be verified), then parallel ranged GETs pinned to the ETag. Ranges follow the
+// upload's parts when only the multipart ETag can verify them, so each range's MD5 is a part MD5.
+Fetched S3Backend::get_ranged(const std::string& key, std::uint64_t size, Recorded rec, int fd) {
+  std::string what = "GET " + describe(key);
   Call h;
   h.method = "HEAD";
   h.key = key;
-  h.headers = pin;
+  if (!rec.etag.empty()) h.headers = {{"If-Match", "\"" + rec.etag + "\""}};
   h.what = "HEAD " + describe(key);
   HttpResponse hr = send(h);
-  meta_sha = hr.header("x-amz-meta-sha256");
-  hidden_md5 = sse_hides_md5(hr);
-  if (etag.empty()) {
-    etag = strip_quotes(hr.header("etag"));
-    mp_parts = multipart_etag_parts(etag);
-    if (!etag.empty()) pin = {{"If-Match", "\"" + etag + "\""}};
+  rec.sha256 = hr.header("x-amz-meta-sha256");
+  rec.hidden_md5 = sse_hides_md5(hr);
+  if (rec.etag.empty()) {
+    rec.etag = strip_quotes(hr.header("etag"));
+    rec.parts = multipart_etag_parts(rec.etag);
   }
+  sigv4::Pairs pin;
+  if (!rec.etag.empty()) pin = {{"If-Match", "\"" + rec.etag + "\""}};
   // As many ranges as workers (fewest requests at full parallelism), each between the part size
   // and kMaxRange so a retried range stays cheap.
   std::uint64_t jobs = static_cast<std::uint64_t>(std::max(1, options_.jobs));
   std::uint64_t range = std::clamp<std::uint64_t>((size + jobs - 1) / jobs, std::max<std::uint64_t>(options_.part_size, 1 << 20),
                                                   std::max<std::uint64_t>(options_.part_size, kMaxRange));
-  bool use_part_md5 = false;
-  if (meta_sha.empty() && !hidden_md5 && mp_parts > 0) {
-    mp_part_size = multipart_part_size(key);
-    if (mp_part_size > 0 && (mp_parts - 1) * mp_part_size < size && size <= mp_parts * mp_part_size) {
-      range = mp_part_size;  // ranges = the upload's parts, so per-range MD5s are the part MD5s
-      use_part_md5 = true;
+  bool per_part_md5 = false;
+  if (rec.sha256.empty() && !rec.hidden_md5 && rec.parts > 0) {
+    std::uint64_t part = multipart_part_size(key);
+    if (parts_fit(rec.parts, part, size)) {
+      range = part;
+      per_part_md5 = true;
     }
   }
-  bool whole_md5 = meta_sha.empty() && !hidden_md5 && is_md5_etag(etag);
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) throw_errno(ErrorKind::kIo, "allocate", what, errno);
   std::size_t nranges = static_cast<std::size_t>((size + range - 1) / range);
-  std::vector<std::string> range_md5(nranges);
+  Computed got;
+  if (per_part_md5) got.part_md5.resize(nranges);
   ThreadPool pool(std::min<int>(options_.jobs, static_cast<int>(nranges)));
   pool.parallel_for(nranges, 1, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
@@ -705,7 +678,7 @@ Fetched S3Backend::get_once(const ObjectInfo& expected, int fd) {
       c.out_offset = off;
       c.out_limit = len;
       c.what = what + " bytes " + std::to_string(off) + "-" + std::to_string(off + len - 1);
-      c.before_attempt = [&] { md5 = use_part_md5 ? std::make_unique<Md5>() : nullptr; };
+      c.before_attempt = [&] { md5 = per_part_md5 ? std::make_unique<Md5>() : nullptr; };
       c.on_body = [&](const char* d, std::size_t n) {
         if (md5) md5->update(d, n);
       };
@@ -715,29 +688,13 @@ Fetched S3Backend::get_once(const ObjectInfo& expected, int fd) {
         return "";
       };
       send(c);
-      if (md5) range_md5[i] = md5->raw_digest();
+      if (md5) got.part_md5[i] = md5->raw_digest();
     }
   });
-
-  RangeHashes all = hash_fd_range(fd, 0, size, whole_md5, options_.cancel);
-  out.sha256 = all.sha256_hex;
-  if (!meta_sha.empty()) {
-    if (meta_sha != out.sha256) throw IntegrityError(what + ": SHA-256 mismatch (content " + out.sha256 + ", recorded " + meta_sha + ")");
-    out.verified = Verified::kSha256;
-  } else if (use_part_md5) {
-    std::string cat;
-    for (const auto& m : range_md5) cat += m;
-    std::string got = to_hex(md5_raw(cat)) + "-" + std::to_string(mp_parts);
-    if (got != etag) throw IntegrityError(what + ": multipart MD5 mismatch (content " + got + ", ETag " + etag + ")");
-    out.verified = Verified::kMultipartMd5;
-  } else if (whole_md5) {
-    std::string got = to_hex(all.md5_raw);
-    if (got != etag) throw IntegrityError(what + ": MD5 mismatch (content " + got + ", ETag " + etag + ")");
-    out.verified = Verified::kMd5;
-  } else {
-    out.verified = Verified::kSizeOnly;
-  }
-  return out;
+  RangeHashes all = hash_fd_range(fd, 0, size, rec.sha256.empty() && rec.md5_etag(), options_.cancel);
+  got.sha256_hex = all.sha256_hex;
+  got.md5_raw = all.md5_raw;
+  return verify(what, rec, got);
 }
 
 std::string S3Backend::get_bytes(std::string_view key) {

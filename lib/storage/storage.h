@@ -45,6 +45,15 @@ struct Url {
 // unknown scheme, an empty bucket or an invalid bucket name.
 Url parse_url(std::string_view text);
 
+// `url` with any userinfo password replaced by "***" ("http://u:***@host/p"), for every place a
+// URL that a user typed (an endpoint) is printed, logged or saved. Strings that are not URLs come
+// back unchanged; an unparsable URL with an '@' in its authority is redacted by hand.
+std::string redact_url(std::string_view url);
+
+// An untrusted name (object key, file name) for text output and messages: control bytes as \xNN
+// and '\' as "\\", so a key cannot move the cursor, forge lines or hide characters.
+std::string printable(std::string_view name);
+
 // ---------------------------------------------------------------------------------------------
 // Connection and transfer settings
 
@@ -72,7 +81,7 @@ struct Options {
                                           // range per job, at least this and at most 256 MiB
   ChecksumAlgorithm checksum = ChecksumAlgorithm::kSha256;
   bool progress = false;        // a progress line on stderr (only drawn on a TTY)
-  // When set and true, running operations stop early with Error(kTempFail, "interrupted"): temp
+  // When set and true, running operations stop early with hf::Cancelled (core/cancel.h): temp
   // files are removed and multipart uploads aborted. Not owned; must outlive the operation.
   // (Uploader ignores it and uses its own, so a SIGTERM never cancels the preemption upload.)
   const std::atomic<bool>* cancel = nullptr;
@@ -171,6 +180,7 @@ struct PathFilter {
 
 struct SyncOptions {
   bool delete_extra = false;  // --delete: remove destination files absent from the source
+  bool force = false;         // --force: let --delete act even when the source side is empty
   bool dry_run = false;       // plan only: nothing is written, sent or deleted (files may be
                               // read to compare hashes, so the plan is exact)
   PathFilter filter;
@@ -209,6 +219,9 @@ SyncSummary push(const std::string& local_dir, const Url& dest, const Options& o
 // characters, or whose path crosses a symlink inside `local_dir` make the whole pull fail with
 // Error(kDataErr) and nothing is written. Files are written to hidden temp files next to their
 // target and renamed only after their checksum verified; on failure or cancel temps are removed.
+// No objects under `src` (after the filter) is Error(kNoInput) and nothing changes, unless
+// delete_extra and force are both set (then local_dir is emptied). Likewise push() with
+// delete_extra refuses (kNoInput) a source with no selected files unless force is set.
 SyncSummary pull(const Url& src, const std::string& local_dir, const Options& options,
                  const SyncOptions& sync = {});
 

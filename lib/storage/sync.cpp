@@ -41,21 +41,6 @@ std::int64_t mtime_ns_of(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
-// Printable form of an untrusted key for messages (control bytes escaped).
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
 // Regular files below `root` (symlinked files followed, symlinked directories not: no loops).
 std::vector<LocalFile> walk_local(const std::string& root, const PathFilter& filter, bool follow_file_links) {
   std::vector<LocalFile> out;
@@ -167,9 +152,12 @@ class Failures {
   std::string first_;
 };
 
-std::string manifest_path(const SyncOptions& sync, const std::string& local, const std::string& url) {
-  if (sync.manifest_path == "none") return "";
-  return sync.manifest_path.empty() ? Manifest::default_path(local, url) : sync.manifest_path;
+// The sync's manifest; `*path` is "" when it is turned off ("none": empty, never saved).
+Manifest load_manifest(const SyncOptions& sync, const std::string& local, const std::string& url, std::string* path) {
+  *path = sync.manifest_path == "none" ? ""
+          : sync.manifest_path.empty() ? Manifest::default_path(local, url)
+                                       : sync.manifest_path;
+  return path->empty() ? Manifest() : Manifest::load(*path, local, url);
 }
 
 // End of a sync: the manifest is saved even after per-file failures (what succeeded is recorded);
@@ -185,32 +173,170 @@ void finish(const Manifest& manifest, bool save, SyncSummary& summary, std::chro
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Runs fn(i) for every item: small ones (below the threshold) in parallel, large ones one at a
-// time (they parallelise internally over parts/ranges). Exceptions go to `failures`.
-template <typename Fn>
-void run_items(std::size_t n, const std::function<bool(std::size_t)>& is_large, int jobs,
-               const std::atomic<bool>* cancel, Failures& failures,
-               const std::function<std::string(std::size_t)>& name, Fn fn) {
+// The items a sync must look at (the rest are unchanged according to the manifest).
+struct Plan {
+  std::vector<std::size_t> work;  // indices into the item list, in order
+  std::uint64_t bytes = 0;        // their total size, for the progress line
+};
+
+template <typename Unchanged, typename SizeOf>
+Plan make_plan(std::size_t n, Unchanged unchanged, SizeOf size_of, SyncSummary& summary) {
+  Plan plan;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (unchanged(i)) {
+      ++summary.files_unchanged;
+    } else {
+      plan.work.push_back(i);
+      plan.bytes += size_of(i);
+    }
+  }
+  return plan;
+}
+
+// Runs one(i) for every planned item: small ones (below the multipart threshold) in parallel,
+// large ones one at a time (they parallelise internally over parts/ranges). Exceptions go to
+// `failures`; a progress line shows the backend's bytes.
+template <typename SizeOf, typename NameOf, typename One>
+void execute(const Plan& plan, const char* label, SizeOf size_of, NameOf name_of, One one, const Options& options,
+             bool dry_run, const Backend& backend, Failures& failures) {
+  ProgressThread progress(options.progress && !dry_run, label, plan.bytes, backend);
   std::vector<std::size_t> small, large;
-  for (std::size_t i = 0; i < n; ++i) (is_large(i) ? large : small).push_back(i);
-  auto one = [&](std::size_t i) {
+  for (std::size_t i : plan.work) (size_of(i) >= options.multipart_threshold ? large : small).push_back(i);
+  auto guarded = [&](std::size_t i) {
     try {
-      throw_if_cancelled(cancel);
-      fn(i);
+      throw_if_cancelled(options.cancel);
+      one(i);
     } catch (...) {
-      failures.add(name(i), std::current_exception());
+      failures.add(name_of(i), std::current_exception());
     }
   };
   if (!small.empty()) {
-    ThreadPool pool(std::max(1, std::min<int>(jobs, static_cast<int>(small.size()))));
+    ThreadPool pool(std::max(1, std::min<int>(options.jobs, static_cast<int>(small.size()))));
     pool.parallel_for(small.size(), 1, [&](std::size_t b, std::size_t e) {
-      for (std::size_t k = b; k < e; ++k) one(small[k]);
+      for (std::size_t k = b; k < e; ++k) guarded(small[k]);
     });
   }
-  for (std::size_t i : large) one(i);
+  for (std::size_t i : large) guarded(i);
+}
+
+// What every per-file step of one sync shares; `mu` guards manifest and summary.
+struct SyncState {
+  Backend& backend;
+  Manifest& manifest;
+  SyncSummary& summary;
+  const SyncOptions& sync;
+  const Options& options;
+  std::mutex mu;
+};
+
+// Uploads one local file unless the remote already has its content (by manifest or by the
+// sha256 recorded on the object).
+void upload_one(SyncState& st, const std::string& local_dir, const LocalFile& f,
+                const std::map<std::string, ObjectInfo>& remote) {
+  std::string abs = local_dir + "/" + f.rel;
+  ManifestEntry known;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    if (const ManifestEntry* e = st.manifest.find(f.rel)) known = *e;
+  }
+  std::string sha;
+  if (known.size == f.size && known.mtime_ns == f.mtime_ns && !known.sha256.empty()) {
+    sha = known.sha256;
+  } else {
+    sha = sha256_file(abs);
+    std::lock_guard<std::mutex> lock(st.mu);
+    ++st.summary.files_hashed;
+  }
+  auto r = remote.find(f.rel);
+  std::string same_etag;
+  if (r != remote.end() && r->second.size == f.size) {
+    if (known.sha256 == sha && !known.etag.empty() && known.etag == r->second.etag) {
+      same_etag = r->second.etag;
+    } else if (auto h = st.backend.head(f.rel); h && !h->sha256.empty() && h->sha256 == sha) {
+      same_etag = h->etag;  // identical content already there (another machine pushed it)
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    if (!same_etag.empty()) {
+      ++st.summary.files_unchanged;
+      st.manifest.set(f.rel, {f.size, f.mtime_ns, sha, same_etag});
+      return;
+    }
+    st.summary.actions.push_back({"upload", f.rel, f.size});
+  }
+  if (st.sync.dry_run) return;
+  ObjectInfo o = st.backend.put_file(abs, f.rel, sha);
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.manifest.set(f.rel, {f.size, f.mtime_ns, sha, o.etag});
+  ++st.summary.files_transferred;
+  st.summary.bytes_transferred += f.size;
+}
+
+// Downloads one object into a verified temp file renamed over its target, unless a same-size
+// local file already has the content the store records.
+void download_one(SyncState& st, LocalRoot& root, const ObjectInfo& o, const LocalStat& ls) {
+  if (ls.exists && ls.size == o.size) {
+    // Same size, unknown content: compare hashes before fetching anything.
+    std::string abs = root.path() + "/" + o.key;
+    std::optional<ObjectInfo> h = st.backend.head(o.key);
+    bool md5_etag = o.etag.size() == 32 && o.etag.find('-') == std::string::npos;
+    if (h && (!h->sha256.empty() || md5_etag)) {
+      UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (fd.valid()) {
+        RangeHashes hs = hash_fd_range(fd.get(), 0, ls.size, h->sha256.empty(), st.options.cancel);
+        bool same = !h->sha256.empty() ? hs.sha256_hex == h->sha256 : to_hex(hs.md5_raw) == o.etag;
+        std::lock_guard<std::mutex> lock(st.mu);
+        ++st.summary.files_hashed;
+        if (same) {
+          ++st.summary.files_unchanged;
+          st.manifest.set(o.key, {ls.size, ls.mtime_ns, hs.sha256_hex, o.etag});
+          return;
+        }
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.summary.actions.push_back({"download", o.key, o.size});
+  }
+  if (st.sync.dry_run) return;
+  LocalRoot::Temp tmp = root.create_temp(o.key);
+  Fetched got = st.backend.get_to_fd(o, tmp.fd());
+  tmp.commit();
+  LocalStat now = root.inspect(o.key);
+  log::debug("{}: verified by {}", printable(o.key), verified_name(got.verified));
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.manifest.set(o.key, {now.size, now.mtime_ns, got.sha256, o.etag});
+  ++st.summary.files_transferred;
+  st.summary.bytes_transferred += o.size;
+}
+
+// --delete with nothing on the source side would empty the destination: a typo in a prefix or a
+// wrong directory must not wipe anything unless --force says so.
+void refuse_empty_source(const SyncOptions& sync, const std::string& source, const char* side) {
+  if (sync.delete_extra && !sync.force)
+    throw Error(ErrorKind::kNoInput, source + ": no " + side + " (or none selected by --include/--exclude); "
+                                         "refusing to --delete everything at the destination (--force does)");
 }
 
 }  // namespace
+
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else if (c == '\\') {
+      out += "\\\\";  // so an escaped control byte and a literal "\x0a" read differently
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
 
 std::optional<std::string> unsafe_key_reason(std::string_view key) {
   if (key.empty()) return "is empty";
@@ -243,83 +369,36 @@ SyncSummary push(const std::string& local_dir, const Url& dest, const Options& o
   if (!S_ISDIR(st.st_mode)) throw Error(ErrorKind::kUsage, "'" + local_dir + "' is not a directory");
 
   std::vector<LocalFile> files = walk_local(local_dir, sync.filter, true);
+  if (files.empty()) refuse_empty_source(sync, local_dir, "files");
   std::unique_ptr<Backend> backend = open_backend(dest, options);
   std::map<std::string, ObjectInfo> remote;
   for (auto& o : backend->list()) remote.emplace(o.key, std::move(o));
-  std::string mpath = manifest_path(sync, local_dir, dest.str());
-  Manifest manifest = mpath.empty() ? Manifest() : Manifest::load(mpath, local_dir, dest.str());
-  std::mutex mu;  // guards manifest and summary
+  std::string mpath;
+  Manifest manifest = load_manifest(sync, local_dir, dest.str(), &mpath);
+  SyncState state{*backend, manifest, summary, sync, options, {}};
 
   // Fast path: size + mtime + remote ETag all match the manifest -> not read, not sent.
-  std::vector<std::size_t> work;
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    const LocalFile& f = files[i];
-    const ManifestEntry* e = manifest.find(f.rel);
-    auto r = remote.find(f.rel);
-    if (e != nullptr && r != remote.end() && e->size == f.size && e->mtime_ns == f.mtime_ns && !e->sha256.empty() &&
-        !e->etag.empty() && r->second.etag == e->etag && r->second.size == f.size) {
-      ++summary.files_unchanged;
-    } else {
-      work.push_back(i);
-    }
-  }
-  std::uint64_t planned_bytes = 0;
-  for (std::size_t i : work) planned_bytes += files[i].size;
-
+  Plan plan = make_plan(
+      files.size(),
+      [&](std::size_t i) {
+        const LocalFile& f = files[i];
+        const ManifestEntry* e = manifest.find(f.rel);
+        auto r = remote.find(f.rel);
+        return e != nullptr && r != remote.end() && e->size == f.size && e->mtime_ns == f.mtime_ns &&
+               !e->sha256.empty() && !e->etag.empty() && r->second.etag == e->etag && r->second.size == f.size;
+      },
+      [&](std::size_t i) { return files[i].size; }, summary);
   Failures failures;
-  {
-    ProgressThread progress(options.progress && !sync.dry_run, "push", planned_bytes, *backend);
-    run_items(
-        work.size(), [&](std::size_t k) { return files[work[k]].size >= options.multipart_threshold; }, options.jobs,
-        options.cancel, failures, [&](std::size_t k) { return files[work[k]].rel; },
-        [&](std::size_t k) {
-          const LocalFile& f = files[work[k]];
-          std::string abs = local_dir + "/" + f.rel;
-          ManifestEntry known;
-          {
-            std::lock_guard<std::mutex> lock(mu);
-            if (const ManifestEntry* e = manifest.find(f.rel)) known = *e;
-          }
-          std::string sha;
-          if (known.size == f.size && known.mtime_ns == f.mtime_ns && !known.sha256.empty()) {
-            sha = known.sha256;
-          } else {
-            sha = sha256_file(abs);
-            std::lock_guard<std::mutex> lock(mu);
-            ++summary.files_hashed;
-          }
-          auto r = remote.find(f.rel);
-          std::string same_etag;
-          if (r != remote.end() && r->second.size == f.size) {
-            if (known.sha256 == sha && !known.etag.empty() && known.etag == r->second.etag) {
-              same_etag = r->second.etag;
-            } else if (auto h = backend->head(f.rel); h && !h->sha256.empty() && h->sha256 == sha) {
-              same_etag = h->etag;  // identical content already there (another machine pushed it)
-            }
-          }
-          {
-            std::lock_guard<std::mutex> lock(mu);
-            if (!same_etag.empty()) {
-              ++summary.files_unchanged;
-              manifest.set(f.rel, {f.size, f.mtime_ns, sha, same_etag});
-              return;
-            }
-            summary.actions.push_back({"upload", f.rel, f.size});
-          }
-          if (sync.dry_run) return;
-          ObjectInfo o = backend->put_file(abs, f.rel, sha);
-          std::lock_guard<std::mutex> lock(mu);
-          manifest.set(f.rel, {f.size, f.mtime_ns, sha, o.etag});
-          ++summary.files_transferred;
-          summary.bytes_transferred += f.size;
-        });
-  }
+  execute(
+      plan, "push", [&](std::size_t i) { return files[i].size; }, [&](std::size_t i) { return files[i].rel; },
+      [&](std::size_t i) { upload_one(state, local_dir, files[i], remote); }, options, sync.dry_run, *backend,
+      failures);
 
+  std::map<std::string, bool> local_set;
+  for (const auto& f : files) local_set[f.rel] = true;
   // Deletions last, and only when every upload succeeded: a failed push must not shrink the remote.
   if (sync.delete_extra && !failures.any()) {
     std::vector<std::string> doomed;
-    std::map<std::string, bool> local_set;
-    for (const auto& f : files) local_set[f.rel] = true;
     for (const auto& [key, o] : remote)
       if (!local_set.count(key) && sync.filter.selected(key)) doomed.push_back(key);
     for (const auto& k : doomed) summary.actions.push_back({"delete", k, remote[k].size});
@@ -331,35 +410,26 @@ SyncSummary push(const std::string& local_dir, const Url& dest, const Options& o
     }
   }
   // Forget files that are gone locally (keeps the manifest from growing forever).
-  {
-    std::map<std::string, bool> local_set;
-    for (const auto& f : files) local_set[f.rel] = true;
-    std::vector<std::string> stale;
-    for (const auto& [rel, e] : manifest.entries())
-      if (!local_set.count(rel) && sync.filter.selected(rel)) stale.push_back(rel);
-    for (const auto& r : stale) manifest.erase(r);
-  }
+  std::vector<std::string> stale;
+  for (const auto& [rel, e] : manifest.entries())
+    if (!local_set.count(rel) && sync.filter.selected(rel)) stale.push_back(rel);
+  for (const auto& r : stale) manifest.erase(r);
   finish(manifest, !mpath.empty() && !sync.dry_run, summary, t0);
-  failures.throw_if_any("upload", work.size());
+  failures.throw_if_any("upload", plan.work.size());
   return summary;
 }
 
-SyncSummary pull(const Url& src, const std::string& local_dir, const Options& options, const SyncOptions& sync) {
-  auto t0 = std::chrono::steady_clock::now();
-  SyncSummary summary;
-  summary.command = "pull";
-  summary.source = src.str();
-  summary.destination = local_dir;
-  summary.dry_run = sync.dry_run;
+namespace {
 
-  std::unique_ptr<Backend> backend = open_backend(src, options);
+// The objects a pull would write, every key checked before anything is written: one hostile key
+// fails the whole pull.
+std::vector<ObjectInfo> pullable_objects(Backend& backend, const Url& src, const SyncOptions& sync) {
   std::vector<ObjectInfo> objects;
-  for (auto& o : backend->list()) {
+  for (auto& o : backend.list()) {
     if (!o.key.empty() && o.key.back() == '/' && o.size == 0) continue;  // console "folder" marker
     if (!sync.filter.selected(o.key)) continue;
     objects.push_back(std::move(o));
   }
-  // Every key is checked before anything is written: one hostile key fails the whole pull.
   for (const auto& o : objects)
     if (auto why = unsafe_key_reason(o.key))
       throw Error(ErrorKind::kDataErr, "refusing to pull " + src.str() + ": key '" + printable(o.key) + "' " + *why +
@@ -371,94 +441,75 @@ SyncSummary pull(const Url& src, const std::string& local_dir, const Options& op
         throw Error(ErrorKind::kDataErr, "refusing to pull " + src.str() + ": '" + printable(a) +
                                              "' is both a file and a directory; nothing was written");
   }
+  return objects;
+}
+
+// Local files below `local_dir` that are not among `objects` (selected by the filter), after
+// removing leftover temps of an interrupted earlier pull (not in a dry run).
+std::vector<std::string> local_extras(LocalRoot& root, const std::vector<ObjectInfo>& objects,
+                                      const SyncOptions& sync) {
+  std::vector<std::string> extra;
+  const std::string& local_dir = root.path();
+  std::error_code ec;
+  if (!fs::is_directory(local_dir, ec)) return extra;
+  std::map<std::string, bool> wanted;
+  for (const auto& o : objects) wanted[o.key] = true;
+  fs::recursive_directory_iterator it(local_dir, fs::directory_options::none, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+    std::string rel = it->path().lexically_relative(local_dir).generic_string();
+    if (is_temp_name(it->path().filename().string())) {
+      if (!sync.dry_run) root.remove_file(rel);
+      continue;
+    }
+    if (sync.delete_extra && !wanted.count(rel) && sync.filter.selected(rel)) extra.push_back(rel);
+  }
+  return extra;
+}
+
+}  // namespace
+
+SyncSummary pull(const Url& src, const std::string& local_dir, const Options& options, const SyncOptions& sync) {
+  auto t0 = std::chrono::steady_clock::now();
+  SyncSummary summary;
+  summary.command = "pull";
+  summary.source = src.str();
+  summary.destination = local_dir;
+  summary.dry_run = sync.dry_run;
+
+  std::unique_ptr<Backend> backend = open_backend(src, options);
+  std::vector<ObjectInfo> objects = pullable_objects(*backend, src, sync);
+  // A prefix with nothing under it is most likely a typo: "input missing", and nothing deleted.
+  if (objects.empty()) {
+    refuse_empty_source(sync, src.str(), "objects");
+    if (!sync.delete_extra)
+      throw Error(ErrorKind::kNoInput, src.str() + ": no objects (or none selected by --include/--exclude)");
+  }
 
   LocalRoot root(local_dir, !sync.dry_run);
   std::vector<LocalStat> local(objects.size());
   for (std::size_t i = 0; i < objects.size(); ++i) local[i] = root.inspect(objects[i].key);  // symlink checks
+  std::string mpath;
+  Manifest manifest = load_manifest(sync, local_dir, src.str(), &mpath);
+  SyncState state{*backend, manifest, summary, sync, options, {}};
 
-  std::string mpath = manifest_path(sync, local_dir, src.str());
-  Manifest manifest = mpath.empty() ? Manifest() : Manifest::load(mpath, local_dir, src.str());
-  std::mutex mu;
-
-  std::vector<std::size_t> work;
-  for (std::size_t i = 0; i < objects.size(); ++i) {
-    const ObjectInfo& o = objects[i];
-    const ManifestEntry* e = manifest.find(o.key);
-    if (local[i].exists && e != nullptr && e->size == local[i].size && e->mtime_ns == local[i].mtime_ns &&
-        local[i].size == o.size && !e->etag.empty() && e->etag == o.etag && !e->sha256.empty()) {
-      ++summary.files_unchanged;
-    } else {
-      work.push_back(i);
-    }
-  }
-  std::uint64_t planned_bytes = 0;
-  for (std::size_t i : work) planned_bytes += objects[i].size;
-
+  Plan plan = make_plan(
+      objects.size(),
+      [&](std::size_t i) {
+        const ObjectInfo& o = objects[i];
+        const ManifestEntry* e = manifest.find(o.key);
+        return local[i].exists && e != nullptr && e->size == local[i].size && e->mtime_ns == local[i].mtime_ns &&
+               local[i].size == o.size && !e->etag.empty() && e->etag == o.etag && !e->sha256.empty();
+      },
+      [&](std::size_t i) { return objects[i].size; }, summary);
   Failures failures;
-  {
-    ProgressThread progress(options.progress && !sync.dry_run, "pull", planned_bytes, *backend);
-    run_items(
-        work.size(), [&](std::size_t k) { return objects[work[k]].size >= options.multipart_threshold; },
-        options.jobs, options.cancel, failures, [&](std::size_t k) { return objects[work[k]].key; },
-        [&](std::size_t k) {
-          const ObjectInfo& o = objects[work[k]];
-          const LocalStat& ls = local[work[k]];
-          if (ls.exists && ls.size == o.size) {
-            // Same size, unknown content: compare hashes before fetching anything.
-            std::string abs = local_dir + "/" + o.key;
-            std::optional<ObjectInfo> h = backend->head(o.key);
-            bool md5_etag = o.etag.size() == 32 && o.etag.find('-') == std::string::npos;
-            if (h && (!h->sha256.empty() || md5_etag)) {
-              UniqueFd fd(::open(abs.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-              if (fd.get() >= 0) {
-                RangeHashes hs = hash_fd_range(fd.get(), 0, ls.size, h->sha256.empty(), options.cancel);
-                bool same = !h->sha256.empty() ? hs.sha256_hex == h->sha256 : to_hex(hs.md5_raw) == o.etag;
-                std::lock_guard<std::mutex> lock(mu);
-                ++summary.files_hashed;
-                if (same) {
-                  ++summary.files_unchanged;
-                  manifest.set(o.key, {ls.size, ls.mtime_ns, hs.sha256_hex, o.etag});
-                  return;
-                }
-              }
-            }
-          }
-          {
-            std::lock_guard<std::mutex> lock(mu);
-            summary.actions.push_back({"download", o.key, o.size});
-          }
-          if (sync.dry_run) return;
-          LocalRoot::Temp tmp = root.create_temp(o.key);
-          Fetched got = backend->get_to_fd(o, tmp.fd());
-          tmp.commit();
-          LocalStat now = root.inspect(o.key);
-          log::debug("{}: verified by {}", o.key, verified_name(got.verified));
-          std::lock_guard<std::mutex> lock(mu);
-          manifest.set(o.key, {now.size, now.mtime_ns, got.sha256, o.etag});
-          ++summary.files_transferred;
-          summary.bytes_transferred += o.size;
-        });
-  }
+  execute(
+      plan, "pull", [&](std::size_t i) { return objects[i].size; }, [&](std::size_t i) { return objects[i].key; },
+      [&](std::size_t i) { download_one(state, root, objects[i], local[i]); }, options, sync.dry_run, *backend,
+      failures);
 
-  // Leftover temps of an interrupted earlier pull, and (with --delete) files absent remotely.
   std::vector<std::string> extra;
-  if (!sync.dry_run || sync.delete_extra) {
-    std::error_code ec;
-    if (fs::is_directory(local_dir, ec)) {
-      std::map<std::string, bool> wanted;
-      for (const auto& o : objects) wanted[o.key] = true;
-      fs::recursive_directory_iterator it(local_dir, fs::directory_options::none, ec);
-      for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
-        std::string rel = it->path().lexically_relative(local_dir).generic_string();
-        if (is_temp_name(it->path().filename().string())) {
-          if (!sync.dry_run) root.remove_file(rel);
-          continue;
-        }
-        if (sync.delete_extra && !wanted.count(rel) && sync.filter.selected(rel)) extra.push_back(rel);
-      }
-    }
-  }
+  if (!sync.dry_run || sync.delete_extra) extra = local_extras(root, objects, sync);
   if (sync.delete_extra && !failures.any()) {
     for (const auto& rel : extra) {
       summary.actions.push_back({"delete", rel, 0});
@@ -469,7 +520,7 @@ SyncSummary pull(const Url& src, const std::string& local_dir, const Options& op
     }
   }
   finish(manifest, !mpath.empty() && !sync.dry_run, summary, t0);
-  failures.throw_if_any("download", work.size());
+  failures.throw_if_any("download", plan.work.size());
   return summary;
 }
 

@@ -32,6 +32,7 @@ class Rule:
         self.stall_s = stall_s
         self.rewrite = rewrite
         self.fired = 0
+        self.hits = []  # the requests it fired on, in order
 
 
 class Request:
@@ -43,6 +44,12 @@ class Request:
         self.query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
         self.headers = headers  # list of (name, value), original case
         self.body = body
+        self.seq = -1  # position in the proxy's log
+
+    def same_call(self, other):
+        """True when `other` asks for the same thing (a retry of it): method, path, query, Range."""
+        return (self.method, self.path, self.query, self.header("Range")) == \
+            (other.method, other.path, other.query, other.header("Range"))
 
     def header(self, name):
         for k, v in self.headers:
@@ -81,6 +88,11 @@ class FaultProxy:
         with self.lock:
             return list(self.log)
 
+    def retried(self, req):
+        """True when a request after `req` in the log asks for the same thing."""
+        with self.lock:
+            return any(req.same_call(later) for later in self.log[req.seq + 1:])
+
     def close(self):
         self.closed = True
         self.sock.close()
@@ -88,12 +100,14 @@ class FaultProxy:
     # -- internals ---------------------------------------------------------------------------
     def _pick(self, req):
         with self.lock:
+            req.seq = len(self.log)
             self.log.append(req)
             for rule in self.rules:
                 if rule.count != 0 and rule.match(req):
                     if rule.count > 0:
                         rule.count -= 1
                     rule.fired += 1
+                    rule.hits.append(req)
                     return rule
         return None
 

@@ -55,28 +55,41 @@ with Moto(auth=True) as m:
                 out[o["Key"][len(prefix) + 1:]] = s3.get_object(Bucket="faults", Key=o["Key"])["Body"].read()
         return out
 
+    def fired_and_retried(name, rules):
+        """Each rule fired, and every request it spoiled was asked again later (a retry)."""
+        hits = [r for rule in rules for r in rule.hits]
+        h.check(all(rule.fired > 0 for rule in rules), f"{name}: the fault fired",
+                str([(rule.action, rule.fired) for rule in rules]))
+        unretried = [r for r in hits if not proxy.retried(r)]
+        h.check(hits and not unretried, f"{name}: every faulted request was retried", str(unretried[:5]))
+
     def scenario(name, rules, direction="both", sizes=SIZES):
         flags = ["--max-attempts", "6"] + RETRY + sizes
         proxy.clear()
         prefix = "ok-" + name
         if direction in ("both", "push"):
-            proxy.add(*rules())
+            pushed = rules()
+            proxy.add(*pushed)
             rc, out, err = h.sync(["push", src, f"s3://faults/{prefix}"] + flags, env)
             proxy.clear()
             got = remote_tree(prefix)
             h.check(rc == 0 and got == tree, f"{name}: push completes with identical content",
                     f"rc={rc} {err[-1500:]} {digest(got)}")
+            fired_and_retried(name + " (push)", pushed)
         else:
             h.sync(["push", src, f"s3://faults/{prefix}"] + FAST, env)
         if direction in ("both", "pull"):
-            proxy.add(*rules())
+            pulled = rules()
+            proxy.add(*pulled)
+            start = len(proxy.requests())
             dst = h.path("pull-" + name)
             rc, out, err = h.sync(["pull", f"s3://faults/{prefix}", dst, "-v"] + flags, env)
             proxy.clear()
             h.check(rc == 0 and read_tree(dst) == tree and not temp_files(dst),
                     f"{name}: pull completes with identical content", f"rc={rc} {err[-1500:]}")
-            return err
-        return ""
+            fired_and_retried(name + " (pull)", pulled)
+            return err, proxy.requests()[start:]
+        return "", []
 
     # Transient faults: retried until the content is right.
     scenario("drops", lambda: [Rule("drop", every(3), count=-1)])
@@ -85,9 +98,13 @@ with Moto(auth=True) as m:
     scenario("stalls", lambda: [Rule("stall", lambda r: r.method in ("GET", "PUT") and not is_list(r), count=2,
                                       stall_s=5)])
     scenario("truncated", lambda: [Rule("truncate", is_object_get, count=3)], direction="pull")
-    scenario("truncated-ranges", lambda: [Rule("truncate", is_object_get, count=3)], direction="pull",
-             sizes=["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
-    err = scenario("corrupted", lambda: [Rule("corrupt", lambda r: is_object_get(r) and r.path.endswith("03.txt"),
+    _, log = scenario("truncated-ranges", lambda: [Rule("truncate", is_object_get, count=3)], direction="pull",
+                      sizes=["--multipart-threshold", "5MiB", "--part-size", "5MiB"])
+    big_gets = [r for r in log if is_object_get(r) and r.path.endswith("/big.bin")]
+    h.check(len(big_gets) >= 3 and all(r.header("Range") and r.header("If-Match") for r in big_gets),
+            "truncated-ranges: big.bin came as ranged GETs (Range) pinned to its ETag (If-Match)",
+            str([(r.header("Range"), r.header("If-Match")) for r in big_gets]))
+    err, _ = scenario("corrupted", lambda: [Rule("corrupt", lambda r: is_object_get(r) and r.path.endswith("03.txt"),
                                               count=1)], direction="pull")
     h.check("SHA-256 mismatch" in err and "downloading again" in err, "corruption detected by SHA-256 and re-fetched",
             err[-1500:])

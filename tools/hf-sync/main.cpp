@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
 
   auto add_sync = [&](CLI::App* sub) {
     sub->add_flag("--delete", o.sync.delete_extra, "Delete destination files that are not in the source");
+    sub->add_flag("--force", o.sync.force, "Let --delete act even when the source has no files (empties the destination)");
     sub->add_option("--manifest", o.sync.manifest_path,
                     "Manifest file ('none' = off; default: in $XDG_CACHE_HOME/hfkit/sync)");
   };
