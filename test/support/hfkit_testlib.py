@@ -18,7 +18,7 @@ SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MAKE_TINY = os.path.join(SRC, "scripts", "make-tiny-bert.py")
 TINY_YAML = os.path.join(SRC, "configs", "tiny.yaml")
 AMAZON = os.path.join(DATA, "sentiment", "amazon.jsonl")
-CHECKPOINT_MARKER = ".complete"  # storage::kDefaultCheckpointMarker, local and remote
+CHECKPOINT_MARKER = ".complete"  # lib/train/internal.h kCompleteMarker, local and remote
 
 
 def tool(name):
