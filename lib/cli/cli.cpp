@@ -1,6 +1,9 @@
 // Tool run wrapper. Exit codes are decided here and nowhere else (see exit_codes.h).
 #include "cli/cli.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <iostream>
@@ -29,6 +32,17 @@ bool is_shared_flag(const std::string& key) {
   static const std::set<std::string> kShared = {"help", "version", "config", "verbose", "quiet",
                                                 "log_format"};
   return kShared.count(key) > 0;
+}
+
+// "http://user:pw@host:9000/x" -> "http://host:9000/x": URL userinfo is a credential.
+// TODO(integration): switch to the storage engineer's shared redact_url once merged.
+std::string without_userinfo(const std::string& url) {
+  const std::size_t scheme = url.find("://");
+  const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  const std::size_t end = std::min(url.find_first_of("/?#", start), url.size());
+  const std::size_t at = url.rfind('@', end == 0 ? 0 : end - 1);
+  if (at == std::string::npos || at < start) return url;
+  return url.substr(0, start) + url.substr(at + 1);
 }
 
 }  // namespace
@@ -110,7 +124,10 @@ void Tool::check_required() {
 }
 
 std::string Tool::resolved_config_yaml() const {
-  std::string out;
+  // yaml-cpp's emitter quotes and escapes every value, so any string (quotes, backslashes, colons,
+  // newlines, UTF-8) reads back through --config as it was.
+  YAML::Emitter out;
+  out << YAML::BeginMap;
   for (const CLI::Option* opt : app_.get_options()) {
     std::string key = yaml_key(opt);
     if (key.empty() || is_shared_flag(key)) continue;
@@ -120,15 +137,20 @@ std::string Tool::resolved_config_yaml() const {
       if (d.empty()) continue;
       values = {d};
     }
-    out += key + ":";
+    // The file is saved beside the model and uploaded with it: never a secret in it.
+    if (key.find("endpoint_url") != std::string::npos)
+      for (std::string& v : values) v = without_userinfo(v);
+    out << YAML::Key << key << YAML::Value;
     if (values.size() == 1) {
-      out += " \"" + values[0] + "\"\n";
+      out << YAML::DoubleQuoted << values[0];
     } else {
-      out += "\n";
-      for (const auto& v : values) out += "  - \"" + v + "\"\n";
+      out << YAML::BeginSeq;
+      for (const auto& v : values) out << YAML::DoubleQuoted << v;
+      out << YAML::EndSeq;
     }
   }
-  return out;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
 }
 
 int Tool::run(int argc, char** argv, const std::function<Outcome()>& body) {

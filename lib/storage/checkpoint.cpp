@@ -20,32 +20,23 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// "checkpoint-500/" -> 500; -1 when the name does not have the form.
-std::int64_t step_of(std::string_view dir, const std::string& prefix) {
-  if (!dir.empty() && dir.back() == '/') dir.remove_suffix(1);
-  if (dir.size() <= prefix.size() || dir.compare(0, prefix.size(), prefix) != 0) return -1;
-  std::string_view digits = dir.substr(prefix.size());
-  if (digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return -1;
-  return std::stoll(std::string(digits));
-}
-
 struct Candidate {
   std::string name;
   std::int64_t step;
 };
 
-std::vector<Candidate> checkpoint_dirs(Backend& backend, const CheckpointOptions& ck) {
+std::vector<Candidate> checkpoint_dirs(Backend& backend, const CheckpointLayout& layout) {
   std::vector<Candidate> out;
   for (const std::string& p : backend.list_dir("").prefixes) {
-    std::int64_t step = step_of(p, ck.prefix);
-    if (step >= 0) out.push_back({p.substr(0, p.size() - 1), step});
+    std::string name = p;
+    if (!name.empty() && name.back() == '/') name.pop_back();
+    if (const auto step = layout.step_of(name)) out.push_back({name, *step});
   }
   std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) { return a.step < b.step; });
   return out;
 }
 
-void delete_checkpoint(Backend& backend, const std::string& name, const CheckpointOptions& ck) {
+void delete_checkpoint(Backend& backend, const std::string& name, const CheckpointLayout& ck) {
   // Marker first: from then on readers treat the rest as garbage, never as a checkpoint.
   backend.remove({name + "/" + ck.marker});
   std::vector<std::string> keys;
@@ -62,7 +53,7 @@ std::string base_name(const std::string& dir) {
 }  // namespace
 
 std::vector<RemoteCheckpoint> list_complete_checkpoints(const Url& root, const Options& options,
-                                                        const CheckpointOptions& ck) {
+                                                        const CheckpointLayout& ck) {
   std::unique_ptr<Backend> backend = open_backend(root, options);
   std::vector<RemoteCheckpoint> out;
   for (const Candidate& c : checkpoint_dirs(*backend, ck))
@@ -71,7 +62,7 @@ std::vector<RemoteCheckpoint> list_complete_checkpoints(const Url& root, const O
 }
 
 std::optional<RemoteCheckpoint> find_latest_complete_checkpoint(const Url& root, const Options& options,
-                                                                const CheckpointOptions& ck) {
+                                                                const CheckpointLayout& ck) {
   std::unique_ptr<Backend> backend = open_backend(root, options);
   std::vector<Candidate> dirs = checkpoint_dirs(*backend, ck);
   for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
@@ -80,7 +71,7 @@ std::optional<RemoteCheckpoint> find_latest_complete_checkpoint(const Url& root,
 }
 
 std::string download_checkpoint(const RemoteCheckpoint& ckpt, const std::string& local_parent,
-                                const Options& options, const CheckpointOptions& ck) {
+                                const Options& options, const CheckpointLayout& ck) {
   fs::create_directories(local_parent);
   std::string target = local_parent + "/" + ckpt.name;
   std::string temp = local_parent + "/." + ckpt.name + ".partial";
@@ -119,7 +110,7 @@ std::string download_checkpoint(const RemoteCheckpoint& ckpt, const std::string&
 }
 
 void upload_checkpoint(const std::string& local_dir, const Url& dest, const Options& options,
-                       const CheckpointOptions& ck) {
+                       const CheckpointLayout& ck) {
   std::string marker_path = local_dir + "/" + ck.marker;
   struct stat st{};
   if (::stat(marker_path.c_str(), &st) != 0)
@@ -136,24 +127,29 @@ void upload_checkpoint(const std::string& local_dir, const Url& dest, const Opti
   backend->put_file(marker_path, ck.marker, "");
 }
 
-void rotate_checkpoints(const Url& root, int keep_last, const std::vector<std::string>& keep,
-                        const Options& options, const CheckpointOptions& ck) {
-  if (keep_last <= 0) return;
+void rotate_checkpoints(const Url& root, const KeepPolicy& keep, const Options& options,
+                        const CheckpointLayout& ck) {
+  if (!keep) return;
   std::unique_ptr<Backend> backend = open_backend(root, options);
   std::vector<Candidate> dirs = checkpoint_dirs(*backend, ck);
-  std::vector<Candidate> complete, incomplete;
-  for (const Candidate& c : dirs) (backend->head(c.name + "/" + ck.marker) ? complete : incomplete).push_back(c);
+  std::vector<RemoteCheckpoint> complete;
+  std::vector<Candidate> incomplete;
+  for (const Candidate& c : dirs) {
+    if (backend->head(c.name + "/" + ck.marker))
+      complete.push_back({c.name, c.step, root.child(c.name)});
+    else
+      incomplete.push_back(c);
+  }
   if (complete.empty()) return;
-  std::int64_t newest = complete.back().step;
-  auto protected_name = [&](const std::string& n) { return std::find(keep.begin(), keep.end(), n) != keep.end(); };
-  std::size_t excess = complete.size() > static_cast<std::size_t>(keep_last) ? complete.size() - keep_last : 0;
-  for (std::size_t i = 0; i + 1 < complete.size() && excess > 0; ++i) {
-    if (protected_name(complete[i].name)) continue;
-    log::info("rotating out remote checkpoint {}", root.child(complete[i].name).str());
-    delete_checkpoint(*backend, complete[i].name, ck);
-    --excess;
+  const std::vector<std::string> kept = keep(complete);
+  auto protected_name = [&](const std::string& n) { return std::find(kept.begin(), kept.end(), n) != kept.end(); };
+  for (const RemoteCheckpoint& c : complete) {
+    if (protected_name(c.name)) continue;
+    log::info("rotating out remote checkpoint {}", c.url.str());
+    delete_checkpoint(*backend, c.name, ck);
   }
   // Incomplete ones older than the newest complete are abandoned uploads; newer ones may be in flight.
+  const std::int64_t newest = complete.back().step;
   for (const Candidate& c : incomplete)
     if (c.step < newest && !protected_name(c.name)) delete_checkpoint(*backend, c.name, ck);
 }
@@ -167,7 +163,6 @@ struct Uploader::State {
   std::condition_variable idle_cv;  // wakes drain()
   std::deque<std::string> pending;  // oldest first
   std::string active;
-  std::vector<std::string> protected_names;
   bool stop = false;
   bool draining = false;
   std::atomic<bool> cancel{false};
@@ -185,7 +180,6 @@ void Uploader::State::run() {
     if (stop) return;
     active = pending.front();
     pending.pop_front();
-    std::vector<std::string> keep = protected_names;
     lock.unlock();
 
     std::string error;
@@ -193,9 +187,9 @@ void Uploader::State::run() {
       Options o = options.storage;
       o.cancel = &cancel;
       o.progress = false;
-      upload_checkpoint(active, options.url.child(base_name(active)), o, options.checkpoint);
+      upload_checkpoint(active, options.url.child(base_name(active)), o, options.layout);
       try {
-        rotate_checkpoints(options.url, options.keep_last, keep, o, options.checkpoint);
+        rotate_checkpoints(options.url, options.keep, o, options.layout);
       } catch (const Error& e) {
         log::warn("remote checkpoint rotation failed: {}", e.what());
       }
@@ -266,11 +260,6 @@ void Uploader::enqueue(const std::string& local_dir) {
     ++state_->status.dropped;
   }
   state_->cv.notify_all();
-}
-
-void Uploader::set_protected(std::vector<std::string> names) {
-  std::lock_guard<std::mutex> lock(state_->mu);
-  state_->protected_names = std::move(names);
 }
 
 bool Uploader::in_use(const std::string& local_dir) const {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -256,64 +257,63 @@ Outcome run_presign(const CommandOptions& options, std::ostream& out);
 // ---------------------------------------------------------------------------------------------
 // Checkpoints (for hf-train)
 //
-// Layout: <url>/<prefix><step>/... with the completeness marker uploaded LAST. A remote checkpoint
-// without its marker does not exist for readers. Typical hf-train use:
+// The transfer protocol of a checkpoint directory: its completeness marker is uploaded LAST and
+// deleted FIRST, so a remote checkpoint without its marker does not exist for readers. What the
+// directories and the marker are called, and which checkpoints rotation keeps, are hf-train's
+// rules (lib/train): they come in as a CheckpointLayout and a KeepPolicy. Typical use:
 //
-//   Uploader up({.url = parse_url(sync_to), .storage = opts, .keep_last = save_total_limit});
-//   ... after writing output_dir/checkpoint-500 (marker included):  up.enqueue(dir);
+//   Uploader up({.url = parse_url(sync_to), .storage = opts, .layout = L, .keep = policy});
+//   ... after writing output_dir/<name> (marker included):  up.enqueue(dir);
 //   ... before deleting a local checkpoint dir:  if (!up.in_use(dir)) remove it;
-//   ... at the end: up.drain(timeout); push(output_dir, url, opts, {.filter = {.exclude =
-//       {"checkpoint-*"}}});  // final model; a failure here is the only fatal one
-//   resume:  if (auto c = find_latest_complete_checkpoint(url, opts))
-//              local = download_checkpoint(*c, output_dir, opts);
+//   ... at the end: up.drain(timeout); push(output_dir, url, opts, ...);  // the final model
+//   resume:  if (auto c = find_latest_complete_checkpoint(url, opts, L))
+//              local = download_checkpoint(*c, output_dir, opts, L);
 
-// The names hf-train writes locally too (one definition for both sides), so a checkpoint downloaded
-// into an output directory is a complete local checkpoint.
-inline constexpr const char* kDefaultCheckpointMarker = ".complete";
-inline constexpr const char* kDefaultCheckpointPrefix = "checkpoint-";
-
-struct CheckpointOptions {
-  std::string marker = kDefaultCheckpointMarker;  // file name inside each checkpoint dir
-  std::string prefix = kDefaultCheckpointPrefix;  // dir names are <prefix><step>
+struct CheckpointLayout {
+  std::string marker;  // file name inside each checkpoint dir
+  // The step of a directory name, nullopt for a name that is not a checkpoint's.
+  std::function<std::optional<std::int64_t>(std::string_view name)> step_of;
 };
 
 struct RemoteCheckpoint {
-  std::string name;       // "checkpoint-500"
-  std::int64_t step = 0;  // 500
-  Url url;                // <root>/checkpoint-500
+  std::string name;       // the directory's name below the root
+  std::int64_t step = 0;  // layout.step_of(name)
+  Url url;                // <root>/<name>
 };
+
+// Given the complete checkpoints below a root (oldest step first): the names rotation must keep.
+// Every other complete one is deleted (marker first).
+using KeepPolicy = std::function<std::vector<std::string>(const std::vector<RemoteCheckpoint>& complete)>;
 
 // Complete checkpoints (marker present) below `root`, oldest step first. A listing of `root` plus
 // one HEAD per candidate.
 std::vector<RemoteCheckpoint> list_complete_checkpoints(const Url& root, const Options& options,
-                                                        const CheckpointOptions& ck = {});
+                                                        const CheckpointLayout& layout);
 // The newest complete checkpoint, or nullopt when there is none (not an error).
-std::optional<RemoteCheckpoint> find_latest_complete_checkpoint(const Url& root,
-                                                                const Options& options,
-                                                                const CheckpointOptions& ck = {});
+std::optional<RemoteCheckpoint> find_latest_complete_checkpoint(const Url& root, const Options& options,
+                                                                const CheckpointLayout& layout);
 // Downloads `ckpt` to <local_parent>/<name>: pulled (verified) into a hidden temp dir beside it,
 // marker last, then renamed into place; an existing <name> dir is replaced only after the
 // download finished. Returns the local directory. Throws like pull(); on failure nothing appears.
 std::string download_checkpoint(const RemoteCheckpoint& ckpt, const std::string& local_parent,
-                                const Options& options, const CheckpointOptions& ck = {});
+                                const Options& options, const CheckpointLayout& layout);
 // Uploads one local checkpoint dir to `dest`: a stale remote marker is deleted first, then the
 // files (incremental, stale remote files deleted), then the marker. Requires: the local marker
 // exists (Error(kNoInput) otherwise).
 void upload_checkpoint(const std::string& local_dir, const Url& dest, const Options& options,
-                       const CheckpointOptions& ck = {});
-// Keeps at most `keep_last` complete checkpoints below `root`, as HF's save_total_limit: deletes
-// the oldest first, never the newest and never those named in `keep` (which count toward the
-// limit), marker first so a reader never sees a complete-looking partial one; also deletes
-// incomplete ones older than the newest complete. keep_last <= 0 keeps all.
-void rotate_checkpoints(const Url& root, int keep_last, const std::vector<std::string>& keep,
-                        const Options& options, const CheckpointOptions& ck = {});
+                       const CheckpointLayout& layout);
+// Deletes the complete checkpoints below `root` that `keep` does not name, marker first so a
+// reader never sees a complete-looking partial one; also deletes incomplete ones (abandoned
+// uploads) older than the newest complete one and not named by `keep`. An empty `keep` keeps all.
+void rotate_checkpoints(const Url& root, const KeepPolicy& keep, const Options& options,
+                        const CheckpointLayout& layout);
 
 struct UploaderOptions {
   Url url;                     // remote root; checkpoints go to url/<basename of local dir>
   Options storage;
-  CheckpointOptions checkpoint;
+  CheckpointLayout layout;
+  KeepPolicy keep;             // rotation after each upload (called on the upload thread); empty: keep all
   std::size_t max_pending = 2; // waiting uploads; beyond it the oldest waiting one is dropped
-  int keep_last = 0;           // save_total_limit for remote rotation (0 = keep all)
   double retry_delay_max_s = 60;  // back-off between attempts when the store is unreachable
 };
 
@@ -328,7 +328,7 @@ struct UploaderStatus {
 
 // A background thread uploading checkpoint directories while training continues. enqueue()
 // never waits for the network; failures are logged and retried with back-off until a newer
-// checkpoint supersedes the item. Thread-safe. Rotation (keep_last) runs after each upload.
+// checkpoint supersedes the item. Thread-safe. Rotation (options.keep) runs after each upload.
 class Uploader {
  public:
   explicit Uploader(UploaderOptions options);
@@ -340,8 +340,6 @@ class Uploader {
 
   // Queues a complete local checkpoint dir (marker written). Returns at once.
   void enqueue(const std::string& local_dir);
-  // Names (e.g. the best checkpoint) rotation must never delete remotely.
-  void set_protected(std::vector<std::string> names);
   // True while `local_dir` is waiting or being uploaded: do not delete it locally yet.
   bool in_use(const std::string& local_dir) const;
   // Waits until nothing is waiting or in flight, or `timeout` passes, or (max_failures > 0) that

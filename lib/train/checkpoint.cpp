@@ -25,6 +25,10 @@ namespace fs = std::filesystem;
 constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json",
                                            "special_tokens_map.json"};
 
+// What every checkpoint holds (tokenizer files are copied when the model has them).
+constexpr const char* kCheckpointFiles[] = {"config.json",           "model.safetensors", "optimizer.safetensors",
+                                            "rng_state.safetensors", "scheduler.json",    "trainer_state.json"};
+
 void fsync_dir(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw_errno(ErrorKind::kIo, "cannot open directory", dir, errno);
@@ -40,14 +44,6 @@ void remove_tree(const fs::path& p) {
   if (ec) throw Error(ErrorKind::kIo, fmt::format("cannot remove '{}': {}", p.string(), ec.message()));
 }
 
-// "checkpoint-120" -> 120; nullopt for anything else.
-std::optional<std::int64_t> checkpoint_step(const std::string& name) {
-  if (!name.starts_with(kCheckpointPrefix)) return std::nullopt;
-  const std::string digits = name.substr(std::strlen(kCheckpointPrefix));
-  if (digits.empty() || digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
-  return std::stoll(digits);
-}
-
 io::Dtype io_dtype(torch::ScalarType t, const std::string& name) {
   switch (t) {
     case torch::kFloat: return io::Dtype::kF32;
@@ -58,6 +54,30 @@ io::Dtype io_dtype(torch::ScalarType t, const std::string& name) {
 }
 
 }  // namespace
+
+std::string checkpoint_name(std::int64_t step) { return fmt::format("{}{}", kCheckpointPrefix, step); }
+
+std::optional<std::int64_t> checkpoint_step(std::string_view name) {
+  if (!name.starts_with(kCheckpointPrefix)) return std::nullopt;
+  const std::string_view digits = name.substr(std::strlen(kCheckpointPrefix));
+  if (digits.empty() || digits.size() > 18 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return std::nullopt;
+  return std::stoll(std::string(digits));
+}
+
+storage::CheckpointLayout checkpoint_layout() { return {kCompleteMarker, checkpoint_step}; }
+
+storage::KeepPolicy keep_policy(std::int64_t limit, std::function<std::string()> best) {
+  return [limit, best = std::move(best)](const std::vector<storage::RemoteCheckpoint>& complete) {
+    std::vector<CheckpointRef> refs;
+    for (const auto& c : complete) refs.push_back({c.step, c.name});
+    std::vector<std::string> keep;
+    const std::vector<CheckpointRef> doomed = checkpoints_to_delete(refs, limit, best ? best() : "");
+    for (const CheckpointRef& c : refs)
+      if (std::none_of(doomed.begin(), doomed.end(), [&](const CheckpointRef& d) { return d.path == c.path; }))
+        keep.push_back(c.path);
+    return keep;
+  };
+}
 
 const torch::Tensor* TensorFile::find(const std::string& name) const {
   for (const auto& [key, t] : tensors)
@@ -114,8 +134,8 @@ std::string write_checkpoint(const std::string& output_dir, std::int64_t step,
                              const model::BertForSequenceClassificationImpl& model, const AdamW& optimizer,
                              const CheckpointParts& parts, const std::string& tokenizer_dir) {
   const fs::path out(output_dir);
-  const fs::path tmp = out / fmt::format(".{}{}.tmp", kCheckpointPrefix, step);
-  const fs::path final_dir = out / fmt::format("{}{}", kCheckpointPrefix, step);
+  const fs::path tmp = out / fmt::format(".{}.tmp", checkpoint_name(step));
+  const fs::path final_dir = out / checkpoint_name(step);
   remove_tree(tmp);
   make_dirs(tmp.string());
   model::save_pretrained(model, tmp.string());
@@ -125,14 +145,39 @@ std::string write_checkpoint(const std::string& output_dir, std::int64_t step,
   write_file_atomic((tmp / "scheduler.json").string(), parts.scheduler.dump(2) + "\n");
   write_file_atomic((tmp / "trainer_state.json").string(), parts.trainer_state.dump(2) + "\n");
   fsync_dir(tmp.string());
+  const std::map<std::string, std::uintmax_t> written = file_sizes(tmp.string());
   // A directory of this name without the marker is a leftover of a killed run; it never counted.
   remove_tree(final_dir);
   std::error_code ec;
   fs::rename(tmp, final_dir, ec);
   if (ec) throw Error(ErrorKind::kIo, fmt::format("cannot rename '{}' to '{}': {}", tmp.string(), final_dir.string(), ec.message()));
   fsync_dir(output_dir);
+  // The marker vouches for the files: check they are all there as written (another writer or a
+  // cleanup racing this one must not yield a "complete" checkpoint without weights).
+  verify_files(final_dir.string(), written);
   write_file_atomic((final_dir / kCompleteMarker).string(), fmt::format("{}\n", step));
   return final_dir.string();
+}
+
+std::map<std::string, std::uintmax_t> file_sizes(const std::string& dir) {
+  std::map<std::string, std::uintmax_t> out;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec)) out[e.path().filename().string()] = e.file_size(ec);
+  if (ec) throw Error(ErrorKind::kIo, fmt::format("cannot list '{}': {}", dir, ec.message()));
+  return out;
+}
+
+void verify_files(const std::string& dir, const std::map<std::string, std::uintmax_t>& written) {
+  for (const char* name : kCheckpointFiles)
+    if (!written.contains(name)) throw Error(ErrorKind::kIo, fmt::format("{}: {} was not written", dir, name));
+  for (const auto& [name, size] : written) {
+    std::error_code ec;
+    const std::uintmax_t now = fs::file_size(fs::path(dir) / name, ec);
+    if (ec || now != size)
+      throw Error(ErrorKind::kIo, fmt::format("{}/{}: {} after writing {} bytes: not marking the checkpoint complete",
+                                              dir, name, ec ? "missing" : fmt::format("{} bytes", now), size));
+  }
 }
 
 CheckpointParts read_checkpoint_parts(const std::string& dir) {

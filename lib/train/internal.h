@@ -9,8 +9,11 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/data.h"
@@ -74,9 +77,36 @@ void save_tensors(const std::string& path, const std::vector<std::pair<std::stri
 // Throws Error(kNoInput) when missing, Error(kDataErr) when corrupt or of another dtype.
 TensorFile load_tensors(const std::string& path);
 
-inline constexpr const char* kCompleteMarker = storage::kDefaultCheckpointMarker;  // ".complete"
-inline constexpr const char* kCheckpointPrefix = storage::kDefaultCheckpointPrefix;  // "checkpoint-"
+// The advisory lock of an output directory (one writer at a time), held from construction to
+// destruction. Throws Error(kTempFail) naming the holder's pid and host when another process holds
+// it, Error(kCantCreate/kIo) when the lock file cannot be made.
+class OutputLock {
+ public:
+  static constexpr const char* kLockFile = ".hfkit.lock";
+  explicit OutputLock(const std::string& dir);
+  ~OutputLock();
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// Checkpoint rules, defined here only (lib/storage receives them as a CheckpointLayout and a
+// KeepPolicy): a checkpoint is the directory `checkpoint-<step>` holding the `.complete` marker,
+// written last and deleted first, locally and remotely.
+inline constexpr const char* kCompleteMarker = ".complete";
+inline constexpr const char* kCheckpointPrefix = "checkpoint-";
 inline constexpr int kCheckpointFormat = 1;
+// "checkpoint-120" for step 120.
+std::string checkpoint_name(std::int64_t step);
+// "checkpoint-120" -> 120; nullopt for any other name.
+std::optional<std::int64_t> checkpoint_step(std::string_view name);
+// The names above, for lib/storage's remote checkpoints.
+storage::CheckpointLayout checkpoint_layout();
+// The save_total_limit rule (checkpoints_to_delete) as the names to keep, for remote rotation.
+storage::KeepPolicy keep_policy(std::int64_t limit, std::function<std::string()> best);
 
 // What a checkpoint holds besides the model: trainer_state.json (HF fields + hfkit's cursor).
 struct CheckpointParts {
@@ -90,6 +120,11 @@ struct CheckpointParts {
 std::string write_checkpoint(const std::string& output_dir, std::int64_t step,
                              const model::BertForSequenceClassificationImpl& model, const AdamW& optimizer,
                              const CheckpointParts& parts, const std::string& tokenizer_dir);
+// Size of each regular file directly in `dir`. Throws Error(kIo).
+std::map<std::string, std::uintmax_t> file_sizes(const std::string& dir);
+// Checks that `written` (file_sizes of a checkpoint as written) names every checkpoint file and
+// that each is in `dir` with that size. Throws Error(kIo) naming the first that is not.
+void verify_files(const std::string& dir, const std::map<std::string, std::uintmax_t>& written);
 // Reads trainer_state.json, scheduler.json and rng_state.safetensors of a checkpoint directory.
 // Throws Error(kNoInput/kDataErr).
 CheckpointParts read_checkpoint_parts(const std::string& dir);
@@ -141,6 +176,9 @@ class RemoteSync {
   const TrainOptions& options_;
   storage::Url url_;
   storage::Options storage_;
+  storage::CheckpointLayout layout_ = checkpoint_layout();
+  std::mutex best_mu_;  // best_ is read by the upload thread's rotation
+  std::string best_;    // name of the best checkpoint, never rotated away
   std::unique_ptr<storage::Uploader> uploader_;
 };
 

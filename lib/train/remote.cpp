@@ -42,7 +42,12 @@ RemoteSync::RemoteSync(const TrainOptions& options)
   storage::UploaderOptions up;
   up.url = url_;
   up.storage = storage_;
-  up.keep_last = static_cast<int>(options.save_total_limit);
+  up.layout = layout_;
+  if (options.save_total_limit > 0)
+    up.keep = keep_policy(options.save_total_limit, [this] {
+      std::lock_guard<std::mutex> lock(best_mu_);
+      return best_;
+    });
   uploader_ = std::make_unique<storage::Uploader>(std::move(up));
   log::info("checkpoints and the final model are synced to {}", url_.str());
 }
@@ -51,7 +56,7 @@ RemoteSync::~RemoteSync() = default;
 
 bool RemoteSync::fetch_newer(std::int64_t local_newest) {
   try {
-    const auto remote = storage::find_latest_complete_checkpoint(url_, storage_);
+    const auto remote = storage::find_latest_complete_checkpoint(url_, storage_, layout_);
     if (!remote) {
       log::info("no complete checkpoint in {}", url_.str());
       return false;
@@ -61,7 +66,7 @@ bool RemoteSync::fetch_newer(std::int64_t local_newest) {
       return false;
     }
     log::info("downloading {} (step {}) into {}", remote->url.str(), remote->step, options_.output_dir);
-    storage::download_checkpoint(*remote, options_.output_dir, storage_);
+    storage::download_checkpoint(*remote, options_.output_dir, storage_, layout_);
     return true;
   } catch (const Error& e) {
     if (local_newest < 0)
@@ -76,7 +81,7 @@ bool RemoteSync::fetch_newer(std::int64_t local_newest) {
 void RemoteSync::refuse_other_runs() {
   std::optional<storage::RemoteCheckpoint> newest;
   try {
-    newest = storage::find_latest_complete_checkpoint(url_, storage_);
+    newest = storage::find_latest_complete_checkpoint(url_, storage_, layout_);
   } catch (const Error& e) {
     log::warn("cannot list checkpoints in {}: {}", url_.str(), e.what());
     return;
@@ -92,10 +97,10 @@ bool RemoteSync::ensure_local(const std::string& name) {
   const fs::path local = fs::path(options_.output_dir) / name;
   if (fs::exists(local / kCompleteMarker)) return true;
   try {
-    for (const storage::RemoteCheckpoint& c : storage::list_complete_checkpoints(url_, storage_)) {
+    for (const storage::RemoteCheckpoint& c : storage::list_complete_checkpoints(url_, storage_, layout_)) {
       if (c.name != name) continue;
       log::info("downloading {} into {}", c.url.str(), options_.output_dir);
-      storage::download_checkpoint(c, options_.output_dir, storage_);
+      storage::download_checkpoint(c, options_.output_dir, storage_, layout_);
       return true;
     }
   } catch (const Error& e) {
@@ -105,7 +110,10 @@ bool RemoteSync::ensure_local(const std::string& name) {
 }
 
 void RemoteSync::saved(const std::string& dir, const std::string& best) {
-  if (!best.empty()) uploader_->set_protected({fs::path(best).filename().string()});
+  if (!best.empty()) {
+    std::lock_guard<std::mutex> lock(best_mu_);
+    best_ = fs::path(best).filename().string();
+  }
   uploader_->enqueue(dir);
 }
 

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -20,9 +21,50 @@
 
 namespace hf::data {
 class Dataset;
+struct DatasetMeta;
 }
 
 namespace hf::train {
+
+// HF's IntervalStrategy (eval_strategy, save_strategy) and SchedulerType (lr_scheduler_type).
+enum class Strategy { kNo, kSteps, kEpoch };
+enum class SchedulerType { kLinear, kCosine, kConstant, kConstantWithWarmup };
+
+// The one spelling of each value, in flags, YAML and scheduler.json (HF's names). Parsed once, when
+// the options are read; the loop only sees the enums.
+template <class E>
+struct Spelling {
+  const char* name;
+  E value;
+};
+inline constexpr Spelling<Strategy> kStrategies[] = {
+    {"no", Strategy::kNo}, {"steps", Strategy::kSteps}, {"epoch", Strategy::kEpoch}};
+inline constexpr Spelling<SchedulerType> kSchedulerTypes[] = {{"linear", SchedulerType::kLinear},
+                                                              {"cosine", SchedulerType::kCosine},
+                                                              {"constant", SchedulerType::kConstant},
+                                                              {"constant_with_warmup", SchedulerType::kConstantWithWarmup}};
+
+template <class E, std::size_t N>
+std::vector<std::string> spellings(const Spelling<E> (&table)[N]) {
+  std::vector<std::string> out;
+  for (const auto& s : table) out.emplace_back(s.name);
+  return out;
+}
+template <class E, std::size_t N>
+const char* spelling_of(const Spelling<E> (&table)[N], E value) {
+  for (const auto& s : table)
+    if (s.value == value) return s.name;
+  return "?";
+}
+// Throws Error(kUsage) naming `what` and the allowed spellings.
+template <class E, std::size_t N>
+E parse_spelling(const Spelling<E> (&table)[N], std::string_view text, std::string_view what) {
+  for (const auto& s : table)
+    if (text == s.name) return s.value;
+  std::string allowed;
+  for (const auto& s : table) allowed += (allowed.empty() ? "" : ", ") + std::string(s.name);
+  throw Error(ErrorKind::kUsage, std::string(what) + ": unknown value '" + std::string(text) + "' (expected " + allowed + ")");
+}
 
 // What hf-train does; every field is a flag (dashes) and a YAML key (this spelling). See
 // tools/hf-train/README.md for the meaning of each.
@@ -41,7 +83,7 @@ struct TrainOptions {
   std::int64_t max_steps = -1;  // > 0 overrides num_train_epochs
   double warmup_ratio = 0.0;
   std::int64_t warmup_steps = 0;  // > 0 overrides warmup_ratio
-  std::string lr_scheduler_type = "linear";  // linear|cosine|constant|constant_with_warmup
+  SchedulerType lr_scheduler_type = SchedulerType::kLinear;
   double weight_decay = 0.0;                 // never on biases and LayerNorm weights
   double max_grad_norm = 1.0;                // <= 0: no clipping
   double adam_beta1 = 0.9;
@@ -50,9 +92,9 @@ struct TrainOptions {
   std::uint64_t seed = 42;
 
   std::int64_t logging_steps = 500;
-  std::string eval_strategy = "no";  // no|steps|epoch
+  Strategy eval_strategy = Strategy::kNo;
   std::int64_t eval_steps = 0;       // 0: logging_steps
-  std::string save_strategy = "steps";  // no|steps|epoch
+  Strategy save_strategy = Strategy::kSteps;
   std::int64_t save_steps = 500;
   std::int64_t save_total_limit = 0;  // 0: keep all
   bool load_best_model_at_end = false;
@@ -86,9 +128,8 @@ Outcome train(const TrainOptions& options);
 // ---- Pieces of the loop, public for tests ----
 
 // HF's schedules (transformers.optimization): the factor applied to the base learning rate at
-// optimizer step `step` (0-based; the first update uses step 0). Throws Error(kUsage) for an
-// unknown type.
-double lr_factor(const std::string& type, std::int64_t step, std::int64_t warmup_steps, std::int64_t total_steps);
+// optimizer step `step` (0-based; the first update uses step 0).
+double lr_factor(SchedulerType type, std::int64_t step, std::int64_t warmup_steps, std::int64_t total_steps);
 // HF's get_warmup_steps: warmup_steps if > 0, else ceil(warmup_ratio * total_steps).
 std::int64_t num_warmup_steps(std::int64_t warmup_steps, double warmup_ratio, std::int64_t total_steps);
 
@@ -144,8 +185,19 @@ class AdamW {
   std::int64_t steps_ = 0;
 };
 
-// Checkpoints in an output directory: `checkpoint-<step>/` with a `.complete` marker
-// (storage::kDefaultCheckpointMarker, the same name remote copies carry).
+// Refuses (Error(kDataErr) naming eval_file and the field) an eval split whose __metadata__ says
+// another hf-preprocess run wrote it than the train split's: source and tokenizer hashes,
+// max_length, labels, pairs.
+void check_same_preprocess_run(const data::DatasetMeta& train, const std::string& train_file,
+                               const data::DatasetMeta& eval, const std::string& eval_file);
+// Refuses (Error(kDataErr) naming the file, field and example index) an input id outside
+// [0, vocab_size) or a token type id outside [0, type_vocab_size): ids the model has no embedding
+// for, e.g. from a dataset tokenized for another model.
+void check_token_ids(const data::Dataset& dataset, const std::string& file, std::int64_t vocab_size,
+                     std::int64_t type_vocab_size);
+
+// Checkpoints in an output directory: `checkpoint-<step>/` with a `.complete` marker (the names
+// and rules are lib/train's, see internal.h; remote copies carry the same).
 struct CheckpointRef {
   std::int64_t step = 0;
   std::string path;

@@ -1,6 +1,7 @@
-// The training loop (hf-train): set-up (options, device, labels, resume), then one loop that reads
-// top to bottom — batch, forward, loss, backward, clip, step, schedule — followed by the "every N
-// steps" blocks for logging, eval and checkpoints, and finally the HF model directory.
+// The training loop (hf-train). train() reads as its steps: validate the options, open the data,
+// take the output directory and load or resume, the loop — batch, forward, loss, backward, clip,
+// step, schedule, then the "every N steps" blocks for logging, eval and checkpoints — and finally
+// the HF model directory.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -30,25 +31,52 @@ double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::d
 // "eval_accuracy" / "accuracy" -> "accuracy".
 std::string bare_metric(const std::string& name) { return name.starts_with("eval_") ? name.substr(5) : name; }
 
+// More optimizer steps than any run takes; a bound that keeps step arithmetic far from overflow.
+constexpr std::int64_t kMaxSteps = 1'000'000'000'000;
+
+// True when `inner` is `outer` or lies below it (after resolving symlinks and "..").
+bool same_or_inside(const std::string& inner, const std::string& outer) {
+  std::error_code ec;
+  if (fs::exists(inner, ec) && fs::exists(outer, ec) && fs::equivalent(inner, outer, ec)) return true;
+  auto resolved = [&](const std::string& p) {
+    fs::path r = fs::weakly_canonical(fs::absolute(p), ec).lexically_normal();
+    return r.has_filename() ? r : r.parent_path();  // "run/" -> "run"
+  };
+  const fs::path rel = resolved(inner).lexically_relative(resolved(outer));
+  return !rel.empty() && *rel.begin() != "..";
+}
+
 void validate(const TrainOptions& o) {
   auto usage = [](const std::string& m) { return Error(ErrorKind::kUsage, m); };
   auto mix = [](const std::string& m) { return Error(ErrorKind::kConfig, m); };
   if (o.per_device_train_batch_size < 1 || o.per_device_eval_batch_size < 1)
     throw usage("per_device_train_batch_size and per_device_eval_batch_size must be at least 1");
   if (o.gradient_accumulation_steps < 1) throw usage("gradient_accumulation_steps must be at least 1");
-  if (!(o.learning_rate >= 0)) throw usage("learning_rate must be >= 0");
-  if (o.max_steps <= 0 && !(o.num_train_epochs > 0))
-    throw usage("num_train_epochs must be > 0 (or set max_steps)");
+  if (!(o.learning_rate >= 0) || !std::isfinite(o.learning_rate)) throw usage("learning_rate must be finite and >= 0");
+  if (o.max_steps <= 0 && !(o.num_train_epochs > 0 && std::isfinite(o.num_train_epochs)))
+    throw usage("num_train_epochs must be finite and > 0 (or set max_steps)");
+  if (o.max_steps > kMaxSteps) throw usage(fmt::format("max_steps must be at most {}", kMaxSteps));
+  // torch.optim.AdamW's own checks: 0 <= beta < 1 (beta = 1 freezes a moment, and its bias
+  // correction divides by zero), eps > 0, weight_decay >= 0.
+  if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1)) throw usage(fmt::format("adam_beta1 must be in [0, 1), got {}", o.adam_beta1));
+  if (!(o.adam_beta2 >= 0 && o.adam_beta2 < 1)) throw usage(fmt::format("adam_beta2 must be in [0, 1), got {}", o.adam_beta2));
+  if (!(o.adam_epsilon > 0) || !std::isfinite(o.adam_epsilon))
+    throw usage(fmt::format("adam_epsilon must be finite and > 0, got {}", o.adam_epsilon));
+  if (!(o.weight_decay >= 0) || !std::isfinite(o.weight_decay))
+    throw usage(fmt::format("weight_decay must be finite and >= 0, got {}", o.weight_decay));
+  if (!(o.max_grad_norm >= 0) || !std::isfinite(o.max_grad_norm))
+    throw usage(fmt::format("max_grad_norm must be finite and >= 0 (0: no clipping), got {}", o.max_grad_norm));
+  if (!std::isfinite(o.early_stopping_threshold) || o.early_stopping_threshold < 0)
+    throw usage("early_stopping_threshold must be finite and >= 0");
   if (!(o.warmup_ratio >= 0 && o.warmup_ratio <= 1)) throw usage("warmup_ratio must be in [0, 1]");
   if (o.warmup_steps < 0) throw usage("warmup_steps must be >= 0");
   if (o.logging_steps < 1) throw usage("logging_steps must be at least 1");
-  if (o.save_strategy == "steps" && o.save_steps < 1) throw usage("save_steps must be at least 1");
+  if (o.save_strategy == Strategy::kSteps && o.save_steps < 1) throw usage("save_steps must be at least 1");
   if (o.eval_steps < 0) throw usage("eval_steps must be >= 0");
   if (o.save_total_limit < 0) throw usage("save_total_limit must be >= 0");
   if (o.early_stopping_patience < 0) throw usage("early_stopping_patience must be >= 0");
   if (o.dataloader_num_workers < 0) throw usage("dataloader_num_workers must be >= 0");
   if (o.threads < 0) throw usage("threads must be >= 0");
-  lr_factor(o.lr_scheduler_type, 0, 0, 1);  // throws for an unknown type
   const std::string metric = bare_metric(o.metric_for_best_model);
   const auto& names = metrics::metric_names();
   if (metric != "loss" && std::find(names.begin(), names.end(), metric) == names.end())
@@ -56,16 +84,21 @@ void validate(const TrainOptions& o) {
                             fmt::join(names, ", ")));
   const std::int64_t eval_steps = o.eval_steps > 0 ? o.eval_steps : o.logging_steps;
   if (o.load_best_model_at_end) {
-    if (o.eval_strategy == "no") throw mix("load_best_model_at_end needs an eval_strategy (steps or epoch)");
+    if (o.eval_strategy == Strategy::kNo) throw mix("load_best_model_at_end needs an eval_strategy (steps or epoch)");
     if (o.eval_strategy != o.save_strategy)
       throw mix(fmt::format("load_best_model_at_end needs save_strategy == eval_strategy (got {} and {})",
-                            o.save_strategy, o.eval_strategy));
-    if (o.eval_strategy == "steps" && o.save_steps % eval_steps != 0)
+                            spelling_of(kStrategies, o.save_strategy), spelling_of(kStrategies, o.eval_strategy)));
+    if (o.eval_strategy == Strategy::kSteps && o.save_steps % eval_steps != 0)
       throw mix(fmt::format("load_best_model_at_end needs save_steps ({}) to be a multiple of eval_steps ({})",
                             o.save_steps, eval_steps));
   }
-  if (o.early_stopping_patience > 0 && o.eval_strategy == "no")
+  if (o.early_stopping_patience > 0 && o.eval_strategy == Strategy::kNo)
     throw mix("early_stopping_patience needs an eval_strategy (steps or epoch)");
+  // The final model directory is written with the base model's file names: it would replace them.
+  if (!o.model.empty() && !o.output_dir.empty() && same_or_inside(o.output_dir, o.model))
+    throw usage(fmt::format("--output-dir {} is (or is inside) --model {}: it would overwrite the base model; "
+                            "choose another output directory",
+                            o.output_dir, o.model));
 }
 
 bool default_label_names(const std::vector<std::string>& names) {
@@ -297,79 +330,138 @@ double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm)
   return total.item<double>();
 }
 
-}  // namespace
+// The data of a run and the step counts that follow from it.
+struct RunData {
+  data::Dataset train_set;
+  std::optional<data::Dataset> eval_set{};  // with an eval_strategy
+  std::string train_file{};
+  std::int64_t n = 0, batches_per_epoch = 0, max_steps = 0, num_epochs = 0, warmup = 0, eval_steps = 0;
+  std::vector<std::int64_t> lengths{};  // with group_by_length
+};
 
-Outcome train(const TrainOptions& o) {
-  validate(o);
-  if (o.threads > 0) torch::set_num_threads(o.threads);
-  const Runtime rt = model::resolve_device(o.device);
-  std::unique_ptr<RemoteSync> remote;
-  if (!o.sync_to.empty()) remote = std::make_unique<RemoteSync>(o);
-
-  // ---- Data ----
-  data::Dataset train_set = data::Dataset::open(o.data, o.train_split);
-  const data::DatasetMeta& meta = train_set.meta();
-  const std::string train_file = fmt::format("{}/{}.safetensors", o.data, o.train_split);
-  if (train_set.size() == 0) throw Error(ErrorKind::kDataErr, train_file + ": no examples to train on");
-  if (meta.label_names.empty()) throw Error(ErrorKind::kDataErr, train_file + ": no labels (preprocessed without --label-field?)");
-  const bool do_eval = o.eval_strategy != "no";
-  std::optional<data::Dataset> eval_set;
-  if (do_eval) {
-    eval_set = data::Dataset::open(o.data, o.eval_split);
+// Opens the train (and eval) split and checks them against each other and the model's vocabulary.
+RunData open_data(const TrainOptions& o) {
+  RunData d{data::Dataset::open(o.data, o.train_split)};
+  const data::DatasetMeta& meta = d.train_set.meta();
+  d.train_file = fmt::format("{}/{}.safetensors", o.data, o.train_split);
+  if (d.train_set.size() == 0) throw Error(ErrorKind::kDataErr, d.train_file + ": no examples to train on");
+  if (meta.label_names.empty()) throw Error(ErrorKind::kDataErr, d.train_file + ": no labels (preprocessed without --label-field?)");
+  const model::BertConfig cfg = model::BertConfig::load(o.model);
+  check_token_ids(d.train_set, d.train_file, cfg.vocab_size, cfg.type_vocab_size);
+  if (o.eval_strategy != Strategy::kNo) {
+    d.eval_set = data::Dataset::open(o.data, o.eval_split);
     const std::string eval_file = fmt::format("{}/{}.safetensors", o.data, o.eval_split);
-    if (eval_set->size() == 0) throw Error(ErrorKind::kDataErr, eval_file + ": no examples to evaluate on");
-    if (eval_set->meta().label_names != meta.label_names || eval_set->meta().multi_label != meta.multi_label)
-      throw Error(ErrorKind::kDataErr, eval_file + ": labels differ from the " + o.train_split + " split's");
+    if (d.eval_set->size() == 0) throw Error(ErrorKind::kDataErr, eval_file + ": no examples to evaluate on");
+    check_same_preprocess_run(meta, d.train_file, d.eval_set->meta(), eval_file);
+    check_token_ids(*d.eval_set, eval_file, cfg.vocab_size, cfg.type_vocab_size);
   }
-  const auto n = static_cast<std::int64_t>(train_set.size());
+  d.n = static_cast<std::int64_t>(d.train_set.size());
   const std::int64_t bs = o.per_device_train_batch_size;
-  const std::int64_t batches_per_epoch = (n + bs - 1) / bs;
-  const std::int64_t updates_per_epoch = (batches_per_epoch + o.gradient_accumulation_steps - 1) / o.gradient_accumulation_steps;
-  const std::int64_t max_steps = o.max_steps > 0 ? o.max_steps
-                                                 : static_cast<std::int64_t>(std::ceil(o.num_train_epochs * static_cast<double>(updates_per_epoch)));
-  const std::int64_t num_epochs = (max_steps + updates_per_epoch - 1) / updates_per_epoch;
-  const std::int64_t warmup = num_warmup_steps(o.warmup_steps, o.warmup_ratio, max_steps);
-  const std::int64_t eval_steps = o.eval_steps > 0 ? o.eval_steps : o.logging_steps;
-  std::vector<std::int64_t> lengths;
+  d.batches_per_epoch = (d.n + bs - 1) / bs;
+  const std::int64_t updates_per_epoch = (d.batches_per_epoch + o.gradient_accumulation_steps - 1) / o.gradient_accumulation_steps;
+  const double epoch_steps = std::ceil(o.num_train_epochs * static_cast<double>(updates_per_epoch));
+  if (o.max_steps <= 0 && epoch_steps > static_cast<double>(kMaxSteps))
+    throw Error(ErrorKind::kUsage, fmt::format("num_train_epochs {} means more than {} steps", o.num_train_epochs, kMaxSteps));
+  d.max_steps = o.max_steps > 0 ? o.max_steps : static_cast<std::int64_t>(epoch_steps);
+  d.num_epochs = (d.max_steps + updates_per_epoch - 1) / updates_per_epoch;
+  d.warmup = num_warmup_steps(o.warmup_steps, o.warmup_ratio, d.max_steps);
+  d.eval_steps = o.eval_steps > 0 ? o.eval_steps : o.logging_steps;
   if (o.group_by_length)
-    for (std::int64_t i = 0; i < n; ++i) lengths.push_back(static_cast<std::int64_t>(train_set.input_ids(i).size()));
+    for (std::int64_t i = 0; i < d.n; ++i) d.lengths.push_back(static_cast<std::int64_t>(d.train_set.input_ids(i).size()));
+  return d;
+}
 
-  // ---- Output directory and resume ----
-  make_dirs(o.output_dir);
-  remove_incomplete_checkpoints(o.output_dir);
-  std::vector<CheckpointRef> existing = list_checkpoints(o.output_dir);
+// One training run, in the order train() calls its steps: the output directory, load or resume,
+// the loop, the final model directory.
+class Run {
+ public:
+  Run(const TrainOptions& o, RunData& d, const Runtime& rt, RemoteSync* remote)
+      : o_(o), d_(d), rt_(rt), remote_(remote) {}
+
+  // Takes the output directory (its lock, leftovers of killed runs removed) and returns the
+  // checkpoints to try resuming from, newest first (none for a fresh start).
+  std::vector<std::string> prepare_output_dir();
+  // The model, optimizer and loop state of the first candidate that loads (--resume auto falls
+  // back to older ones), else the base model.
+  void load_or_resume(const std::vector<std::string>& candidates);
+  // Trains to max_steps (or early stopping). False when a stop signal ended it after a checkpoint.
+  bool loop();
+  // The HF model directory: weights (the best ones with load_best_model_at_end), tokenizer,
+  // trainer_state.json, train_results.json, eval_results.json; then the remote copy.
+  void write_final_model();
+
+ private:
+  // One optimizer step over the next `group` micro-batches; returns the step's mean loss.
+  double step(BatchLoader& loader, std::int64_t group, std::int64_t& step_examples);
+  void log_step(double grad_norm);
+  // Evaluates, records eval_* and updates best metric and patience; true when it improved.
+  bool evaluate_now();
+  void save();
+  void record(json rec) {
+    st_.log_history.push_back(rec);
+    metrics_log_->append(rec);
+  }
+
+  const TrainOptions& o_;
+  RunData& d_;
+  const Runtime& rt_;
+  RemoteSync* remote_;
+  std::optional<OutputLock> lock_;
+  model::BertForSequenceClassification model_{nullptr};
+  std::vector<std::int64_t> label_map_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::vector<torch::Tensor> params_;
+  model::ProblemType problem_type_{};
+  State st_;
+  std::unique_ptr<MetricsLog> metrics_log_;
+  std::string metric_key_;
+  bool greater_ = false;
+  // Throughput: since the last log line (window) and since this process started (run).
+  Clock::time_point t_start_{}, t_window_{};
+  std::int64_t window_samples_ = 0, window_tokens_ = 0, run_samples_ = 0, run_tokens_ = 0, first_step_ = 0;
+  double runtime_ = 0;
+  bool stop_early_ = false;
+  json last_eval_;
+  std::int64_t last_eval_step_ = -1;
+};
+
+std::vector<std::string> Run::prepare_output_dir() {
+  make_dirs(o_.output_dir);
+  lock_.emplace(o_.output_dir);  // before anything in it changes: another run may be writing there
+  remove_incomplete_checkpoints(o_.output_dir);
+  std::vector<CheckpointRef> existing = list_checkpoints(o_.output_dir);
   // Before --overwrite-output-dir deletes anything: a refused run must leave the local side as it was.
-  if (remote && (o.overwrite_output_dir || o.resume == "none")) remote->refuse_other_runs();
-  if (o.overwrite_output_dir) {
+  if (remote_ && (o_.overwrite_output_dir || o_.resume == "none")) remote_->refuse_other_runs();
+  if (o_.overwrite_output_dir) {
     for (const CheckpointRef& c : existing) {
       fs::remove(fs::path(c.path) / kCompleteMarker);  // first: a half-deleted one is not complete
       fs::remove_all(c.path);
     }
     existing.clear();
-  } else if (o.resume == "auto" && remote && remote->fetch_newer(existing.empty() ? -1 : existing.back().step)) {
-    existing = list_checkpoints(o.output_dir);
+  } else if (o_.resume == "auto" && remote_ && remote_->fetch_newer(existing.empty() ? -1 : existing.back().step)) {
+    existing = list_checkpoints(o_.output_dir);
   }
   std::vector<std::string> candidates;
-  if (o.resume == "auto") {
+  if (o_.resume == "auto") {
     for (auto it = existing.rbegin(); it != existing.rend(); ++it) candidates.push_back(it->path);
-    if (candidates.empty()) log::info("no checkpoint in {}: starting fresh", o.output_dir);
-  } else if (o.resume != "none") {
-    if (!fs::is_directory(o.resume)) throw Error(ErrorKind::kNoInput, fmt::format("--resume {}: no such checkpoint directory", o.resume));
-    if (!fs::exists(fs::path(o.resume) / kCompleteMarker))
-      throw Error(ErrorKind::kDataErr, fmt::format("--resume {}: incomplete checkpoint (no {} marker)", o.resume, kCompleteMarker));
-    candidates.push_back(o.resume);
+    if (candidates.empty()) log::info("no checkpoint in {}: starting fresh", o_.output_dir);
+  } else if (o_.resume != "none") {
+    if (!fs::is_directory(o_.resume)) throw Error(ErrorKind::kNoInput, fmt::format("--resume {}: no such checkpoint directory", o_.resume));
+    if (!fs::exists(fs::path(o_.resume) / kCompleteMarker))
+      throw Error(ErrorKind::kDataErr, fmt::format("--resume {}: incomplete checkpoint (no {} marker)", o_.resume, kCompleteMarker));
+    candidates.push_back(o_.resume);
   } else if (!existing.empty()) {
     throw Error(ErrorKind::kUsage, fmt::format("{} already holds checkpoints (newest {}): pass --resume auto to continue "
                                                "or --overwrite-output-dir to start over",
-                                               o.output_dir, existing.back().path));
+                                               o_.output_dir, existing.back().path));
   }
-  write_file_atomic((fs::path(o.output_dir) / "hfkit_config.yaml").string(), o.resolved_config_yaml);
+  write_file_atomic((fs::path(o_.output_dir) / "hfkit_config.yaml").string(), o_.resolved_config_yaml);
+  return candidates;
+}
 
-  model::BertForSequenceClassification model{nullptr};
-  std::vector<std::int64_t> label_map;
-  std::unique_ptr<AdamW> optimizer;
-  State st;
-  const AdamW::Options adam{o.adam_beta1, o.adam_beta2, o.adam_epsilon, o.weight_decay};
+void Run::load_or_resume(const std::vector<std::string>& candidates) {
+  const data::DatasetMeta& meta = d_.train_set.meta();
+  const AdamW::Options adam{o_.adam_beta1, o_.adam_beta2, o_.adam_epsilon, o_.weight_decay};
   for (const std::string& dir : candidates) {
     try {
       model::LoadReport report;
@@ -380,237 +472,261 @@ Outcome train(const TrainOptions& o) {
       if (!map)
         throw Error(ErrorKind::kDataErr, fmt::format("{}: checkpoint labels [{}] differ from the data's [{}]", dir,
                                                      fmt::join(m->config().id2label, ", "), fmt::join(meta.label_names, ", ")));
-      m->to(rt.device);
+      m->to(rt_.device);
       auto opt = std::make_unique<AdamW>(m->named_parameters(), adam);
       opt->load((fs::path(dir) / "optimizer.safetensors").string());
       const CheckpointParts parts = read_checkpoint_parts(dir);
-      st = state_from_json(parts.trainer_state, (fs::path(dir) / "trainer_state.json").string(), o, train_set);
-      if (opt->steps() != st.global_step)
-        throw Error(ErrorKind::kDataErr, fmt::format("{}: optimizer step {} != global_step {}", dir, opt->steps(), st.global_step));
-      if (parts.scheduler.value("num_training_steps", max_steps) != max_steps)
-        log::warn("{}: the schedule spanned {} steps, now {}", dir, parts.scheduler.value("num_training_steps", 0), max_steps);
-      restore_rng(parts.rng, rt, (fs::path(dir) / "rng_state.safetensors").string());
-      model = m;
-      label_map = *map;
-      optimizer = std::move(opt);
-      log::info("resuming from {} (step {}, epoch {:.2f})", dir, st.global_step, st.epoch);
+      st_ = state_from_json(parts.trainer_state, (fs::path(dir) / "trainer_state.json").string(), o_, d_.train_set);
+      if (opt->steps() != st_.global_step)
+        throw Error(ErrorKind::kDataErr, fmt::format("{}: optimizer step {} != global_step {}", dir, opt->steps(), st_.global_step));
+      if (parts.scheduler.value("num_training_steps", d_.max_steps) != d_.max_steps)
+        log::warn("{}: the schedule spanned {} steps, now {}", dir, parts.scheduler.value("num_training_steps", 0), d_.max_steps);
+      restore_rng(parts.rng, rt_, (fs::path(dir) / "rng_state.safetensors").string());
+      model_ = m;
+      label_map_ = *map;
+      optimizer_ = std::move(opt);
+      log::info("resuming from {} (step {}, epoch {:.2f})", dir, st_.global_step, st_.epoch);
       break;
     } catch (const Error& e) {
-      if (o.resume != "auto") throw;
+      if (o_.resume != "auto") throw;
       log::warn("cannot resume from {}: {}", dir, e.what());
     }
   }
-  if (!model) {
-    if (!candidates.empty()) log::warn("no usable checkpoint in {}: starting fresh", o.output_dir);
-    torch::manual_seed(o.seed);
-    LoadedModel loaded = load_fresh(o, meta);
-    model = loaded.model;
-    label_map = std::move(loaded.label_map);
-    model->to(rt.device);
-    optimizer = std::make_unique<AdamW>(model->named_parameters(), adam);
+  if (!model_) {
+    if (!candidates.empty()) log::warn("no usable checkpoint in {}: starting fresh", o_.output_dir);
+    torch::manual_seed(o_.seed);
+    LoadedModel loaded = load_fresh(o_, meta);
+    model_ = loaded.model;
+    label_map_ = std::move(loaded.label_map);
+    model_->to(rt_.device);
+    optimizer_ = std::make_unique<AdamW>(model_->named_parameters(), adam);
   }
-  model->train();
-  const model::ProblemType problem_type = *model->config().problem_type;
-  std::vector<torch::Tensor> params;
-  for (const auto& p : model->named_parameters()) params.push_back(p.value());
+  model_->train();
+  problem_type_ = *model_->config().problem_type;
+  for (const auto& p : model_->named_parameters()) params_.push_back(p.value());
 
   std::int64_t num_params = 0;
-  for (const torch::Tensor& p : params) num_params += p.numel();
+  for (const torch::Tensor& p : params_) num_params += p.numel();
   log::info("training: {} examples, {} labels, {} epoch(s), batch {} x {} accumulation, {} steps ({} warmup), "
             "{} parameters, {} threads",
-            n, meta.label_names.size(), num_epochs, bs, o.gradient_accumulation_steps, max_steps, warmup, num_params,
-            torch::get_num_threads());
+            d_.n, meta.label_names.size(), d_.num_epochs, o_.per_device_train_batch_size, o_.gradient_accumulation_steps,
+            d_.max_steps, d_.warmup, num_params, torch::get_num_threads());
+}
 
-  // ---- The loop ----
-  const std::string metric_key = "eval_" + bare_metric(o.metric_for_best_model);
-  const bool greater = o.greater_is_better.value_or(!metric_key.ends_with("loss"));
-  MetricsLog metrics_log((fs::path(o.output_dir) / "metrics.jsonl").string(), st.log_history);
-  auto record = [&](json rec) {
-    st.log_history.push_back(rec);
-    metrics_log.append(rec);
-  };
-  const auto busy = [&](const std::string& dir) { return remote && remote->busy(dir); };
-  auto save = [&] {
-    CheckpointParts parts;
-    parts.trainer_state = state_json(st, o, max_steps, num_epochs, eval_steps, train_set);
-    parts.scheduler = {{"lr_scheduler_type", o.lr_scheduler_type}, {"base_lr", o.learning_rate},
-                       {"num_warmup_steps", warmup}, {"num_training_steps", max_steps}, {"last_step", st.global_step}};
-    parts.rng = rng_states(rt);
-    const std::string path = write_checkpoint(o.output_dir, st.global_step, *model, *optimizer, parts, o.model);
-    log::info("saved {}", path);
-    if (remote) remote->saved(path, st.best_model_checkpoint);
-    rotate_checkpoints(o.output_dir, o.save_total_limit, st.best_model_checkpoint, busy);
-  };
-  const std::int64_t first_step = st.global_step;
-  const auto t_start = Clock::now();
-  auto t_window = t_start;
-  std::int64_t window_samples = 0, window_tokens = 0, run_samples = 0, run_tokens = 0;
-  bool stop_early = false;
-  json last_eval;
-  std::int64_t last_eval_step = -1;
-  log::Progress progress("train", static_cast<std::uint64_t>(max_steps - first_step));
+double Run::step(BatchLoader& loader, std::int64_t group, std::int64_t& step_examples) {
+  // Each loss is weighted by its share of the step's examples, so the gradient is the mean over all.
+  step_examples = 0;
+  for (std::int64_t k = 0; k < group; ++k) step_examples += loader.batch_examples(st_.batch_in_epoch + k);
+  model_->zero_grad(/*set_to_none=*/true);
+  double step_loss = 0;
+  for (std::int64_t k = 0; k < group; ++k) {
+    const Batch batch = loader.next();
+    const torch::Tensor loss = forward_loss(model_, batch, rt_, problem_type_);
+    const double value = loss.item<double>();
+    if (!std::isfinite(value))
+      throw Error(ErrorKind::kDataErr,
+                  fmt::format("loss is {} at step {} (epoch {:.2f}): training diverged; lower --learning-rate "
+                              "or check the model and data",
+                              value, st_.global_step + 1, st_.epoch));
+    const double share = static_cast<double>(batch.examples) / static_cast<double>(step_examples);
+    (loss * share).backward();
+    step_loss += value * share;
+    window_tokens_ += batch.tokens;
+    run_tokens_ += batch.tokens;
+  }
+  return step_loss;
+}
 
-  while (st.global_step < max_steps && !stop_early) {
-    BatchLoader loader(train_set, epoch_order(train_set.size(), o.seed, st.epoch_index, lengths, bs), bs,
-                       st.batch_in_epoch, o.dataloader_num_workers, model->config().pad_token_id, label_map,
-                       rt.device.is_cuda());
-    while (st.batch_in_epoch < batches_per_epoch && st.global_step < max_steps) {
-      // One optimizer step over `group` micro-batches; each loss is weighted by its share of the
-      // step's examples, so the gradient is the mean over all of them.
-      const std::int64_t group = std::min(o.gradient_accumulation_steps, batches_per_epoch - st.batch_in_epoch);
+void Run::log_step(double grad_norm) {
+  const auto now = Clock::now();
+  const double dt = std::max(seconds(t_window_, now), 1e-9);
+  // HF logs the scheduler's rate after its step, i.e. the rate of the next update.
+  const double lr = o_.learning_rate * lr_factor(o_.lr_scheduler_type, st_.global_step, d_.warmup, d_.max_steps);
+  const double loss = st_.log_loss_sum / static_cast<double>(st_.log_steps);
+  record({{"step", st_.global_step}, {"epoch", st_.epoch}, {"loss", loss}, {"grad_norm", grad_norm},
+          {"learning_rate", lr}, {"samples_per_second", static_cast<double>(window_samples_) / dt},
+          {"tokens_per_second", static_cast<double>(window_tokens_) / dt}});
+  log::info("step {}/{} epoch {:.2f}: loss {:.4f}, lr {:.3g}, grad_norm {:.3f}, {:.1f} samples/s, {:.0f} tokens/s",
+            st_.global_step, d_.max_steps, st_.epoch, loss, lr, grad_norm, static_cast<double>(window_samples_) / dt,
+            static_cast<double>(window_tokens_) / dt);
+  st_.log_loss_sum = 0;
+  st_.log_steps = 0;
+  window_samples_ = window_tokens_ = 0;
+  t_window_ = now;
+}
+
+bool Run::evaluate_now() {
+  json rec = evaluate(model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_);
+  if (!rec.contains(metric_key_))
+    throw Error(ErrorKind::kUsage, fmt::format("metric_for_best_model: evaluation does not report {}", metric_key_));
+  const double value = rec[metric_key_].get<double>();
+  log::info("eval at step {}: {} {:.4f}{}", st_.global_step, metric_key_, value,
+            rec.contains("eval_accuracy") && metric_key_ != "eval_accuracy"
+                ? fmt::format(", eval_accuracy {:.4f}", rec["eval_accuracy"].get<double>())
+                : "");
+  const bool better = !st_.best_metric || (greater_ ? value > *st_.best_metric : value < *st_.best_metric);
+  // HF's EarlyStoppingCallback: an improvement must beat the previous best by the threshold.
+  if (better && (!st_.best_metric || std::abs(value - *st_.best_metric) > o_.early_stopping_threshold))
+    st_.patience_counter = 0;
+  else
+    ++st_.patience_counter;
+  if (better) st_.best_metric = value;
+  if (o_.early_stopping_patience > 0 && st_.patience_counter >= o_.early_stopping_patience) {
+    log::info("early stopping: no improvement of {} in {} evaluations", metric_key_, st_.patience_counter);
+    stop_early_ = true;
+  }
+  json full = {{"step", st_.global_step}, {"epoch", st_.epoch}};
+  full.update(rec);
+  record(full);
+  last_eval_ = std::move(rec);
+  last_eval_step_ = st_.global_step;
+  return better;
+}
+
+void Run::save() {
+  CheckpointParts parts;
+  parts.trainer_state = state_json(st_, o_, d_.max_steps, d_.num_epochs, d_.eval_steps, d_.train_set);
+  parts.scheduler = {{"lr_scheduler_type", spelling_of(kSchedulerTypes, o_.lr_scheduler_type)},
+                     {"base_lr", o_.learning_rate},
+                     {"num_warmup_steps", d_.warmup},
+                     {"num_training_steps", d_.max_steps},
+                     {"last_step", st_.global_step}};
+  parts.rng = rng_states(rt_);
+  const std::string path = write_checkpoint(o_.output_dir, st_.global_step, *model_, *optimizer_, parts, o_.model);
+  log::info("saved {}", path);
+  if (remote_) remote_->saved(path, st_.best_model_checkpoint);
+  rotate_checkpoints(o_.output_dir, o_.save_total_limit, st_.best_model_checkpoint,
+                     [this](const std::string& dir) { return remote_ && remote_->busy(dir); });
+}
+
+bool Run::loop() {
+  metric_key_ = "eval_" + bare_metric(o_.metric_for_best_model);
+  greater_ = o_.greater_is_better.value_or(!metric_key_.ends_with("loss"));
+  metrics_log_ = std::make_unique<MetricsLog>((fs::path(o_.output_dir) / "metrics.jsonl").string(), st_.log_history);
+  first_step_ = st_.global_step;
+  t_start_ = t_window_ = Clock::now();
+  log::Progress progress("train", static_cast<std::uint64_t>(d_.max_steps - first_step_));
+
+  while (st_.global_step < d_.max_steps && !stop_early_) {
+    BatchLoader loader(d_.train_set,
+                       epoch_order(d_.train_set.size(), o_.seed, st_.epoch_index, d_.lengths, o_.per_device_train_batch_size),
+                       o_.per_device_train_batch_size, st_.batch_in_epoch, o_.dataloader_num_workers,
+                       model_->config().pad_token_id, label_map_, rt_.device.is_cuda());
+    while (st_.batch_in_epoch < d_.batches_per_epoch && st_.global_step < d_.max_steps) {
+      const std::int64_t group = std::min(o_.gradient_accumulation_steps, d_.batches_per_epoch - st_.batch_in_epoch);
       std::int64_t step_examples = 0;
-      for (std::int64_t k = 0; k < group; ++k) step_examples += loader.batch_examples(st.batch_in_epoch + k);
-      model->zero_grad(/*set_to_none=*/true);
-      double step_loss = 0;
-      for (std::int64_t k = 0; k < group; ++k) {
-        const Batch batch = loader.next();
-        const torch::Tensor loss = forward_loss(model, batch, rt, problem_type);
-        const double value = loss.item<double>();
-        if (!std::isfinite(value))
-          throw Error(ErrorKind::kDataErr,
-                      fmt::format("loss is {} at step {} (epoch {:.2f}): training diverged; lower --learning-rate "
-                                  "or check the model and data",
-                                  value, st.global_step + 1, st.epoch));
-        const double share = static_cast<double>(batch.examples) / static_cast<double>(step_examples);
-        (loss * share).backward();
-        step_loss += value * share;
-        window_tokens += batch.tokens;
-        run_tokens += batch.tokens;
-      }
-      const double grad_norm = clip_gradients(params, o.max_grad_norm);
-      optimizer->step(o.learning_rate * lr_factor(o.lr_scheduler_type, st.global_step, warmup, max_steps));
+      const double step_loss = step(loader, group, step_examples);
+      const double grad_norm = clip_gradients(params_, o_.max_grad_norm);
+      optimizer_->step(o_.learning_rate * lr_factor(o_.lr_scheduler_type, st_.global_step, d_.warmup, d_.max_steps));
 
-      ++st.global_step;
-      st.batch_in_epoch += group;
-      st.epoch = static_cast<double>(st.epoch_index) +
-                 static_cast<double>(st.batch_in_epoch) / static_cast<double>(batches_per_epoch);
-      const bool epoch_end = st.batch_in_epoch == batches_per_epoch;
+      ++st_.global_step;
+      st_.batch_in_epoch += group;
+      st_.epoch = static_cast<double>(st_.epoch_index) +
+                  static_cast<double>(st_.batch_in_epoch) / static_cast<double>(d_.batches_per_epoch);
+      const bool epoch_end = st_.batch_in_epoch == d_.batches_per_epoch;
       if (epoch_end) {
-        ++st.epoch_index;
-        st.batch_in_epoch = 0;
+        ++st_.epoch_index;
+        st_.batch_in_epoch = 0;
       }
-      const bool last = st.global_step >= max_steps;
-      st.log_loss_sum += step_loss;
-      ++st.log_steps;
-      st.train_loss_sum += step_loss;
-      window_samples += step_examples;
-      run_samples += step_examples;
+      const bool last = st_.global_step >= d_.max_steps;
+      st_.log_loss_sum += step_loss;
+      ++st_.log_steps;
+      st_.train_loss_sum += step_loss;
+      window_samples_ += step_examples;
+      run_samples_ += step_examples;
 
-      if (st.global_step % o.logging_steps == 0) {
-        const auto now = Clock::now();
-        const double dt = std::max(seconds(t_window, now), 1e-9);
-        // HF logs the scheduler's rate after its step, i.e. the rate of the next update.
-        const double lr = o.learning_rate * lr_factor(o.lr_scheduler_type, st.global_step, warmup, max_steps);
-        const double loss = st.log_loss_sum / static_cast<double>(st.log_steps);
-        record({{"step", st.global_step}, {"epoch", st.epoch}, {"loss", loss}, {"grad_norm", grad_norm},
-                {"learning_rate", lr}, {"samples_per_second", static_cast<double>(window_samples) / dt},
-                {"tokens_per_second", static_cast<double>(window_tokens) / dt}});
-        log::info("step {}/{} epoch {:.2f}: loss {:.4f}, lr {:.3g}, grad_norm {:.3f}, {:.1f} samples/s, {:.0f} tokens/s",
-                  st.global_step, max_steps, st.epoch, loss, lr, grad_norm, static_cast<double>(window_samples) / dt,
-                  static_cast<double>(window_tokens) / dt);
-        st.log_loss_sum = 0;
-        st.log_steps = 0;
-        window_samples = window_tokens = 0;
-        t_window = now;
-      }
-
-      bool better = false;
-      const bool eval_now = (o.eval_strategy == "steps" && (st.global_step % eval_steps == 0 || last)) ||
-                            (o.eval_strategy == "epoch" && epoch_end);
-      if (eval_now) {
-        json rec = evaluate(model, *eval_set, o.per_device_eval_batch_size, rt, label_map, problem_type);
-        if (!rec.contains(metric_key))
-          throw Error(ErrorKind::kUsage, fmt::format("metric_for_best_model: evaluation does not report {}", metric_key));
-        const double value = rec[metric_key].get<double>();
-        log::info("eval at step {}: {} {:.4f}{}", st.global_step, metric_key, value,
-                  rec.contains("eval_accuracy") && metric_key != "eval_accuracy"
-                      ? fmt::format(", eval_accuracy {:.4f}", rec["eval_accuracy"].get<double>())
-                      : "");
-        better = !st.best_metric || (greater ? value > *st.best_metric : value < *st.best_metric);
-        // HF's EarlyStoppingCallback: an improvement must beat the previous best by the threshold.
-        if (better && (!st.best_metric || std::abs(value - *st.best_metric) > o.early_stopping_threshold))
-          st.patience_counter = 0;
-        else
-          ++st.patience_counter;
-        if (better) st.best_metric = value;
-        if (o.early_stopping_patience > 0 && st.patience_counter >= o.early_stopping_patience) {
-          log::info("early stopping: no improvement of {} in {} evaluations", metric_key, st.patience_counter);
-          stop_early = true;
-        }
-        json full = {{"step", st.global_step}, {"epoch", st.epoch}};
-        full.update(rec);
-        record(full);
-        last_eval = std::move(rec);
-        last_eval_step = st.global_step;
-      }
+      if (st_.global_step % o_.logging_steps == 0) log_step(grad_norm);
+      const bool eval_now = (o_.eval_strategy == Strategy::kSteps && (st_.global_step % d_.eval_steps == 0 || last)) ||
+                            (o_.eval_strategy == Strategy::kEpoch && epoch_end);
+      const bool better = eval_now && evaluate_now();
 
       const bool stop = stop_requested();
-      const bool save_now = (o.save_strategy == "steps" && (st.global_step % o.save_steps == 0 || last)) ||
-                            (o.save_strategy == "epoch" && (epoch_end || last));
+      const bool save_now = (o_.save_strategy == Strategy::kSteps && (st_.global_step % o_.save_steps == 0 || last)) ||
+                            (o_.save_strategy == Strategy::kEpoch && (epoch_end || last));
       if (save_now || stop) {
         // Named before writing, so the checkpoint's own state records it as the best (as HF does,
         // a best evaluation without a checkpoint at its step leaves the pointer where it was).
-        if (better) st.best_model_checkpoint = (fs::path(o.output_dir) / fmt::format("checkpoint-{}", st.global_step)).string();
+        if (better) st_.best_model_checkpoint = (fs::path(o_.output_dir) / checkpoint_name(st_.global_step)).string();
         save();
       }
-      progress.update(static_cast<std::uint64_t>(st.global_step - first_step));
+      progress.update(static_cast<std::uint64_t>(st_.global_step - first_step_));
       if (stop) {
         progress.finish();
-        if (remote && !remote->finish_uploads()) log::warn("the checkpoint is saved locally only");
+        if (remote_ && !remote_->finish_uploads()) log::warn("the checkpoint is saved locally only");
         log::info("stopped by signal {} at step {}: checkpoint saved; rerun with --resume auto to continue",
-                  stop_signal(), st.global_step);
-        return Outcome::kPreempted;
+                  stop_signal(), st_.global_step);
+        return false;
       }
-      if (stop_early || epoch_end) break;  // a new epoch needs its own order and loader
+      if (stop_early_ || epoch_end) break;  // a new epoch needs its own order and loader
     }
   }
   progress.finish();
-  const double runtime = seconds(t_start, Clock::now());
+  runtime_ = seconds(t_start_, Clock::now());
+  return true;
+}
 
-  // ---- Final model directory ----
+void Run::write_final_model() {
   bool reloaded = false;
-  if (o.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
-    const std::string name = fs::path(st.best_model_checkpoint).filename().string();
-    const std::string best = (fs::path(o.output_dir) / name).string();
-    if (remote) remote->ensure_local(name);  // after a resume elsewhere it may only be remote
-    log::info("loading the best model from {} ({} {:.4f})", best, metric_key, *st.best_metric);
-    model = model::from_pretrained(best);
-    model->to(rt.device);
+  if (o_.load_best_model_at_end && !st_.best_model_checkpoint.empty()) {
+    const std::string name = fs::path(st_.best_model_checkpoint).filename().string();
+    const std::string best = (fs::path(o_.output_dir) / name).string();
+    if (remote_) remote_->ensure_local(name);  // after a resume elsewhere it may only be remote
+    log::info("loading the best model from {} ({} {:.4f})", best, metric_key_, *st_.best_metric);
+    model_ = model::from_pretrained(best);
+    model_->to(rt_.device);
     reloaded = true;
   }
-  json results = {{"epoch", st.epoch},
-                  {"train_loss", st.global_step ? st.train_loss_sum / static_cast<double>(st.global_step) : 0.0},
-                  {"train_runtime", runtime},
-                  {"train_samples", n},
-                  {"train_samples_per_second", static_cast<double>(run_samples) / std::max(runtime, 1e-9)},
-                  {"train_steps_per_second", static_cast<double>(st.global_step - first_step) / std::max(runtime, 1e-9)},
-                  {"train_tokens_per_second", static_cast<double>(run_tokens) / std::max(runtime, 1e-9)}};
-  json summary = {{"step", st.global_step}};
+  const double runtime = std::max(runtime_, 1e-9);
+  json results = {{"epoch", st_.epoch},
+                  {"train_loss", st_.global_step ? st_.train_loss_sum / static_cast<double>(st_.global_step) : 0.0},
+                  {"train_runtime", runtime_},
+                  {"train_samples", d_.n},
+                  {"train_samples_per_second", static_cast<double>(run_samples_) / runtime},
+                  {"train_steps_per_second", static_cast<double>(st_.global_step - first_step_) / runtime},
+                  {"train_tokens_per_second", static_cast<double>(run_tokens_) / runtime}};
+  json summary = {{"step", st_.global_step}};
   summary.update(results);
   record(summary);
-  if (do_eval) {
-    json rec = last_eval_step == st.global_step && !reloaded
-                   ? last_eval
-                   : evaluate(model, *eval_set, o.per_device_eval_batch_size, rt, label_map, problem_type);
-    rec["epoch"] = st.epoch;
-    write_file_atomic((fs::path(o.output_dir) / "eval_results.json").string(), rec.dump(2) + "\n");
-    log::info("final eval ({} split): eval_loss {:.4f}{}", o.eval_split, rec["eval_loss"].get<double>(),
+  if (d_.eval_set) {
+    json rec = last_eval_step_ == st_.global_step && !reloaded
+                   ? last_eval_
+                   : evaluate(model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_);
+    rec["epoch"] = st_.epoch;
+    write_file_atomic((fs::path(o_.output_dir) / "eval_results.json").string(), rec.dump(2) + "\n");
+    log::info("final eval ({} split): eval_loss {:.4f}{}", o_.eval_split, rec["eval_loss"].get<double>(),
               rec.contains("eval_accuracy") ? fmt::format(", eval_accuracy {:.4f}", rec["eval_accuracy"].get<double>()) : "");
   }
-  model->eval();
-  model::save_pretrained(*model, o.output_dir);
-  copy_tokenizer_files(o.model, o.output_dir);
-  write_file_atomic((fs::path(o.output_dir) / "trainer_state.json").string(),
-                    state_json(st, o, max_steps, num_epochs, eval_steps, train_set).dump(2) + "\n");
-  write_file_atomic((fs::path(o.output_dir) / "train_results.json").string(), results.dump(2) + "\n");
-  log::info("done: {} steps, train_loss {:.4f}, {:.1f}s; model in {}", st.global_step, results["train_loss"].get<double>(),
-            runtime, o.output_dir);
-  if (remote) {
+  model_->eval();
+  model::save_pretrained(*model_, o_.output_dir);
+  copy_tokenizer_files(o_.model, o_.output_dir);
+  write_file_atomic((fs::path(o_.output_dir) / "trainer_state.json").string(),
+                    state_json(st_, o_, d_.max_steps, d_.num_epochs, d_.eval_steps, d_.train_set).dump(2) + "\n");
+  write_file_atomic((fs::path(o_.output_dir) / "train_results.json").string(), results.dump(2) + "\n");
+  log::info("done: {} steps, train_loss {:.4f}, {:.1f}s; model in {}", st_.global_step,
+            results["train_loss"].get<double>(), runtime_, o_.output_dir);
+  if (remote_) {
     // Checkpoints first (a rerun elsewhere resumes from the last one), then the final model.
-    remote->finish_uploads();
-    rotate_checkpoints(o.output_dir, o.save_total_limit, st.best_model_checkpoint, busy);  // kept while uploading
-    remote->push_final();
+    remote_->finish_uploads();
+    rotate_checkpoints(o_.output_dir, o_.save_total_limit, st_.best_model_checkpoint,  // kept while uploading
+                       [this](const std::string& dir) { return remote_->busy(dir); });
+    remote_->push_final();
   }
+}
+
+}  // namespace
+
+Outcome train(const TrainOptions& o) {
+  validate(o);
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  const Runtime rt = model::resolve_device(o.device);
+  std::unique_ptr<RemoteSync> remote;
+  if (!o.sync_to.empty()) remote = std::make_unique<RemoteSync>(o);
+
+  RunData data = open_data(o);
+  Run run(o, data, rt, remote.get());
+  run.load_or_resume(run.prepare_output_dir());
+  if (!run.loop()) return Outcome::kPreempted;
+  run.write_final_model();
   return Outcome::kOk;
 }
 

@@ -21,7 +21,28 @@ using nlohmann::json;
 
 namespace {
 
-void make_checkpoint(const std::string& dir, int step, const CheckpointOptions& ck) {
+// hf-train's names (lib/train owns them; this driver tests the storage protocol with the same).
+CheckpointLayout layout() {
+  return {".complete", [](std::string_view name) -> std::optional<std::int64_t> {
+            const std::string_view prefix = "checkpoint-";
+            if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
+            for (char c : name.substr(prefix.size()))
+              if (c < '0' || c > '9') return std::nullopt;
+            return std::stoll(std::string(name.substr(prefix.size())));
+          }};
+}
+
+// save_total_limit = n: the newest n.
+KeepPolicy keep_newest(std::size_t n) {
+  return [n](const std::vector<RemoteCheckpoint>& complete) {
+    std::vector<std::string> keep;
+    for (std::size_t i = complete.size() > n ? complete.size() - n : 0; i < complete.size(); ++i)
+      keep.push_back(complete[i].name);
+    return keep;
+  };
+}
+
+void make_checkpoint(const std::string& dir, int step, const CheckpointLayout& ck) {
   fs::create_directories(dir);
   hf::write_file_atomic(dir + "/model.safetensors", std::string(200000 + step, static_cast<char>('a' + step % 26)));
   hf::write_file_atomic(dir + "/trainer_state.json", json{{"global_step", step}}.dump());
@@ -50,6 +71,7 @@ UploaderOptions uploader_options(const Url& url) {
   UploaderOptions uo;
   uo.url = url;
   uo.storage = options_from_env();
+  uo.layout = layout();
   return uo;
 }
 
@@ -71,11 +93,11 @@ int refresh_token(const std::string& token_file) {
 int checkpoints(const std::string& url_text, const std::string& root) {
   Url url = parse_url(url_text);
   Options o = options_from_env();
-  CheckpointOptions ck;
-  std::cout << json{{"latest_before", find_latest_complete_checkpoint(url, o).has_value()}}.dump() << std::endl;
+  const CheckpointLayout ck = layout();
+  std::cout << json{{"latest_before", find_latest_complete_checkpoint(url, o, ck).has_value()}}.dump() << std::endl;
   {
     UploaderOptions uo = uploader_options(url);
-    uo.keep_last = 2;
+    uo.keep = keep_newest(2);
     uo.max_pending = 8;
     Uploader up(uo);
     for (int step : {100, 200, 300}) {
@@ -87,9 +109,9 @@ int checkpoints(const std::string& url_text, const std::string& root) {
     std::cout << json{{"drained", drained}, {"status", status_json(up.status())}}.dump() << std::endl;
   }
   json names = json::array();
-  for (const auto& c : list_complete_checkpoints(url, o)) names.push_back(c.name);
-  auto latest = find_latest_complete_checkpoint(url, o);
-  std::string local = download_checkpoint(*latest, root + "/restored", o);
+  for (const auto& c : list_complete_checkpoints(url, o, ck)) names.push_back(c.name);
+  auto latest = find_latest_complete_checkpoint(url, o, ck);
+  std::string local = download_checkpoint(*latest, root + "/restored", o, ck);
   std::cout << json{{"complete", names}, {"latest", latest->name}, {"step", latest->step}, {"downloaded", local}}.dump()
             << std::endl;
   return 0;
@@ -97,7 +119,7 @@ int checkpoints(const std::string& url_text, const std::string& root) {
 
 int outage(const std::string& url_text, const std::string& root, const std::string& go_file) {
   Url url = parse_url(url_text);
-  CheckpointOptions ck;
+  const CheckpointLayout ck = layout();
   UploaderOptions uo = uploader_options(url);
   uo.max_pending = 1;
   uo.retry_delay_max_s = 1;
@@ -118,7 +140,7 @@ int outage(const std::string& url_text, const std::string& root, const std::stri
 }
 
 int latest(const std::string& url_text) {
-  auto c = find_latest_complete_checkpoint(parse_url(url_text), options_from_env());
+  auto c = find_latest_complete_checkpoint(parse_url(url_text), options_from_env(), layout());
   std::cout << json{{"latest", c ? c->name : ""}}.dump() << std::endl;
   return 0;
 }

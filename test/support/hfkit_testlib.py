@@ -20,7 +20,7 @@ SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MAKE_TINY = os.path.join(SRC, "scripts", "make-tiny-bert.py")
 TINY_YAML = os.path.join(SRC, "configs", "tiny.yaml")
 AMAZON = os.path.join(DATA, "sentiment", "amazon.jsonl")
-CHECKPOINT_MARKER = ".complete"  # storage::kDefaultCheckpointMarker, local and remote
+CHECKPOINT_MARKER = ".complete"  # lib/train/internal.h kCompleteMarker, local and remote
 # Exit code of a script whose every test was skipped; test/CMakeLists.txt reads it from this line
 # into SKIP_RETURN_CODE. Not a <sysexits.h> code nor 128+N, so that no hfkit tool's exit status
 # passed through can read as a skip (git bisect's "skip" code).

@@ -2,6 +2,21 @@
 #include "cli/cli.h"
 #include "train/train.h"
 
+namespace {
+
+// A flag taking one of `table`'s spellings: --help lists them, and the value is parsed once, here.
+template <class E, std::size_t N>
+CLI::Option* add_choice(CLI::App& app, const std::string& flag, E& value, const hf::train::Spelling<E> (&table)[N],
+                        const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          flag, [&value, &table, flag](const std::string& s) { value = hf::train::parse_spelling(table, s, flag); }, help)
+      ->check(CLI::IsMember(hf::train::spellings(table)))
+      ->default_str(hf::train::spelling_of(table, value));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   hf::train::TrainOptions o;
   bool greater_is_better = false;
@@ -28,8 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-steps", o.max_steps, "Optimizer steps; > 0 overrides --num-train-epochs");
   app.add_option("--warmup-ratio", o.warmup_ratio, "Share of the steps with a linear warmup");
   app.add_option("--warmup-steps", o.warmup_steps, "Warmup steps; > 0 overrides --warmup-ratio");
-  app.add_option("--lr-scheduler-type", o.lr_scheduler_type, "Learning-rate schedule")
-      ->check(CLI::IsMember({"linear", "cosine", "constant", "constant_with_warmup"}));
+  add_choice(app, "--lr-scheduler-type", o.lr_scheduler_type, hf::train::kSchedulerTypes, "Learning-rate schedule");
   app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay (never on biases and LayerNorm)");
   app.add_option("--max-grad-norm", o.max_grad_norm, "Clip the gradient norm to this (0 = no clipping)");
   app.add_option("--adam-beta1", o.adam_beta1, "AdamW beta1");
@@ -37,15 +51,17 @@ int main(int argc, char** argv) {
   app.add_option("--adam-epsilon", o.adam_epsilon, "AdamW epsilon");
   app.add_option("--seed", o.seed, "Seed of the head initialisation, dropout and data order");
   app.add_option("--logging-steps", o.logging_steps, "Log loss, lr, grad norm and throughput every N steps");
-  app.add_option("--eval-strategy", o.eval_strategy, "When to evaluate")->check(CLI::IsMember({"no", "steps", "epoch"}));
+  add_choice(app, "--eval-strategy", o.eval_strategy, hf::train::kStrategies, "When to evaluate");
   app.add_option("--eval-steps", o.eval_steps, "Evaluate every N steps (0 = --logging-steps)");
-  app.add_option("--save-strategy", o.save_strategy, "When to checkpoint")->check(CLI::IsMember({"no", "steps", "epoch"}));
+  add_choice(app, "--save-strategy", o.save_strategy, hf::train::kStrategies, "When to checkpoint");
   app.add_option("--save-steps", o.save_steps, "Checkpoint every N steps");
   app.add_option("--save-total-limit", o.save_total_limit, "Keep at most N checkpoints (never the best, never the newest; 0 = all)");
   app.add_flag("--load-best-model-at-end", o.load_best_model_at_end, "Final model = the best checkpoint");
   app.add_option("--metric-for-best-model", o.metric_for_best_model, "Eval metric deciding the best checkpoint");
+  // No default value: unset means "by the metric", which a saved config must not pin to false.
   auto* gib = app.add_option("--greater-is-better", greater_is_better,
-                             "Whether a larger metric is better (default: false for *loss, else true)");
+                             "Whether a larger metric is better (default: false for *loss, else true)")
+                  ->default_str("");
   app.add_option("--early-stopping-patience", o.early_stopping_patience, "Stop after N evaluations without improvement (0 = off)");
   app.add_option("--early-stopping-threshold", o.early_stopping_threshold, "Smallest change that counts as improvement");
   app.add_flag("--group-by-length", o.group_by_length, "Batch examples of similar length (less padding)");

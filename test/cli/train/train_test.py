@@ -8,6 +8,7 @@ stopping; bad inputs give one error line and a documented exit code."""
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -58,7 +59,9 @@ def reference_run():
     """The uninterrupted run every resume test compares against (made once)."""
     if not _reference:
         out = os.path.join(WORK, "reference")
+        t0 = time.time()
         train(out, *RESUME_ARGS)
+        _reference["seconds"] = time.time() - t0
         _reference["dir"] = out
     return _reference
 
@@ -182,49 +185,50 @@ def test_updates_equal_a_pytorch_loop():
 # ---- exact resume ----
 
 def test_sigkill_at_random_points_resumes_byte_identical():
-    reference_run()
-    rng = random.Random(int(os.environ.get("HFKIT_TEST_SEED", "0")) or None)
+    """Each run is killed only after it wrote a checkpoint of its own, at a random moment before the
+    next one (some during a checkpoint write), so every rerun resumes from a checkpoint strictly
+    inside the run; the end result must be the uninterrupted run's, byte for byte."""
+    ref = reference_run()
+    seed = int(os.environ.get("HFKIT_TEST_SEED", "20261201"))
+    print(f"  seed {seed} (HFKIT_TEST_SEED to replay)")
+    rng = random.Random(seed)
+    between = ref["seconds"] / (60 / 5)  # wall time from one checkpoint to the next, roughly
     out = os.path.join(WORK, "killed")
-    plan = ["ckpt", "step", "ckpt", "step", "step", "ckpt", "step"]  # where each kill lands
-    kills = []
-    for attempt in range(30):
+    plan = ["step", "ckpt", "step", "step", "ckpt", "step"]  # where each kill lands
+    kills, resumed = [], []
+    for attempt in range(len(plan) + 5):
+        newest_before = (complete_checkpoints(out) or [0])[-1]
         proc = start(out, *RESUME_ARGS, "--resume", "auto")
         if plan:
             how = plan.pop(0)
-            if how == "ckpt":
-                # During a checkpoint write: the moment a temp checkpoint directory appears, plus a
-                # random few milliseconds (so some kills land after the rename, before the marker).
-                seen = set(os.listdir(out)) if os.path.isdir(out) else set()
 
-                def writing():
-                    if not os.path.isdir(out):
-                        return False
-                    return any(n.endswith(".tmp") and n not in seen for n in os.listdir(out))
+            def saved_one():  # a complete checkpoint this run wrote
+                return (complete_checkpoints(out) or [0])[-1] > newest_before
 
-                if wait_for(writing, proc):
-                    time.sleep(rng.uniform(0, 0.02))
-            else:
-                # During training steps: metrics.jsonl is rewritten (a new inode) just before the
-                # loop starts; then a random moment within the next few dozen steps.
-                log = os.path.join(out, "metrics.jsonl")
-                before = os.stat(log).st_ino if os.path.exists(log) else None
+            if wait_for(saved_one, proc):
+                if how == "ckpt":
+                    # During the next checkpoint write: the moment its temp directory appears, plus
+                    # a few random milliseconds (some kills land after the rename, before the marker).
+                    def writing():
+                        return any(n.endswith(".tmp") for n in os.listdir(out))
 
-                def looping():
-                    return os.path.exists(log) and os.stat(log).st_ino != before
-
-                if wait_for(looping, proc):
-                    time.sleep(rng.uniform(0, 0.2))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills.append((how, complete_checkpoints(out)[-1:] or [0]))
+                    if wait_for(writing, proc):
+                        time.sleep(rng.uniform(0, 0.02))
+                else:
+                    time.sleep(rng.uniform(0, between))
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+                    kills.append((how, complete_checkpoints(out)[-1]))
         _, err = proc.communicate()
+        resumed += [int(m) for m in re.findall(r"resuming from \S*checkpoint-(\d+) \(step", err)]
         if proc.returncode == 0:
             break
         assert proc.returncode == -signal.SIGKILL, (proc.returncode, err[-2000:])
     else:
         raise AssertionError("never finished")
-    print(f"  {len(kills)} kills (kind, newest complete checkpoint after): {kills}")
-    assert len([k for k in kills if k[1][0] < 60]) >= 4, kills  # kills that cut the training short
+    print(f"  {len(kills)} kills (kind, newest complete checkpoint at the kill): {kills}; resumed from {resumed}")
+    inside = [s for s in resumed if 0 < s < 60]
+    assert len(inside) >= 4 and len(inside) == len(kills), (kills, resumed)
     check_same_as_reference(out)
     assert complete_checkpoints(out)[-1] == 60
     assert len(complete_checkpoints(out)) <= 4  # save_total_limit 3 (+ the best)

@@ -1,7 +1,10 @@
 // lib/train pieces without Python: HF's LR schedules (values from the formulas in
 // transformers.optimization), the epoch order and length grouping, dynamic padding, AdamW against
-// the update rule written out in double precision, its safetensors state round trip, and which
-// checkpoints rotation deletes.
+// the update rule written out in double precision, its safetensors state round trip, which
+// checkpoints rotation deletes (locally and remotely), and the checks of a run's inputs and outputs:
+// splits of one preprocess run, token ids in the vocabulary, complete checkpoints, one writer.
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -14,6 +17,7 @@
 #include "core/error.h"
 #include "data/data.h"
 #include "support/temp_dir.h"
+#include "train/internal.h"
 #include "train/train.h"
 
 // libtorch's c10 logging defines a glog-style CHECK(cond) that replaces doctest's: take it back.
@@ -38,12 +42,17 @@ TEST_CASE("train: learning-rate schedules") {
   for (const Case& c : cases) {
     CAPTURE(c.type);
     CAPTURE(c.step);
-    CHECK(lr_factor(c.type, c.step, c.warmup, c.total) == doctest::Approx(c.want).epsilon(1e-12));
+    const auto type = hf::train::parse_spelling(hf::train::kSchedulerTypes, c.type, "lr_scheduler_type");
+    CHECK(lr_factor(type, c.step, c.warmup, c.total) == doctest::Approx(c.want).epsilon(1e-12));
   }
-  CHECK(lr_factor("cosine", 35, 10, 110) == doctest::Approx(0.5 * (1 + std::cos(M_PI * 0.25))));
+  CHECK(lr_factor(hf::train::SchedulerType::kCosine, 35, 10, 110) == doctest::Approx(0.5 * (1 + std::cos(M_PI * 0.25))));
   CHECK(hf::train::num_warmup_steps(0, 0.1, 95) == 10);  // ceil(9.5)
   CHECK(hf::train::num_warmup_steps(3, 0.5, 95) == 3);
-  CHECK_THROWS_AS(lr_factor("polynomial", 0, 0, 1), hf::Error);
+  CHECK_THROWS_AS(hf::train::parse_spelling(hf::train::kSchedulerTypes, "polynomial", "lr_scheduler_type"), hf::Error);
+  // Every spelling parses back to its value (the table is the one definition).
+  for (const auto& s : hf::train::kSchedulerTypes)
+    CHECK(hf::train::parse_spelling(hf::train::kSchedulerTypes, s.name, "t") == s.value);
+  for (const auto& s : hf::train::kStrategies) CHECK(hf::train::spelling_of(hf::train::kStrategies, s.value) == std::string(s.name));
 }
 
 TEST_CASE("train: epoch order is a seeded permutation") {
@@ -135,7 +144,7 @@ std::vector<double> values(const torch::Tensor& t) {
 
 }  // namespace
 
-TEST_CASE("train: AdamW matches the update rule; no decay on biases and LayerNorm") {
+TEST_CASE("train: AdamW matches the update rule, with no decay on biases and LayerNorm") {
   CHECK(hf::train::AdamW::no_decay("bert.encoder.layer.0.output.LayerNorm.weight"));
   CHECK(hf::train::AdamW::no_decay("classifier.bias"));
   CHECK(!hf::train::AdamW::no_decay("classifier.weight"));
@@ -240,4 +249,126 @@ TEST_CASE("train: checkpoint listing and rotation") {
   // Limit 1 still keeps the best and the newest.
   CHECK(steps(hf::train::checkpoints_to_delete(all, 1, dir.file("checkpoint-20"))) == V{10, 30});
   CHECK(steps(hf::train::checkpoints_to_delete(all, 1, dir.file("checkpoint-40"))) == V{10, 20, 30});
+}
+
+TEST_CASE("train: splits of different preprocess runs are refused") {
+  hf::data::DatasetMeta a;
+  a.label_names = {"neg", "pos"};
+  a.source_sha256 = "aaa";
+  a.tokenizer_sha256 = "ttt";
+  a.max_length = 64;
+  hf::data::DatasetMeta b = a;
+  CHECK_NOTHROW(hf::train::check_same_preprocess_run(a, "d/train.safetensors", b, "d/validation.safetensors"));
+  auto refused = [&](const hf::data::DatasetMeta& other, const std::string& field) {
+    try {
+      hf::train::check_same_preprocess_run(a, "d/train.safetensors", other, "d/validation.safetensors");
+      FAIL("accepted a split whose " << field << " differs");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kDataErr);
+      const std::string what = e.what();
+      CHECK(what.find("d/validation.safetensors") != std::string::npos);
+      CHECK(what.find(field) != std::string::npos);
+      CHECK(what.find("different hf-preprocess runs") != std::string::npos);
+    }
+  };
+  b.source_sha256 = "bbb";
+  refused(b, "source_sha256");
+  b = a;
+  b.tokenizer_sha256 = "uuu";
+  refused(b, "tokenizer_sha256");
+  b = a;
+  b.max_length = 128;
+  refused(b, "max_length");
+  b = a;
+  b.label_names = {"pos", "neg"};
+  refused(b, "labels");
+  b = a;
+  b.multi_label = true;
+  refused(b, "multi_label");
+}
+
+TEST_CASE("train: token ids outside the model's vocabulary are refused, naming the example") {
+  hf::test::TempDir dir;
+  hf::data::SplitData split;
+  const std::vector<std::vector<std::int32_t>> rows = {{1, 7, 2}, {1, 8, 99, 2}, {1, 2}};
+  for (const auto& r : rows) {
+    split.input_ids.insert(split.input_ids.end(), r.begin(), r.end());
+    split.offsets.push_back(static_cast<std::int64_t>(split.input_ids.size()));
+  }
+  split.labels = {0, 1, 1};
+  hf::data::DatasetMeta meta;
+  meta.label_names = {"neg", "pos"};
+  hf::data::write_split(dir.path(), "train", split, meta);
+  const auto ds = hf::data::Dataset::open(dir.path(), "train");
+  CHECK_NOTHROW(hf::train::check_token_ids(ds, "train.safetensors", 100, 2));
+  try {
+    hf::train::check_token_ids(ds, "train.safetensors", 99, 2);  // id 99 is one past the end
+    FAIL("id 99 accepted with vocab_size 99");
+  } catch (const hf::Error& e) {
+    CHECK(e.kind() == hf::ErrorKind::kDataErr);
+    const std::string what = e.what();
+    CAPTURE(what);
+    CHECK(what.find("train.safetensors") != std::string::npos);
+    CHECK(what.find("example 1 ") != std::string::npos);
+    CHECK(what.find("id 99") != std::string::npos);
+  }
+}
+
+TEST_CASE("train: a checkpoint is complete only when its files are there as written") {
+  namespace fs = std::filesystem;
+  hf::test::TempDir dir;
+  for (const char* name : {"config.json", "model.safetensors", "optimizer.safetensors", "rng_state.safetensors",
+                           "scheduler.json", "trainer_state.json"})
+    std::ofstream(dir.file(name)) << name;
+  const auto written = hf::train::file_sizes(dir.path());
+  CHECK(written.size() == 6);
+  CHECK_NOTHROW(hf::train::verify_files(dir.path(), written));
+  std::ofstream(dir.file("model.safetensors"), std::ios::trunc) << "x";  // another writer truncated it
+  CHECK_THROWS_AS(hf::train::verify_files(dir.path(), written), hf::Error);
+  fs::remove(dir.file("model.safetensors"));
+  CHECK_THROWS_AS(hf::train::verify_files(dir.path(), written), hf::Error);
+  auto partial = written;
+  partial.erase("optimizer.safetensors");  // never written at all
+  std::ofstream(dir.file("model.safetensors")) << "model.safetensors";
+  CHECK_THROWS_AS(hf::train::verify_files(dir.path(), partial), hf::Error);
+}
+
+TEST_CASE("train: one writer per output directory") {
+  hf::test::TempDir dir;
+  {
+    hf::train::OutputLock first(dir.path());
+    try {
+      hf::train::OutputLock second(dir.path());
+      FAIL("a second lock on the same directory was granted");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kTempFail);
+      const std::string what = e.what();
+      CAPTURE(what);
+      CHECK(what.find("pid " + std::to_string(::getpid())) != std::string::npos);
+      CHECK(what.find("host ") != std::string::npos);
+    }
+  }
+  CHECK_NOTHROW(hf::train::OutputLock(dir.path()));  // released with its holder
+  CHECK(std::filesystem::exists(dir.file(hf::train::OutputLock::kLockFile)));  // never deleted
+}
+
+TEST_CASE("train: remote rotation keeps what save_total_limit keeps") {
+  auto remote = [](std::vector<std::int64_t> steps) {
+    std::vector<hf::storage::RemoteCheckpoint> out;
+    for (auto s : steps) out.push_back({hf::train::checkpoint_name(s), s, {}});
+    return out;
+  };
+  using S = std::vector<std::string>;
+  const auto all = remote({10, 20, 30, 40});
+  CHECK(hf::train::keep_policy(2, {})(all) == S{"checkpoint-30", "checkpoint-40"});
+  CHECK(hf::train::keep_policy(2, [] { return std::string("checkpoint-10"); })(all) ==
+        S{"checkpoint-10", "checkpoint-40"});
+  CHECK(hf::train::keep_policy(1, [] { return std::string("checkpoint-40"); })(all) == S{"checkpoint-40"});
+  CHECK(hf::train::keep_policy(0, {})(all).size() == 4);
+  const auto layout = hf::train::checkpoint_layout();
+  CHECK(layout.marker == ".complete");
+  CHECK(layout.step_of("checkpoint-120") == std::optional<std::int64_t>(120));
+  CHECK(!layout.step_of("checkpoint-").has_value());
+  CHECK(!layout.step_of("checkpoint-1x").has_value());
+  CHECK(!layout.step_of("final").has_value());
 }
