@@ -292,7 +292,8 @@ def test_dataset_dir_is_replaced_as_a_whole():
 
 def test_disk_full_half_way_keeps_the_old_dataset():
     # A tmpfs big enough for the small dataset but not for the big one: the second run fails
-    # while writing (exit 74) and must leave the first dataset as it was, with no temp directory.
+    # while writing its last split (exit 74), after train and validation were written, and must
+    # leave the first dataset as it was (not new train beside old test), with no temp directory.
     with tempdir() as d:
         mnt = os.path.join(d, "mnt")
         os.mkdir(mnt)
@@ -309,7 +310,8 @@ def test_disk_full_half_way_keeps_the_old_dataset():
             with open(big, "w") as f:
                 words = " ".join(["word"] * 200)
                 f.write("".join(json.dumps({"text": f"{words} {i}", "label": "ab"[i % 2]}) + "\n" for i in range(1500)))
-            p = run([PRE, "--tokenizer", MINILM, "-i", big, "-o", out], check=74)
+            p = run([PRE, "--tokenizer", MINILM, "-i", big, "-o", out, "--split", "train=0.1,validation=0.1,test=0.8"],
+                    check=74)
             assert "No space left on device" in p.stderr, p.stderr
             assert tree_digest(out) == before
             assert os.listdir(mnt) == ["ds"], os.listdir(mnt)
