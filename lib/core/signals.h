@@ -3,6 +3,10 @@
 // so a closed stdout shows up as EPIPE on write.
 #pragma once
 
+#include <string>
+
+#include "core/error.h"
+
 namespace hf {
 
 // Requires: called once from main before threads start.
@@ -10,5 +14,28 @@ void install_signal_handlers();
 // The number of the first stop signal received, or 0.
 int stop_signal();
 inline bool stop_requested() { return stop_signal() != 0; }
+
+// Thrown by check_stop() from a loop a stop signal interrupted: every frame between the loop and
+// the tool's entry point unwinds, so AtomicFile/AtomicDir drop their temps and nothing is
+// committed. Entry points end it with stoppable() below, which the run wrapper then turns into
+// exit 128+N. (If one escapes anyway, its kind kTempFail still says "retry".)
+class StopRequested : public Error {
+ public:
+  StopRequested() : Error(ErrorKind::kTempFail, "stopped by signal " + std::to_string(stop_signal())) {}
+};
+// Cheap (one relaxed atomic load): call it once per record or per chunk.
+inline void check_stop() {
+  if (stop_requested()) throw StopRequested();
+}
+// Runs an entry point's body; a StopRequested out of it becomes `stopped` (the run wrapper maps
+// a kOk outcome after a stop signal to 128+N).
+template <typename Body>
+auto stoppable(const Body& body, decltype(body()) stopped) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const StopRequested&) {
+    return stopped;
+  }
+}
 
 }  // namespace hf

@@ -3,23 +3,45 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <system_error>
+
+#include "core/error.h"
+#include "core/log.h"
 
 namespace hf {
 
 int default_thread_count() { return std::max(1u, std::thread::hardware_concurrency()); }
+int max_thread_count() { return kMaxThreadsPerCore * default_thread_count(); }
 
 ThreadPool::ThreadPool(int threads) : size_(threads > 0 ? threads : default_thread_count()) {
-  for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  if (size_ > max_thread_count()) {
+    log::warn("{} threads asked for, {} cores: using {}", size_, default_thread_count(), max_thread_count());
+    size_ = max_thread_count();
+  }
+  try {
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  } catch (const std::system_error& e) {
+    // A constructor that throws runs no destructor: stop and join the started workers here, or
+    // their std::thread objects would terminate the process.
+    const auto started = workers_.size();
+    stop_workers();
+    throw Error(ErrorKind::kUnavailable, "cannot start thread " + std::to_string(started + 2) + " of " +
+                                             std::to_string(size_) + ": " + e.code().message() +
+                                             " (lower --threads or raise the process limit)");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
 }
+
+ThreadPool::~ThreadPool() { stop_workers(); }
 
 void ThreadPool::run_chunks() {
   std::unique_lock<std::mutex> lock(mu_);

@@ -13,7 +13,10 @@ namespace hf {
 
 class ThreadPool {
  public:
-  // threads <= 0 means std::thread::hardware_concurrency().
+  // threads <= 0 means std::thread::hardware_concurrency(). More than kMaxThreadsPerCore per core
+  // is capped (with a warning): beyond that threads only add contention, and a huge count
+  // (--threads 100000) would exhaust the process limit. Throws Error(kUnavailable) when the
+  // system refuses to start a thread (EAGAIN: `ulimit -u` or memory), after joining those started.
   explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -28,6 +31,7 @@ class ThreadPool {
 
  private:
   void worker_loop();
+  void stop_workers();
   void run_chunks();
 
   int size_;
@@ -45,5 +49,8 @@ class ThreadPool {
 
 // The thread count to use for "--threads 0/auto".
 int default_thread_count();
+inline constexpr int kMaxThreadsPerCore = 4;
+// The most threads a pool starts: kMaxThreadsPerCore × default_thread_count().
+int max_thread_count();
 
 }  // namespace hf

@@ -8,8 +8,12 @@
 //   labels          I64 [N]  (single-label: index into label names)
 //                or F32 [N, K] (multi-label: multi-hot)
 //   __metadata__    hfkit_format "1", labels (JSON list), multi_label "true"/"false",
-//                   tokenizer_sha256, source_sha256, max_length, split, count
-// plus `dataset.json`, a manifest of the splits, labels and counts.
+//                   tokenizer_sha256, source_sha256, max_length, split, count, run_id
+// plus `dataset.json`, a manifest of the splits, labels, counts and the same run_id. hf-preprocess
+// writes the directory as one unit (core/file.h AtomicDir); run_id (a digest of the inputs,
+// tokenizer and options: runs that differ in any get different ids) lets a reader refuse splits of
+// different runs mixed by hand or by an older, non-atomic writer (check_same_run). Datasets
+// written before run_id existed have none.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +57,7 @@ struct DatasetMeta {
   std::string tokenizer_sha256;
   std::string source_sha256;
   std::size_t max_length = 0;  // 0: no truncation
+  std::string run_id;          // empty in datasets written before run ids
 };
 
 // Writes `<dir>/<split>.safetensors` atomically. Throws Error(kCantCreate/kIo).
@@ -75,12 +80,20 @@ class Dataset {
   std::int64_t label(std::size_t i) const;                             // single-label
   std::span<const float> multi_hot(std::size_t i) const;               // multi-label
   const DatasetMeta& meta() const;
+  // The split's file, for messages.
+  const std::string& path() const;
 
  private:
   struct Impl;
   explicit Dataset(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Requires that `splits` (e.g. train and validation, opened by hf-train) come from one
+// hf-preprocess run: the same run_id, or — for datasets older than run ids, none of which has
+// one — the same tokenizer_sha256 and source_sha256. Throws Error(kDataErr) naming the two split
+// files that differ. Fewer than two splits always pass.
+void check_same_run(std::span<const Dataset* const> splits);
 
 // What hf-preprocess does; the options mirror its flags (see tools/hf-preprocess/README.md).
 struct PreprocessOptions {
@@ -102,7 +115,8 @@ struct PreprocessOptions {
   std::string on_bad_record = "error";  // error|skip
 };
 
-// Runs the pipeline. Returns the process exit status (0). Throws hf::Error.
+// Runs the pipeline. A stop signal (core/signals.h) ends it promptly with nothing written and
+// Outcome::kOk (the run wrapper exits 128+N). Throws hf::Error.
 Outcome preprocess(const PreprocessOptions& options);
 
 }  // namespace hf::data

@@ -41,10 +41,12 @@ void write_split(const std::string& dir, const std::string& split, const SplitDa
   w.set_metadata("max_length", std::to_string(meta.max_length));
   w.set_metadata("split", split);
   w.set_metadata("count", std::to_string(n));
+  if (!meta.run_id.empty()) w.set_metadata("run_id", meta.run_id);
   w.write(dir + "/" + split + ".safetensors");
 }
 
 struct Dataset::Impl {
+  std::string path;
   io::SafetensorsFile file;
   DatasetMeta meta;
   std::span<const std::int32_t> ids;
@@ -62,7 +64,7 @@ Dataset& Dataset::operator=(Dataset&&) noexcept = default;
 
 Dataset Dataset::open(const std::string& dir, const std::string& split) {
   const std::string path = dir + "/" + split + ".safetensors";
-  auto impl = std::make_unique<Impl>(Impl{io::SafetensorsFile::open(path), {}, {}, {}, {}, {}, {}, 0});
+  auto impl = std::make_unique<Impl>(Impl{path, io::SafetensorsFile::open(path), {}, {}, {}, {}, {}, {}, 0});
   const auto& file = impl->file;
   auto bad = [&](const std::string& field, const std::string& msg) {
     return Error(ErrorKind::kDataErr, Where{path, 0, field}, msg);
@@ -84,6 +86,7 @@ Dataset Dataset::open(const std::string& dir, const std::string& split) {
   impl->meta.tokenizer_sha256 = get("tokenizer_sha256");
   impl->meta.source_sha256 = get("source_sha256");
   impl->meta.max_length = std::stoull(get("max_length"));
+  if (auto it = md.find("run_id"); it != md.end()) impl->meta.run_id = it->second;
 
   auto tensor = [&](const char* name) -> const io::TensorView& {
     const io::TensorView* t = file.find(name);
@@ -143,5 +146,23 @@ std::span<const float> Dataset::multi_hot(std::size_t i) const {
 }
 
 const DatasetMeta& Dataset::meta() const { return impl_->meta; }
+const std::string& Dataset::path() const { return impl_->path; }
+
+void check_same_run(std::span<const Dataset* const> splits) {
+  if (splits.size() < 2) return;
+  const Dataset& first = *splits[0];
+  for (const Dataset* other : splits.subspan(1)) {
+    const DatasetMeta& a = first.meta();
+    const DatasetMeta& b = other->meta();
+    const bool same = a.run_id == b.run_id &&
+                      (!a.run_id.empty() || (a.tokenizer_sha256 == b.tokenizer_sha256 &&
+                                             a.source_sha256 == b.source_sha256));
+    if (!same)
+      throw Error(ErrorKind::kDataErr, Where{other->path(), 0, "run_id"},
+                  "split comes from a different hf-preprocess run than " + first.path() + " (run " +
+                      (b.run_id.empty() ? "unknown" : b.run_id) + " vs " + (a.run_id.empty() ? "unknown" : a.run_id) +
+                      "): re-run hf-preprocess to write all splits together");
+  }
+}
 
 }  // namespace hf::data

@@ -2,18 +2,19 @@
 // directory; or, with output "-", a streaming JSONL encoder with bounded memory.
 #include <nlohmann/json.hpp>
 
-
 #include <algorithm>
-#include <optional>
 #include <atomic>
 #include <charconv>
 #include <map>
+#include <optional>
 #include <set>
+#include <span>
 #include <unordered_set>
 
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "core/thread_pool.h"
 #include "data/data.h"
 #include "io/io.h"
@@ -24,6 +25,10 @@ namespace {
 
 constexpr std::size_t kStreamChunk = 8192;  // records tokenized together in streaming mode
 constexpr std::size_t kGrain = 256;         // records per thread-pool task
+constexpr const char* kManifest = "dataset.json";
+// Streaming output adds these to each record (replacing input fields of the same name); the
+// second only for pairs.
+constexpr std::string_view kAddedFields[] = {"input_ids", "token_type_ids"};
 
 io::Format resolve_format(const std::string& format, const std::string& path) {
   if (format == "jsonl") return io::Format::kJsonl;
@@ -54,7 +59,7 @@ struct Example {
   std::string pair;
   std::vector<std::string> labels;  // one for single-label, any number for multi-label
   bool label_is_list = false;
-  std::string record;  // the input record as one JSON line, for <split>.jsonl
+  std::string record;  // the input record as one JSON line (fields as read), for <split>.jsonl
 };
 
 void append_ids(std::string& out, const char* key, const std::vector<std::int32_t>& ids) {
@@ -83,16 +88,18 @@ class Encoder {
   tokenizer::EncodeOptions opts_;
 };
 
-// Encodes `n` items in parallel (text_of(i) / pair_of(i) give the inputs) and appends one JSON
-// line per item, built by line_of(i, encoding, out), to `writer` in order. In skip mode an item
-// whose encoding fails is counted and left out.
+// Encodes `n` items in parallel (text_of(i) gives the text and optional pair) and appends one JSON
+// line per item, built by line_of(i, encoding, out), to `writer` in order. A tokenizer error is
+// reported at where_of(i) (file and line). In skip mode an item whose encoding fails is counted,
+// logged ("skipped: FILE:LINE: reason") and left out.
 struct StreamStats {
   std::uint64_t records = 0, tokens = 0, truncated = 0, bad = 0;
 };
 
-template <typename TextOf, typename LineOf>
-void encode_and_write(std::size_t n, const TextOf& text_of, const LineOf& line_of, const Encoder& encode,
-                      bool skip, ThreadPool& pool, io::JsonlWriter& writer, StreamStats& stats) {
+template <typename TextOf, typename LineOf, typename WhereOf>
+void encode_and_write(std::size_t n, const TextOf& text_of, const LineOf& line_of, const WhereOf& where_of,
+                      const Encoder& encode, bool skip, ThreadPool& pool, io::JsonlWriter& writer,
+                      StreamStats& stats) {
   std::vector<tokenizer::Encoding> enc(n);
   std::vector<std::string> errors(n);
   // Encoding and serialising both run on the pool: number formatting is a large share of the work.
@@ -102,12 +109,20 @@ void encode_and_write(std::size_t n, const TextOf& text_of, const LineOf& line_o
   pool.parallel_for(parts, 1, [&](std::size_t b, std::size_t e) {
     for (std::size_t p = b; p < e; ++p) {
       for (std::size_t i = p * per; i < std::min(n, (p + 1) * per); ++i) {
+        std::pair<std::string_view, std::optional<std::string_view>> input;
         try {
-          auto [text, pair] = text_of(i);
-          enc[i] = encode(text, pair ? &*pair : nullptr);
+          input = text_of(i);  // its errors name the file and line already
         } catch (const Error& err) {
           if (!skip) throw;
           errors[i] = err.what();
+          continue;
+        }
+        try {
+          enc[i] = encode(input.first, input.second ? &*input.second : nullptr);
+        } catch (const Error& err) {
+          Error located(err.kind(), where_of(i), err.what());
+          if (!skip) throw located;
+          errors[i] = located.what();
           continue;
         }
         line_of(i, enc[i], out[p]);
@@ -145,14 +160,18 @@ Outcome stream(const PreprocessOptions& o, const tokenizer::Tokenizer& tok, Thre
       // Fast path: lines are copied into one arena per chunk; output is {"input_ids": [...]}.
       std::string arena;
       std::vector<std::size_t> starts;
+      std::vector<std::int64_t> numbers;  // line number of each
       std::string_view line;
       bool more = true;
       while (more) {
         arena.clear();
         starts.assign(1, 0);
+        numbers.clear();
         while (starts.size() <= kStreamChunk && (more = reader.next_line(line))) {
+          check_stop();
           arena.append(line);
           starts.push_back(arena.size());
+          numbers.push_back(reader.line_number());
         }
         auto text_of = [&](std::size_t i) {
           return std::pair<std::string_view, std::optional<std::string_view>>(
@@ -163,7 +182,8 @@ Outcome stream(const PreprocessOptions& o, const tokenizer::Tokenizer& tok, Thre
           append_ids(s, "input_ids", e.ids);
           s += "}\n";
         };
-        encode_and_write(starts.size() - 1, text_of, line_of, encode, skip, pool, writer, stats);
+        auto where_of = [&](std::size_t i) { return Where{file, numbers[i], ""}; };
+        encode_and_write(starts.size() - 1, text_of, line_of, where_of, encode, skip, pool, writer, stats);
       }
     } else {
       // Records keep their fields; input_ids (and token_type_ids for pairs) are added.
@@ -172,6 +192,7 @@ Outcome stream(const PreprocessOptions& o, const tokenizer::Tokenizer& tok, Thre
       while (more) {
         chunk.clear();
         while (chunk.size() < kStreamChunk) {
+          check_stop();
           auto r = reader.next();
           if (!(more = r.has_value())) break;
           chunk.push_back(std::move(*r));
@@ -183,13 +204,18 @@ Outcome stream(const PreprocessOptions& o, const tokenizer::Tokenizer& tok, Thre
               io::require_string(chunk[i], o.text_field, file), pair);
         };
         auto line_of = [&](std::size_t i, const tokenizer::Encoding& e, std::string& s) {
-          nlohmann::ordered_json v = std::move(chunk[i].value);
-          v["input_ids"] = e.ids;
-          if (pairs) v["token_type_ids"] = e.type_ids;
-          s += v.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+          // Fields named like the added ones are replaced, as before; the others pass through as read.
+          std::string added;
+          append_ids(added, "input_ids", e.ids);
+          if (pairs) {
+            added += ',';
+            append_ids(added, "token_type_ids", e.type_ids);
+          }
+          io::append_passthrough(s, chunk[i], std::span(kAddedFields).first(pairs ? 2 : 1), added);
           s += '\n';
         };
-        encode_and_write(chunk.size(), text_of, line_of, encode, skip, pool, writer, stats);
+        auto where_of = [&](std::size_t i) { return Where{file, chunk[i].line, o.text_field}; };
+        encode_and_write(chunk.size(), text_of, line_of, where_of, encode, skip, pool, writer, stats);
       }
     }
     stats.bad += static_cast<std::uint64_t>(reader.bad_records());
@@ -200,36 +226,34 @@ Outcome stream(const PreprocessOptions& o, const tokenizer::Tokenizer& tok, Thre
   return Outcome::kOk;
 }
 
-}  // namespace
 
-Outcome preprocess(const PreprocessOptions& o) {
-  if (o.tokenizer.empty()) throw Error(ErrorKind::kUsage, "--tokenizer is required");
-  if (o.output.empty()) throw Error(ErrorKind::kUsage, "--output is required (a directory, or - for stdout)");
-  if (o.inputs.empty()) throw Error(ErrorKind::kUsage, "--input is required");
-  tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(o.tokenizer);
-  ThreadPool pool(o.threads);
-  if (o.output == "-") return stream(o, tok, pool);
-
-  const bool skip = skip_bad(o);
-  const bool pairs = !o.text_pair_field.empty();
-  const bool labelled = !o.label_field.empty();
-  const auto splits = parse_split_spec(o.split);
-  Encoder encode(o, tok);
-
-  // 1. Read every record (splitting and label discovery need them all).
+// Step 1's result: every example with where it came from, and what reading them found.
+struct Input {
   std::vector<Example> examples;
   std::vector<std::pair<std::string, std::int64_t>> origin;  // file, line of each example
+  std::string source_sha256;
+  std::uint64_t bad = 0, duplicates = 0;
+  bool multi_label = false;
+};
+
+// 1. Read every record (splitting and label discovery need them all).
+Input read_examples(const PreprocessOptions& o, bool skip) {
+  const bool pairs = !o.text_pair_field.empty();
+  const bool labelled = !o.label_field.empty();
+  Input in;
   Sha256 stdin_hash;
   std::string source_hashes;
-  std::uint64_t bad = 0, duplicates = 0;
   std::unordered_set<std::string> seen;
   bool any_list = false, any_scalar = false;
+  std::optional<bool> integer_labels;  // the type of the first scalar label
   for (const auto& path : o.inputs) {
     io::Format fmt = resolve_format(o.format, path);
     io::RecordReader reader(path, fmt, io::ReaderOptions{skip ? io::OnBad::kSkip : io::OnBad::kError});
     const std::string text_field = fmt == io::Format::kLines ? "text" : o.text_field;
     while (auto r = reader.next()) {
+      check_stop();
       Example ex;
+      bool is_integer = false;
       try {
         ex.text = io::require_string(*r, text_field, reader.display_name());
         if (pairs) ex.pair = io::require_string(*r, o.text_pair_field, reader.display_name());
@@ -237,14 +261,15 @@ Outcome preprocess(const PreprocessOptions& o) {
           io::Labels labels = io::require_labels(*r, o.label_field, reader.display_name());
           ex.labels = std::move(labels.values);
           ex.label_is_list = labels.is_list;
+          is_integer = labels.is_integer;
         }
       } catch (const Error& err) {
         if (!skip) throw;
-        ++bad;
+        ++in.bad;
         log::warn("skipped: {}", err.what());
         continue;
       }
-      ex.record = r->value.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+      io::append_passthrough(ex.record, *r, {}, {});
       if (path == "-") {
         stdin_hash.update(ex.record);
         stdin_hash.update("\n");
@@ -254,7 +279,7 @@ Outcome preprocess(const PreprocessOptions& o) {
         key += '\0';
         key += ex.pair;
         if (!seen.insert(std::move(key)).second) {
-          ++duplicates;
+          ++in.duplicates;
           continue;
         }
       }
@@ -262,87 +287,141 @@ Outcome preprocess(const PreprocessOptions& o) {
       if (labelled && any_list && any_scalar)
         throw Error(ErrorKind::kDataErr, Where{path, r->line, o.label_field},
                     "mixes single labels and label lists");
-      examples.push_back(std::move(ex));
-      origin.emplace_back(path, r->line);
+      // 1 and "1" would become one label: the data is ambiguous, so it is refused.
+      if (labelled && !ex.label_is_list) {
+        if (!integer_labels) integer_labels = is_integer;
+        if (*integer_labels != is_integer)
+          throw Error(ErrorKind::kDataErr, Where{path, r->line, o.label_field},
+                      std::string("mixed label types: ") + (is_integer ? "an integer" : "a string") +
+                          " where earlier labels are " + (*integer_labels ? "integers" : "strings"));
+      }
+      in.examples.push_back(std::move(ex));
+      in.origin.emplace_back(path, r->line);
     }
-    bad += static_cast<std::uint64_t>(reader.bad_records());
+    in.bad += static_cast<std::uint64_t>(reader.bad_records());
     source_hashes += path == "-" ? stdin_hash.hex_digest() : sha256_file(path);
   }
-  if (examples.empty()) throw Error(ErrorKind::kDataErr, "no examples in the input");
+  if (in.examples.empty()) throw Error(ErrorKind::kDataErr, "no examples in the input");
+  in.multi_label = any_list;
+  in.source_sha256 = o.inputs.size() == 1 ? source_hashes : sha256_hex(source_hashes);
+  return in;
+}
 
-  // 2. Labels: given (fixed order; unknown labels are errors) or discovered (sorted).
-  DatasetMeta meta;
-  meta.multi_label = any_list;
-  meta.has_pairs = pairs;
-  meta.max_length = o.max_length;
-  meta.tokenizer_sha256 = tok.sha256();
-  meta.source_sha256 = o.inputs.size() == 1 ? source_hashes : sha256_hex(source_hashes);
+// 2. Labels: given (fixed order; unknown labels are errors) or discovered (sorted). Returns each
+// label's index.
+std::map<std::string, int> resolve_labels(const PreprocessOptions& o, const Input& in, DatasetMeta& meta) {
   std::map<std::string, int> label_index;
-  if (labelled) {
-    if (!o.labels.empty()) {
-      meta.label_names = o.labels;
-    } else {
-      std::set<std::string> names;
-      for (const auto& ex : examples) names.insert(ex.labels.begin(), ex.labels.end());
-      meta.label_names.assign(names.begin(), names.end());
-      // Integer labels sort numerically ("2" before "10").
-      bool numeric = std::all_of(names.begin(), names.end(), [](const std::string& s) {
-        return !s.empty() && s.find_first_not_of("-0123456789") == std::string::npos && s.size() < 18;
-      });
-      if (numeric)
-        std::sort(meta.label_names.begin(), meta.label_names.end(),
-                  [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
-    }
-    for (std::size_t i = 0; i < meta.label_names.size(); ++i) {
-      if (!label_index.emplace(meta.label_names[i], static_cast<int>(i)).second)
-        throw Error(ErrorKind::kUsage, "--labels: '" + meta.label_names[i] + "' given twice");
-    }
-    for (std::size_t i = 0; i < examples.size(); ++i)
-      for (const auto& l : examples[i].labels)
-        if (!label_index.count(l))
-          throw Error(ErrorKind::kDataErr, Where{origin[i].first, origin[i].second, o.label_field},
-                      "unknown label '" + l + "' (not in --labels)");
-    if (!meta.multi_label && meta.label_names.size() < 2)
-      log::warn("only one label ('{}') in the data", meta.label_names.empty() ? "" : meta.label_names[0]);
+  if (o.label_field.empty()) return label_index;
+  if (!o.labels.empty()) {
+    meta.label_names = o.labels;
+  } else {
+    std::set<std::string> names;
+    for (const auto& ex : in.examples) names.insert(ex.labels.begin(), ex.labels.end());
+    meta.label_names.assign(names.begin(), names.end());
+    // Integer labels sort numerically ("2" before "10").
+    bool numeric = std::all_of(names.begin(), names.end(), [](const std::string& s) {
+      return !s.empty() && s.find_first_not_of("-0123456789") == std::string::npos && s.size() < 18;
+    });
+    if (numeric)
+      std::sort(meta.label_names.begin(), meta.label_names.end(),
+                [](const std::string& a, const std::string& b) { return std::stoll(a) < std::stoll(b); });
   }
+  for (std::size_t i = 0; i < meta.label_names.size(); ++i) {
+    if (!label_index.emplace(meta.label_names[i], static_cast<int>(i)).second)
+      throw Error(ErrorKind::kUsage, "--labels: '" + meta.label_names[i] + "' given twice");
+  }
+  for (std::size_t i = 0; i < in.examples.size(); ++i)
+    for (const auto& l : in.examples[i].labels)
+      if (!label_index.count(l))
+        throw Error(ErrorKind::kDataErr, Where{in.origin[i].first, in.origin[i].second, o.label_field},
+                    "unknown label '" + l + "' (not in --labels)");
+  if (!meta.multi_label && meta.label_names.size() < 2)
+    log::warn("only one label ('{}') in the data", meta.label_names.empty() ? "" : meta.label_names[0]);
+  return label_index;
+}
 
-  // 3. Splits.
+// 3. Splits: the split index of every example.
+std::vector<int> assign_to_splits(const PreprocessOptions& o, const Input& in,
+                                  const std::vector<std::pair<std::string, double>>& splits) {
   std::vector<double> fractions;
   for (const auto& s : splits) fractions.push_back(s.second);
   std::vector<int> strata;
   if (o.stratify) {
-    if (!labelled) throw Error(ErrorKind::kConfig, "--stratify needs labels (--label-field)");
+    if (o.label_field.empty()) throw Error(ErrorKind::kConfig, "--stratify needs labels (--label-field)");
     std::map<std::string, int> ids;
-    for (const auto& ex : examples) {
+    for (const auto& ex : in.examples) {
       std::string key;
       for (const auto& l : ex.labels) key += l + '\x1f';
       strata.push_back(ids.emplace(key, static_cast<int>(ids.size())).first->second);
     }
   }
-  std::vector<int> assignment = assign_splits(examples.size(), fractions, o.seed, o.stratify ? &strata : nullptr);
+  return assign_splits(in.examples.size(), fractions, o.seed, o.stratify ? &strata : nullptr);
+}
 
-  // 4. Tokenize everything in parallel.
-  std::vector<tokenizer::Encoding> enc(examples.size());
-  log::Progress progress("tokenizing", examples.size());
+// 4. Tokenize everything in parallel.
+std::vector<tokenizer::Encoding> tokenize_all(const PreprocessOptions& o, const Input& in, const Encoder& encode,
+                                              ThreadPool& pool) {
+  const bool pairs = !o.text_pair_field.empty();
+  std::vector<tokenizer::Encoding> enc(in.examples.size());
+  log::Progress progress("tokenizing", in.examples.size());
   std::atomic<std::uint64_t> done{0};
-  pool.parallel_for(examples.size(), kGrain, [&](std::size_t b, std::size_t e) {
+  pool.parallel_for(in.examples.size(), kGrain, [&](std::size_t b, std::size_t e) {
+    check_stop();
     for (std::size_t i = b; i < e; ++i) {
-      std::string_view pair = examples[i].pair;
-      enc[i] = encode(examples[i].text, pairs ? &pair : nullptr);
+      std::string_view pair = in.examples[i].pair;
+      try {
+        enc[i] = encode(in.examples[i].text, pairs ? &pair : nullptr);
+      } catch (const Error& err) {
+        throw Error(err.kind(), Where{in.origin[i].first, in.origin[i].second, o.text_field}, err.what());
+      }
     }
     progress.update(done += e - b);
   });
   progress.finish();
+  return enc;
+}
 
-  // 5. Assemble and write each split, keeping input order within a split.
-  make_dirs(o.output);
+// The run id recorded in every split and the manifest (check_same_run compares them): a digest
+// of everything the output depends on — inputs, tokenizer and options. Two runs that would write
+// the same dataset get the same id (so a re-run stays byte-identical and its splits are
+// interchangeable); any difference in data or options gives a different one.
+std::string run_id_of(const PreprocessOptions& o, const DatasetMeta& meta) {
+  nlohmann::ordered_json j;
+  j["hfkit_format"] = kFormatVersion;
+  j["source_sha256"] = meta.source_sha256;
+  j["tokenizer_sha256"] = meta.tokenizer_sha256;
+  j["format"] = o.format;
+  j["text_field"] = o.text_field;
+  j["text_pair_field"] = o.text_pair_field;
+  j["label_field"] = o.label_field;
+  j["labels"] = o.labels;
+  j["split"] = o.split;
+  j["stratify"] = o.stratify;
+  j["dedupe"] = o.dedupe;
+  j["seed"] = o.seed;
+  j["max_length"] = o.max_length;
+  j["truncation"] = o.truncation;
+  j["on_bad_record"] = o.on_bad_record;
+  constexpr std::size_t kRunIdLength = 32;  // hex digits: 128 bits
+  return sha256_hex(j.dump()).substr(0, kRunIdLength);
+}
+
+// 5. Assemble and write each split, keeping input order within a split, into a temp directory
+// that replaces the output directory as a whole once every file is written.
+void write_dataset(const PreprocessOptions& o, const std::vector<std::pair<std::string, double>>& splits,
+                   const Input& in, const DatasetMeta& meta, std::map<std::string, int>& label_index,
+                   const std::vector<int>& assignment, const std::vector<tokenizer::Encoding>& enc) {
+  const bool labelled = !o.label_field.empty();
+  AtomicDir out_dir(o.output, kManifest);
+  const std::string& dir = out_dir.temp_path();
   nlohmann::ordered_json manifest;
   manifest["hfkit_format"] = kFormatVersion;
+  manifest["run_id"] = meta.run_id;
   manifest["labels"] = meta.label_names;
   manifest["multi_label"] = meta.multi_label;
-  manifest["pairs"] = pairs;
+  manifest["pairs"] = meta.has_pairs;
   manifest["text_field"] = o.text_field;
-  if (pairs) manifest["text_pair_field"] = o.text_pair_field;
+  if (meta.has_pairs) manifest["text_pair_field"] = o.text_pair_field;
   manifest["label_field"] = o.label_field;
   manifest["max_length"] = o.max_length;
   manifest["truncation"] = o.truncation;
@@ -354,36 +433,37 @@ Outcome preprocess(const PreprocessOptions& o) {
   manifest["inputs"] = o.inputs;
   std::uint64_t total_tokens = 0, total_truncated = 0;
   for (std::size_t s = 0; s < splits.size(); ++s) {
+    check_stop();
     SplitData d;
     // The split's records as JSONL beside the tensors, so `hf-predict` + `hf-eval` can score the
     // held-out split with its original texts and labels.
-    AtomicFile text_copy(o.output + "/" + splits[s].first + ".jsonl");
+    AtomicFile text_copy(dir + "/" + splits[s].first + ".jsonl");
     std::vector<std::uint64_t> per_label(meta.label_names.size(), 0);
     std::uint64_t truncated = 0;
-    for (std::size_t i = 0; i < examples.size(); ++i) {
+    for (std::size_t i = 0; i < in.examples.size(); ++i) {
       if (assignment[i] != static_cast<int>(s)) continue;
       const auto& e = enc[i];
-      text_copy.write(examples[i].record);
+      text_copy.write(in.examples[i].record);
       text_copy.write("\n");
       d.input_ids.insert(d.input_ids.end(), e.ids.begin(), e.ids.end());
-      if (pairs) d.token_type_ids.insert(d.token_type_ids.end(), e.type_ids.begin(), e.type_ids.end());
+      if (meta.has_pairs) d.token_type_ids.insert(d.token_type_ids.end(), e.type_ids.begin(), e.type_ids.end());
       d.offsets.push_back(static_cast<std::int64_t>(d.input_ids.size()));
       truncated += e.truncated;
       if (!labelled) continue;
       if (meta.multi_label) {
         std::size_t base = d.multi_hot.size();
         d.multi_hot.resize(base + meta.label_names.size(), 0.0f);
-        for (const auto& l : examples[i].labels) {
+        for (const auto& l : in.examples[i].labels) {
           d.multi_hot[base + static_cast<std::size_t>(label_index[l])] = 1.0f;
           per_label[static_cast<std::size_t>(label_index[l])]++;
         }
       } else {
-        int l = label_index[examples[i].labels[0]];
+        int l = label_index[in.examples[i].labels[0]];
         d.labels.push_back(l);
         per_label[static_cast<std::size_t>(l)]++;
       }
     }
-    write_split(o.output, splits[s].first, d, meta);
+    write_split(dir, splits[s].first, d, meta);
     text_copy.commit();
     nlohmann::ordered_json info;
     info["file"] = splits[s].first + ".safetensors";
@@ -404,14 +484,49 @@ Outcome preprocess(const PreprocessOptions& o) {
     log::info("{}: {} examples, {} tokens, {} truncated{}", splits[s].first, d.size(), d.input_ids.size(),
               truncated, label_summary);
   }
-  manifest["examples"] = examples.size();
+  manifest["examples"] = in.examples.size();
   manifest["tokens"] = total_tokens;
-  manifest["duplicates_removed"] = duplicates;
-  manifest["bad_records_skipped"] = bad;
-  write_file_atomic(o.output + "/dataset.json", manifest.dump(2) + "\n");
+  manifest["duplicates_removed"] = in.duplicates;
+  manifest["bad_records_skipped"] = in.bad;
+  write_file_atomic(dir + "/" + kManifest, manifest.dump(2) + "\n");
+  check_stop();
+  out_dir.commit();
   log::info("wrote {}: {} examples, {} tokens, {} truncated, {} duplicates removed, {} bad records skipped",
-            o.output, examples.size(), total_tokens, total_truncated, duplicates, bad);
+            o.output, in.examples.size(), total_tokens, total_truncated, in.duplicates, in.bad);
+}
+
+Outcome run(const PreprocessOptions& o) {
+  if (o.tokenizer.empty()) throw Error(ErrorKind::kUsage, "--tokenizer is required");
+  if (o.output.empty()) throw Error(ErrorKind::kUsage, "--output is required (a directory, or - for stdout)");
+  if (o.inputs.empty()) throw Error(ErrorKind::kUsage, "--input is required");
+  tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(o.tokenizer);
+  ThreadPool pool(o.threads);
+  if (o.output == "-") return stream(o, tok, pool);
+
+  const bool skip = skip_bad(o);
+  const auto splits = parse_split_spec(o.split);
+  Encoder encode(o, tok);
+
+  Input in = read_examples(o, skip);
+  DatasetMeta meta;
+  meta.multi_label = in.multi_label;
+  meta.has_pairs = !o.text_pair_field.empty();
+  meta.max_length = o.max_length;
+  meta.tokenizer_sha256 = tok.sha256();
+  meta.source_sha256 = in.source_sha256;
+  meta.run_id = run_id_of(o, meta);
+  std::map<std::string, int> label_index = resolve_labels(o, in, meta);
+  const std::vector<int> assignment = assign_to_splits(o, in, splits);
+  const std::vector<tokenizer::Encoding> enc = tokenize_all(o, in, encode, pool);
+  write_dataset(o, splits, in, meta, label_index, assignment, enc);
   return Outcome::kOk;
+}
+
+}  // namespace
+
+// A stop signal ends the run wherever it is, with nothing committed (exit 128+N).
+Outcome preprocess(const PreprocessOptions& o) {
+  return stoppable([&] { return run(o); }, Outcome::kOk);
 }
 
 }  // namespace hf::data

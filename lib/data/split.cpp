@@ -5,6 +5,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "data/data.h"
 
 namespace hf::data {
@@ -49,6 +50,11 @@ std::vector<std::pair<std::string, double>> parse_split_spec(const std::string& 
     if (eq == std::string::npos || eq == 0)
       throw Error(ErrorKind::kUsage, "--split: expected name=fraction, got '" + part + "'");
     std::string name = part.substr(0, eq);
+    // The name becomes <output>/<name>.safetensors: '../x' would write outside the directory.
+    if (!is_safe_name(name))
+      throw Error(ErrorKind::kUsage, "--split: bad split name '" + name + "': use up to " +
+                                         std::to_string(kMaxNameLength) +
+                                         " of A-Z a-z 0-9 _ . - (not starting with '.')");
     double f = 0;
     try {
       std::size_t used = 0;

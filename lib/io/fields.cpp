@@ -60,6 +60,7 @@ Labels require_labels(const Record& record, std::string_view field, const std::s
     out.values.push_back(v.get<std::string>());
   } else if (v.is_number_integer()) {
     out.values.push_back(v.dump());
+    out.is_integer = true;
   } else if (v.is_array()) {
     out.is_list = true;
     for (const auto& item : v) {

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/signals.h"
 
 namespace hf::io::detail {
 namespace {
@@ -106,7 +107,12 @@ bool LineSource::fill() {
   for (;;) {
     ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      // A stop signal interrupts a read blocked on a quiet pipe: end here rather than wait for
+      // data that may never come (the handlers are installed without SA_RESTART for this).
+      if (errno == EINTR) {
+        check_stop();
+        continue;
+      }
       throw_errno(ErrorKind::kIo, "cannot read", name_, errno);
     }
     if (n == 0) {

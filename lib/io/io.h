@@ -41,14 +41,32 @@ struct ReaderOptions {
   int max_bad_logged = 20;
 };
 
+// JSON Lines records nested deeper than this (arrays and objects) are bad records: every loop
+// over untrusted structure has a bound (STYLE.md §12), and 100k levels crash recursive code.
+inline constexpr int kMaxJsonDepth = 512;
+
 // One input record.
-//   kJsonl: the parsed object of one line.
+//   kJsonl: the parsed object of one line, and that line's text (`raw`) for passthrough output.
 //   kCsv/kTsv: {column: string} in header order, every value a string.
 //   kLines: {"text": line}.
 struct Record {
   std::int64_t line = 0;  // 1-based physical line where the record starts
   nlohmann::ordered_json value;
+  std::string raw;        // kJsonl only: the object's text as read (parsed values lose digits)
 };
+
+// Appends `record` as one compact JSON object for output, its fields passed through as read:
+// for JSONL each member's value is its original text byte for byte (12345678901234567890123456789
+// stays so, where a parsed double would print 1.2345678901234568e+29), only the whitespace
+// between members is dropped; a key given twice keeps its first position and last value, as the
+// parsed record does. Members named in `drop` are left out, and `extra` — already-serialised
+// members ("\"k\":v,\"k2\":v2", or empty) — goes before the closing brace.
+// Requires: `record` came from RecordReader (its raw text is valid JSON).
+void append_passthrough(std::string& out, const Record& record, std::span<const std::string_view> drop,
+                        std::string_view extra);
+// The members of a JSON object text as (key, value) texts, in order; whitespace around them is
+// trimmed. Requires: `object` is a valid JSON object.
+std::vector<std::pair<std::string_view, std::string_view>> object_members(std::string_view object);
 
 // Reads records one at a time from a file or "-" (stdin). A regular file (stdin redirected from
 // one included) is mmap'ed; pipes are read in 1 MiB blocks. Memory stays bounded by the longest
@@ -117,11 +135,13 @@ std::vector<Record> read_all(const std::string& path, Format format, ReaderOptio
 std::string_view require_string(const Record& record, std::string_view field, const std::string& file);
 
 // A label: a string, an integer (returned in decimal), or a list of strings (multi-label; may be
-// empty). `is_list` tells the two forms apart. Throws Error(kDataErr) for anything else,
-// including a missing field.
+// empty). `is_list` tells the two forms apart, `is_integer` an integer from a string ("1" and 1
+// give the same value: callers refuse data that mixes them). Throws Error(kDataErr) for anything
+// else, including a missing field.
 struct Labels {
   std::vector<std::string> values;
   bool is_list = false;
+  bool is_integer = false;
 };
 Labels require_labels(const Record& record, std::string_view field, const std::string& file);
 

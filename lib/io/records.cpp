@@ -44,6 +44,25 @@ const char* json_type_name(const nlohmann::ordered_json& v) {
   }
 }
 
+// The deepest nesting of arrays and objects in a JSON text (outside strings); stops counting once
+// past `limit`. Run before parsing, so a hostile line costs one linear scan.
+int json_depth(std::string_view text, int limit) {
+  int depth = 0, deepest = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i)
+        if (text[i] == '\\') ++i;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) break;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 }  // namespace
 
 class RecordReader::Impl {
@@ -58,7 +77,7 @@ class RecordReader::Impl {
           case Format::kLines: {
             std::string_view line;
             if (!next_line(line)) return std::nullopt;
-            Record r{source_.line_number(), nlohmann::ordered_json::object()};
+            Record r{source_.line_number(), nlohmann::ordered_json::object(), {}};
             r.value["text"] = std::string(line);
             return r;
           }
@@ -115,7 +134,9 @@ class RecordReader::Impl {
     // nlohmann stops at a NUL as if the input ended there; JSON text never holds a raw NUL.
     if (auto nul = line.find('\0'); nul != std::string_view::npos)
       throw BadRecord{no, fmt::format("invalid JSON at byte {}: NUL byte", nul + 1)};
-    Record r{no, {}};
+    if (json_depth(line, kMaxJsonDepth) > kMaxJsonDepth)
+      throw BadRecord{no, fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth)};
+    Record r{no, {}, std::string(line)};
     try {
       r.value = nlohmann::ordered_json::parse(line);
     } catch (const nlohmann::json::parse_error& e) {
@@ -231,7 +252,7 @@ class RecordReader::Impl {
     if (fields_.size() != columns_.size())
       throw BadRecord{line, fmt::format("expected {} fields (as in the header), got {}", columns_.size(),
                                         fields_.size())};
-    Record r{line, nlohmann::ordered_json::object()};
+    Record r{line, nlohmann::ordered_json::object(), {}};
     for (std::size_t i = 0; i < fields_.size(); ++i) r.value[columns_[i]] = std::move(fields_[i]);
     return r;
   }

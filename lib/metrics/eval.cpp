@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "io/io.h"
 #include "metrics/metrics.h"
 
@@ -18,9 +19,15 @@ using Json = nlohmann::ordered_json;
 
 using Line = io::Record;  // .line (1-based), .value (the JSON object)
 
-// All records of a JSONL file ("-" = stdin); an input without records is an error here.
+// All records of a JSONL file ("-" = stdin); an input without records is an error here. A stop
+// signal ends the read (StopRequested).
 std::vector<Line> read_jsonl(const std::string& path, const std::string& shown) {
-  std::vector<Line> lines = io::read_all(path, io::Format::kJsonl);
+  std::vector<Line> lines;
+  io::RecordReader reader(path, io::Format::kJsonl);
+  while (auto r = reader.next()) {
+    check_stop();
+    lines.push_back(std::move(*r));
+  }
   if (lines.empty()) throw Error(ErrorKind::kDataErr, fmt::format("{}: no records", shown));
   return lines;
 }

@@ -11,7 +11,7 @@ from safetensors.numpy import load_file
 from safetensors import safe_open
 from tokenizers import Tokenizer
 
-from hfkit_testlib import MINILM, DATA, expect_error, main, run, tempdir, tool
+from hfkit_testlib import MINILM, DATA, expect_error, main, run, stop_trickling, tempdir, tool
 
 PRE = tool("hf-preprocess")
 AMAZON = os.path.join(DATA, "sentiment", "amazon.jsonl")
@@ -223,6 +223,152 @@ def test_broken_pipe_is_quiet():
              f"-i - --format lines -o - | head -n 1; echo \"status=${{PIPESTATUS[2]}}\" >&2"], check=0)
     assert p.stdout.count("\n") == 1 and json.loads(p.stdout)["input_ids"][0] == 101, p.stdout
     assert p.stderr == "status=0\n", p.stderr
+
+
+def test_split_names_stay_inside_the_output_dir():
+    with tempdir() as d:
+        out = os.path.join(d, "o")
+        for spec in ["../x=1", "train=0.5,../../y=0.5", ".hidden=1", "a/b=1"]:
+            expect_error([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", out, "--split", spec], 64,
+                         "--split", "bad split name")
+        assert os.listdir(d) == [], os.listdir(d)  # nothing beside o/, no o/ either
+
+
+def test_mixed_label_types_are_refused():
+    with tempdir() as d:
+        src = os.path.join(d, "in.jsonl")
+        with open(src, "w") as f:
+            f.write('{"text": "a", "label": 1}\n{"text": "b", "label": 2}\n{"text": "c", "label": "1"}\n')
+        expect_error([PRE, "--tokenizer", MINILM, "-i", src, "-o", os.path.join(d, "ds")], 65,
+                     "in.jsonl:3", "label", "mixed label types")
+        assert not os.path.exists(os.path.join(d, "ds"))
+
+
+def test_passthrough_is_byte_identical_and_nesting_is_bounded():
+    with tempdir() as d:
+        src = os.path.join(d, "in.jsonl")
+        fields = ('"id": 12345678901234567890123456789, "f": 1.0, "e": 1E+2, "s": "caf\\u00e9 \\/", '
+                  '"deep": [[[{"x": -0.0}]]], "text": "good film", "label": "pos"')
+        with open(src, "w") as f:
+            f.write("{" + fields + "}\n")
+            f.write('{"text": "bad film", "label": "neg"}\n')
+        want = '{"id":12345678901234567890123456789,"f":1.0,"e":1E+2,"s":"caf\\u00e9 \\/",' \
+               '"deep":[[[{"x": -0.0}]]],"text":"good film","label":"pos"'
+        # Streaming: the fields as read, then input_ids.
+        p = run([PRE, "--tokenizer", MINILM, "-i", src, "-o", "-"], check=0)
+        first = p.stdout.splitlines()[0]
+        assert first.startswith(want + ',"input_ids":['), first
+        # Dataset: <split>.jsonl holds the records as read.
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "-i", src, "-o", out, "--split", "train=1", "-q"], check=0)
+        assert open(os.path.join(out, "train.jsonl")).read().splitlines()[0] == want + "}"
+        # 100k levels: a data error naming the line (exit 65), not a crash (139).
+        with open(src, "a") as f:
+            f.write('{"text": "x", "label": "pos", "n": ' + "[" * 100000 + "]" * 100000 + "}\n")
+        for output in [out, "-"]:
+            expect_error([PRE, "--tokenizer", MINILM, "-i", src, "-o", output], 65, "in.jsonl:3", "nested deeper than 512")
+        assert open(os.path.join(out, "train.jsonl")).read().splitlines()[0] == want + "}"
+
+
+def test_dataset_dir_is_replaced_as_a_whole():
+    with tempdir() as d:
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", out, "-q"], check=0)
+        m = json.load(open(os.path.join(out, "dataset.json")))
+        ids = {load_split(out, s)[1]["run_id"] for s in ["train", "validation", "test"]}
+        assert ids == {m["run_id"]} and len(m["run_id"]) == 32, (ids, m["run_id"])
+        # A re-run with other splits leaves no file of the old run behind.
+        run([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", out, "--split", "all=1", "-q"], check=0)
+        assert sorted(os.listdir(out)) == ["all.jsonl", "all.safetensors", "dataset.json"], os.listdir(out)
+        assert json.load(open(os.path.join(out, "dataset.json")))["run_id"] != m["run_id"]
+        assert sorted(os.listdir(d)) == ["ds"]
+        # A directory that holds something else is never replaced.
+        home = os.path.join(d, "home")
+        os.mkdir(home)
+        open(os.path.join(home, "notes.txt"), "w").write("mine")
+        expect_error([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", home], 73, "home", "dataset.json")
+        assert os.listdir(home) == ["notes.txt"]
+
+
+def test_disk_full_half_way_keeps_the_old_dataset():
+    # A tmpfs big enough for the small dataset but not for the big one: the second run fails
+    # while writing its last split (exit 74), after train and validation were written, and must
+    # leave the first dataset as it was (not new train beside old test), with no temp directory.
+    with tempdir() as d:
+        mnt = os.path.join(d, "mnt")
+        os.mkdir(mnt)
+        mounted = run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]).returncode == 0
+        assert mounted, "mount -t tmpfs failed: this test needs root (it runs as root in the project's containers)"
+        try:
+            out = os.path.join(mnt, "ds")
+            small = os.path.join(d, "small.jsonl")
+            with open(small, "w") as f:
+                f.write("".join(json.dumps({"text": f"short text {i}", "label": "ab"[i % 2]}) + "\n" for i in range(20)))
+            run([PRE, "--tokenizer", MINILM, "-i", small, "-o", out, "-q"], check=0)
+            before = tree_digest(out)
+            big = os.path.join(d, "big.jsonl")
+            with open(big, "w") as f:
+                words = " ".join(["word"] * 200)
+                f.write("".join(json.dumps({"text": f"{words} {i}", "label": "ab"[i % 2]}) + "\n" for i in range(1500)))
+            p = run([PRE, "--tokenizer", MINILM, "-i", big, "-o", out, "--split", "train=0.1,validation=0.1,test=0.8"],
+                    check=74)
+            assert "No space left on device" in p.stderr, p.stderr
+            assert tree_digest(out) == before
+            assert os.listdir(mnt) == ["ds"], os.listdir(mnt)
+        finally:
+            run(["umount", mnt], check=0)
+
+
+def test_sigterm_stops_promptly_and_commits_nothing():
+    records = b"".join(json.dumps({"text": f"record {i}", "label": "ab"[i % 2]}).encode() + b"\n" for i in range(2000))
+    with tempdir() as d:
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", out, "-q"], check=0)
+        before = tree_digest(out)
+        for output in [out, os.path.join(d, "new")]:
+            rc, _, err = stop_trickling([PRE, "--tokenizer", MINILM, "-i", "-", "--format", "jsonl", "-o", output],
+                                        records)
+            assert rc == 143, (rc, err)
+            assert tree_digest(out) == before
+            assert sorted(os.listdir(d)) == ["ds"], os.listdir(d)
+
+
+def test_tsv_input():
+    with tempdir() as d:
+        src = os.path.join(d, "in.tsv")
+        with open(src, "w", newline="") as f:
+            f.write('text\tlabel\n"tab\tinside"\tpos\nplain, with comma\tneg\n')
+        out = os.path.join(d, "ds")
+        run([PRE, "--tokenizer", MINILM, "-i", src, "-o", out, "--split", "train=1", "-q"], check=0)
+        t, meta, ids = load_split(out, "train")
+        assert json.loads(meta["labels"]) == ["neg", "pos"]
+        assert t["labels"].tolist() == [1, 0]
+        hf = hf_tokenizer()
+        assert ids == [hf.encode(s).ids for s in ["tab\tinside", "plain, with comma"]]
+        p = run([PRE, "--tokenizer", MINILM, "-i", src, "-o", "-"], check=0)
+        recs = [json.loads(l) for l in p.stdout.splitlines()]
+        assert [r["text"] for r in recs] == ["tab\tinside", "plain, with comma"]
+        assert [r["input_ids"] for r in recs] == ids
+
+
+def test_thread_count_is_capped_and_refused_threads_are_an_error():
+    with tempdir() as d:
+        out = os.path.join(d, "ds")
+        p = run([PRE, "--tokenizer", MINILM, "-i", AMAZON, "-o", out, "--threads", "100000"], check=0)
+        assert "100000 threads asked for" in p.stderr, p.stderr
+        # As an unprivileged user whose process limit is 1, no thread can start: a clean error
+        # (69), not a hang or an abort. The limit counts threads of that user, root ignores it.
+        os.chmod(d, 0o777)
+        src, tok = os.path.join(d, "in.jsonl"), os.path.join(d, "tokenizer.json")
+        shutil.copy(AMAZON, src)
+        shutil.copy(os.path.join(MINILM, "tokenizer.json"), tok)  # root's home is not readable by nobody
+        for f in (src, tok):
+            os.chmod(f, 0o644)
+        cmd = f"ulimit -u 1; exec {os.path.abspath(PRE)} --tokenizer {tok} -i {src} -o {d}/nobody --threads 4"
+        p = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-c", cmd], timeout=60)
+        assert p.returncode == 69, (p.returncode, p.stderr)
+        assert "cannot start thread" in p.stderr, p.stderr
+        assert not os.path.exists(os.path.join(d, "nobody"))
 
 
 if __name__ == "__main__":

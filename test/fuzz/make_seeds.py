@@ -56,3 +56,12 @@ for delim, name in [(",", "a.csv"), ("\t", "a.tsv")]:
     w.writerows(rows)
     put(rec_dir, name, ("\ufeff" + buf.getvalue()).encode())
 put(rec_dir, "a.txt", b"line one\r\n\nline three\xc3\xa9\n")
+# What issue 9 found: nesting at and past the bound, numbers that a double would change, escapes
+# and repeated keys that passthrough output must keep as read.
+put(rec_dir, "edges.jsonl", (
+    '{"n": ' + "[" * 511 + "]" * 511 + '}\n'  # depth 512: accepted
+    '{"n": ' + "[" * 512 + "]" * 512 + '}\n'  # 513: refused
+    '{"big": 12345678901234567890123456789, "neg": -9223372036854775809, "u": 18446744073709551616}\n'
+    '{"f": 1.0, "e": 1E+2, "z": -0.0, "tiny": 1e-400, "long": 0.1000000000000000055511151231257827}\n'
+    '{"\\u0061": 1, "a": 2, "s": "caf\\u00e9 \\/ \\ud83d\\ude00", "o": { "x" : [ 1 , {} ] } }\n'
+).encode())

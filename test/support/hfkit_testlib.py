@@ -7,6 +7,7 @@ SKIP_EXIT_CODE, which ctest reports as "Skipped" (test/README.md).
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,28 @@ def wait_for(pred, proc, timeout=120, interval=0.0005):
             return False
         time.sleep(interval)
     raise AssertionError("timed out waiting")
+
+
+def stop_trickling(args, lines, sig=signal.SIGTERM, settle=1.0, timeout=10, stdout=subprocess.DEVNULL):
+    """Starts `args` with `lines` (bytes) on a stdin that stays open, so the run could only end at
+    EOF; after `settle` seconds sends `sig` and returns (exit status, stdout bytes, stderr text).
+    Waiting longer than `timeout` after the signal is a failure: the signal did not stop it."""
+    p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(lines)
+        p.stdin.flush()
+        time.sleep(settle)
+        p.send_signal(sig)
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{args[0]}: still running {timeout} s after signal {sig}")
+        return rc, p.stdout.read() if p.stdout else b"", p.stderr.read().decode(errors="replace")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdin.close()
 
 
 def tempdir():

@@ -6,7 +6,23 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "metrics/metrics.h"
+
+namespace {
+
+hf::Outcome run(const hf::metrics::EvalOptions& o) {
+  const hf::metrics::EvalResult result = hf::metrics::evaluate(o);
+  std::fputs((result.to_json().dump(2) + "\n").c_str(), stdout);
+  hf::log::info("{} samples\n{}", result.report.num_samples, hf::metrics::format_table(result.report));
+  for (const hf::metrics::GateResult& g : result.gates) {
+    const char* op = g.gate.kind == hf::metrics::GateKind::kFailUnder ? "<" : ">";
+    if (!g.passed) hf::log::error("gate failed: {} = {:.6g} {} {}", g.gate.metric, g.value, op, g.gate.threshold);
+  }
+  return result.passed() ? hf::Outcome::kOk : hf::Outcome::kNo;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   hf::metrics::EvalOptions o;
@@ -31,14 +47,6 @@ int main(int argc, char** argv) {
   app.add_option("--fail-under", o.fail_under, "Exit 1 when a metric is below its threshold, e.g. accuracy=0.85,f1_macro=0.8")
       ->envname("HFKIT_FAIL_UNDER");
   app.add_option("--fail-over", o.fail_over, "Exit 1 when a lower-is-better metric is above, e.g. log_loss=0.5");
-  return tool.run(argc, argv, [&] {
-    const hf::metrics::EvalResult result = hf::metrics::evaluate(o);
-    std::fputs((result.to_json().dump(2) + "\n").c_str(), stdout);
-    hf::log::info("{} samples\n{}", result.report.num_samples, hf::metrics::format_table(result.report));
-    for (const hf::metrics::GateResult& g : result.gates) {
-      const char* op = g.gate.kind == hf::metrics::GateKind::kFailUnder ? "<" : ">";
-      if (!g.passed) hf::log::error("gate failed: {} = {:.6g} {} {}", g.gate.metric, g.value, op, g.gate.threshold);
-    }
-    return result.passed() ? hf::Outcome::kOk : hf::Outcome::kNo;
-  });
+  // A stop signal while reading ends the run before anything is printed (exit 128+N).
+  return tool.run(argc, argv, [&] { return hf::stoppable([&] { return run(o); }, hf::Outcome::kOk); });
 }

@@ -7,6 +7,7 @@ ill-defined precision/recall/F1) within 1e-12.
 import json
 import os
 import random
+import subprocess
 import warnings
 
 import numpy as np
@@ -15,7 +16,7 @@ from sklearn.metrics import (accuracy_score, confusion_matrix, hamming_loss, log
 from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils.multiclass import unique_labels
 
-from hfkit_testlib import main, run, tempdir, tool
+from hfkit_testlib import main, run, stop_trickling, tempdir, tool
 
 warnings.filterwarnings("ignore")  # UndefinedMetricWarning on purpose in the edge cases
 TOL = 1e-12
@@ -241,6 +242,48 @@ def test_gates():
         assert json.loads(r.stdout)["gates"][1]["passed"] is False
         run([tool("hf-eval"), "-p", p, "--fail-over", "hamming_loss=0.1"], check=64)  # single-label: none
         run([tool("hf-eval"), "-p", p, "--fail-under", "acuracy=0.9"], check=64)
+
+
+def test_fail_over_gates_lower_is_better_metrics():
+    # Single-label with scores: log_loss against scikit-learn's; the gate passes at or above it
+    # (equal passes, as for --fail-under) and fails just below it, naming the metric.
+    names = ["a", "b"]
+    y_true = ["a", "b", "b", "a", "b"]
+    probs = [0.9, 0.3, 0.6, 0.8, 0.45]  # P(a)
+    recs = [{"label": t, "prediction": "a" if p >= 0.5 else "b", "scores": {"a": p, "b": 1 - p}}
+            for t, p in zip(y_true, probs)]
+    want = log_loss(y_true, [[p, 1 - p] for p in probs], labels=names)
+    out = hf_eval(recs, "--fail-over", f"log_loss={want!r}")
+    close("log_loss", out["log_loss"], want)
+    assert [(g["metric"], g["kind"], g["passed"]) for g in out["gates"]] == [("log_loss", "fail_over", True)]
+    with tempdir() as d:
+        p = os.path.join(d, "p.jsonl")
+        write_jsonl(p, recs)
+        r = run([tool("hf-eval"), "-p", p, "--fail-over", f"log_loss={want * 0.999}"], check=1)
+        assert "gate failed: log_loss" in r.stderr and " > " in r.stderr, r.stderr
+        assert json.loads(r.stdout)["gates"][0]["passed"] is False
+        # Both kinds at once: the under-gate passes, the over-gate decides.
+        run([tool("hf-eval"), "-p", p, "--fail-under", "accuracy=0.5", "--fail-over", f"log_loss={want * 2}"], check=0)
+        run([tool("hf-eval"), "-p", p, "--fail-under", "accuracy=0.5", "--fail-over", f"log_loss={want / 2}"], check=1)
+        # Multi-label: hamming_loss against scikit-learn's.
+        mt = [["x"], ["x", "y"], [], ["y"]]
+        mp = [["x"], ["y"], ["y"], ["y"]]
+        write_jsonl(p, [{"label": t, "prediction": q} for t, q in zip(mt, mp)])
+        mlb = MultiLabelBinarizer(classes=["x", "y"])
+        hl = hamming_loss(mlb.fit_transform(mt), mlb.transform(mp))
+        r = run([tool("hf-eval"), "-q", "-p", p, "--fail-over", f"hamming_loss={hl!r}"], check=0)
+        close("hamming_loss", json.loads(r.stdout)["hamming_loss"], hl)
+        run([tool("hf-eval"), "-p", p, "--fail-over", f"hamming_loss={hl - 0.01}"], check=1)
+        # A gate on a metric the input cannot give (log_loss without scores) is a usage error.
+        write_jsonl(p, [{"label": "a", "prediction": "a"}, {"label": "b", "prediction": "a"}])
+        run([tool("hf-eval"), "-p", p, "--fail-over", "log_loss=0.5"], check=64)
+
+
+def test_sigterm_prints_nothing():
+    rc, out, err = stop_trickling([tool("hf-eval"), "--predictions", "-"], b'{"label": "a", "prediction": "a"}\n' * 1000,
+                                  stdout=subprocess.PIPE)
+    assert rc == 143, (rc, err)
+    assert out == b""
 
 
 def test_bad_inputs_name_file_line_and_code():

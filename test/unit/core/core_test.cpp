@@ -1,7 +1,12 @@
 // core: error formatting, atomic files, sha256, YAML config, thread pool.
 #include <doctest/doctest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 
@@ -109,4 +114,132 @@ TEST_CASE("thread pool: covers every index once, rethrows") {
       if (b <= 50 && 50 < e) throw hf::Error(hf::ErrorKind::kDataErr, "x");
     }), hf::Error);
   }
+}
+
+TEST_CASE("atomic file: a symlink is followed and its target replaced, the link kept") {
+  hf::test::TempDir dir;
+  const std::string target = dir.file("real.txt"), link = dir.file("link.txt");
+  hf::write_file_atomic(target, "old");
+  fs::create_symlink("real.txt", link);
+  hf::write_file_atomic(link, "new");
+  CHECK(fs::is_symlink(link));
+  CHECK(hf::read_file(target) == "new");
+  // A dangling link creates the file it names, as a shell's `>` does; a chain is followed too.
+  fs::create_symlink("later.txt", dir.file("dangling"));
+  fs::create_symlink("dangling", dir.file("chain"));
+  hf::write_file_atomic(dir.file("chain"), "x");
+  CHECK(fs::is_symlink(dir.file("dangling")));
+  CHECK(hf::read_file(dir.file("later.txt")) == "x");
+  // A loop is an error, not a hang.
+  fs::create_symlink("loop2", dir.file("loop1"));
+  fs::create_symlink("loop1", dir.file("loop2"));
+  CHECK_THROWS_AS(hf::AtomicFile(dir.file("loop1")), hf::Error);
+}
+
+TEST_CASE("atomic file: FIFOs and devices are written through, never replaced") {
+  hf::test::TempDir dir;
+  const std::string fifo = dir.file("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::string got;
+  std::thread reader([&] { got = hf::read_file(fifo); });
+  {
+    hf::AtomicFile f(fifo);  // blocks until the reader opens its end
+    CHECK(f.writes_through());
+    f.write(std::string(3 << 20, 'y'));  // more than a pipe and the write buffer hold
+    f.commit();
+  }
+  reader.join();
+  CHECK(got.size() == (3u << 20));
+  struct stat st {};
+  REQUIRE(::lstat(fifo.c_str(), &st) == 0);
+  CHECK(S_ISFIFO(st.st_mode));
+  hf::write_file_atomic("/dev/null", "discarded");
+  REQUIRE(::lstat("/dev/null", &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+  size_t entries = 0;
+  for (auto& e : fs::directory_iterator(dir.path())) { (void)e; ++entries; }
+  CHECK(entries == 1);  // no temp file beside the FIFO
+  CHECK_THROWS_AS(hf::AtomicFile(dir.path()), hf::Error);  // a directory is refused
+}
+
+TEST_CASE("atomic dir: swapped in whole, old kept until commit, foreign directories refused") {
+  hf::test::TempDir dir;
+  const std::string out = dir.file("ds");
+  {
+    hf::AtomicDir d(out, "manifest");
+    hf::write_file_atomic(d.temp_path() + "/manifest", "1");
+    hf::write_file_atomic(d.temp_path() + "/a", "1");
+    CHECK_FALSE(fs::exists(out));
+    d.commit();
+  }
+  CHECK(hf::read_file(out + "/a") == "1");
+  {
+    hf::AtomicDir d(out + "/", "manifest");  // a trailing slash names the same directory
+    hf::write_file_atomic(d.temp_path() + "/manifest", "2");
+    // no commit: a failure half-way
+  }
+  CHECK(hf::read_file(out + "/manifest") == "1");
+  {
+    hf::AtomicDir d(out, "manifest");
+    hf::write_file_atomic(d.temp_path() + "/manifest", "3");
+    d.commit();
+  }
+  CHECK(hf::read_file(out + "/manifest") == "3");
+  CHECK_FALSE(fs::exists(out + "/a"));  // the old directory went as a whole
+  std::vector<std::string> names;
+  for (auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename().string());
+  CHECK(names == std::vector<std::string>{"ds"});  // no temp or old directory left behind
+  // A directory that is not ours (no marker) is never replaced.
+  fs::create_directory(dir.file("home"));
+  hf::write_file_atomic(dir.file("home/precious"), "p");
+  try {
+    hf::AtomicDir d(dir.file("home"), "manifest");
+    FAIL("expected an error");
+  } catch (const hf::Error& e) {
+    CHECK(e.kind() == hf::ErrorKind::kCantCreate);
+    CHECK(std::string(e.what()).find("manifest") != std::string::npos);
+  }
+  CHECK(hf::read_file(dir.file("home/precious")) == "p");
+}
+
+TEST_CASE("safe names: identifiers only") {
+  for (const char* good : {"train", "validation", "test-2", "a.b", "A_9", "x"}) CHECK(hf::is_safe_name(good));
+  for (const char* bad : {"", ".", "..", "../x", "a/b", ".hidden", "a b", "é", "a\nb", "/abs"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(hf::is_safe_name(bad));
+  }
+  CHECK(hf::is_safe_name(std::string(hf::kMaxNameLength, 'a')));
+  CHECK_FALSE(hf::is_safe_name(std::string(hf::kMaxNameLength + 1, 'a')));
+}
+
+TEST_CASE("thread pool: a huge count is capped at a multiple of the cores") {
+  hf::ThreadPool pool(100000);
+  CHECK(pool.size() == hf::max_thread_count());
+  CHECK(hf::max_thread_count() == hf::kMaxThreadsPerCore * hf::default_thread_count());
+}
+
+TEST_CASE("thread pool: a refused thread is a clean kUnavailable error, not a hang") {
+  // In a child: RLIMIT_NPROC counts the user's processes and threads, so a limit of 1 refuses every
+  // new thread. Root ignores the limit, so the child first becomes nobody.
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::alarm(20);  // a hang fails the test instead of blocking it
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+    struct rlimit lim {1, 1};
+    if (::setrlimit(RLIMIT_NPROC, &lim) != 0) ::_exit(4);
+    try {
+      hf::ThreadPool pool(4);
+      ::_exit(5);  // the threads started: the limit did not bite
+    } catch (const hf::Error& e) {
+      const bool named = std::string(e.what()).find("cannot start thread") != std::string::npos;
+      ::_exit(e.kind() == hf::ErrorKind::kUnavailable && named ? 0 : 6);
+    } catch (...) {
+      ::_exit(7);
+    }
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

@@ -94,3 +94,59 @@ TEST_CASE("dataset: write then mmap-read round trip, and corrupt metadata is rej
     CHECK(e.kind() == hf::ErrorKind::kNoInput);
   }
 }
+
+TEST_CASE("split spec: names become file names, so only identifiers pass") {
+  CHECK(parse_split_spec("train-1=0.5,v.2=0.5").size() == 2);
+  for (const char* bad : {"../x=1", "a/b=1", ".hidden=1", "..=1", "a b=1", "train=0.5,../../etc/x=0.5"}) {
+    CAPTURE(bad);
+    try {
+      parse_split_spec(bad);
+      FAIL("expected an error");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kUsage);
+      CHECK(std::string(e.what()).find("bad split name") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("dataset: run ids round-trip and check_same_run refuses splits of different runs") {
+  hf::test::TempDir dir;
+  hf::data::SplitData d;
+  d.input_ids = {101, 102};
+  d.offsets = {0, 2};
+  d.labels = {0};
+  hf::data::DatasetMeta meta;
+  meta.label_names = {"a", "b"};
+  meta.tokenizer_sha256 = "t";
+  meta.source_sha256 = "s";
+  meta.run_id = "run-1";
+  hf::data::write_split(dir.path(), "train", d, meta);
+  hf::data::write_split(dir.path(), "validation", d, meta);
+  meta.run_id = "run-2";
+  hf::data::write_split(dir.path(), "test", d, meta);
+  meta.run_id.clear();  // datasets from before run ids
+  hf::data::write_split(dir.path(), "old1", d, meta);
+  hf::data::write_split(dir.path(), "old2", d, meta);
+  meta.source_sha256 = "other";
+  hf::data::write_split(dir.path(), "old3", d, meta);
+  auto open = [&](const char* s) { return hf::data::Dataset::open(dir.path(), s); };
+  const auto train = open("train"), validation = open("validation"), test = open("test");
+  const auto old1 = open("old1"), old2 = open("old2"), old3 = open("old3");
+  CHECK(train.meta().run_id == "run-1");
+  CHECK(old1.meta().run_id.empty());
+  using Splits = std::vector<const hf::data::Dataset*>;
+  CHECK_NOTHROW(hf::data::check_same_run(Splits{&train, &validation}));
+  CHECK_NOTHROW(hf::data::check_same_run(Splits{&old1, &old2}));
+  CHECK_NOTHROW(hf::data::check_same_run(Splits{&test}));
+  for (const Splits& mixed : {Splits{&train, &test}, Splits{&train, &validation, &test}, Splits{&old1, &old3},
+                              Splits{&train, &old1}}) {
+    try {
+      hf::data::check_same_run(mixed);
+      FAIL("expected an error");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kDataErr);
+      CHECK(std::string(e.what()).find("different hf-preprocess run") != std::string::npos);
+      CHECK(std::string(e.what()).find(".safetensors") != std::string::npos);
+    }
+  }
+}

@@ -305,7 +305,7 @@ TEST_CASE("readers: \"-\" reads stdin (pipe and redirected file)") {
 
 TEST_CASE("fields: require_string and require_labels") {
   Record r{7, nlohmann::ordered_json::parse(
-                  R"({"text":"hi","n":3,"l":"pos","i":2,"m":["a","b"],"e":[],"bad":[1],"f":1.5,"o":{}})")};
+                  R"({"text":"hi","n":3,"l":"pos","i":2,"m":["a","b"],"e":[],"bad":[1],"f":1.5,"o":{}})"), {}};
   CHECK(hf::io::require_string(r, "text", "f.jsonl") == "hi");
   expect_error([&] { hf::io::require_string(r, "missing", "f.jsonl"); }, ErrorKind::kDataErr,
                {"f.jsonl:7: field \"missing\": missing"});
@@ -358,4 +358,69 @@ TEST_CASE("utf8: well-formed sequences and the first bad byte") {
     CAPTURE(c.in);
     CHECK(hf::io::find_invalid_utf8(c.in) == c.want);
   }
+}
+
+TEST_CASE("jsonl: nesting is bounded, and the bound names the line") {
+  const auto nested = [](int depth) { return "{\"a\":" + std::string(depth - 1, '[') + std::string(depth - 1, ']') + "}\n"; };
+  CHECK(read_as(Format::kJsonl, nested(hf::io::kMaxJsonDepth)).size() == 1);
+  read_error(Format::kJsonl, "{}\n" + nested(hf::io::kMaxJsonDepth + 1), {"/in:2: JSON nested deeper than 512 levels"});
+  // 100k levels (the crash of issue 9): refused before anything recurses over it.
+  read_error(Format::kJsonl, nested(100000), {"/in:1: JSON nested deeper than"});
+  // Brackets inside strings do not count.
+  CHECK(read_as(Format::kJsonl, "{\"a\":\"" + std::string(2000, '[') + "\"}\n").size() == 1);
+  std::int64_t bad = 0;
+  CHECK(read_as(Format::kJsonl, nested(600) + "{\"a\":1}\n", OnBad::kSkip, &bad).size() == 1);
+  CHECK(bad == 1);
+}
+
+TEST_CASE("passthrough: fields come out byte for byte as read") {
+  struct Case {
+    const char* name;
+    std::string in;
+    std::string want;  // with `drop` {"x"} and no extra
+  };
+  const Case cases[] = {
+      {"big integer keeps its digits", R"({"id": 12345678901234567890123456789, "t": "a"})",
+       R"({"id":12345678901234567890123456789,"t":"a"})"},
+      {"float spellings kept", R"({"a":1.0,"b":1e5,"c":-0.0,"d":0.1000000000000000055511151231257827})",
+       R"({"a":1.0,"b":1e5,"c":-0.0,"d":0.1000000000000000055511151231257827})"},
+      {"escapes kept", R"({"t":"caf\u00e9 \"q\" \/"})", R"({"t":"caf\u00e9 \"q\" \/"})"},
+      {"inner whitespace of values kept", R"({ "a" : [1, 2 , {"b" :3}] , "c":{ } })", R"({"a":[1, 2 , {"b" :3}],"c":{ }})"},
+      {"dropped field", R"({"x":1,"a":2,"x":3})", R"({"a":2})"},
+      {"repeat: first place, last value", R"({"a":1,"b":2,"a":3})", R"({"a":3,"b":2})"},
+      {"escaped key still matches drop", R"({"\u0078":1,"b":"}"})", R"({"b":"}"})"},
+      {"empty object", "{}", "{}"},
+  };
+  const std::string_view drop[] = {"x"};
+  for (const auto& c : cases) {
+    CAPTURE(c.name);
+    hf::test::TempDir dir;
+    write_bytes(dir.file("in.jsonl"), c.in + "\n");
+    auto records = hf::io::read_all(dir.file("in.jsonl"), Format::kJsonl);
+    REQUIRE(records.size() == 1);
+    std::string out;
+    hf::io::append_passthrough(out, records[0], drop, {});
+    CHECK(out == c.want);
+    // The same text parses to the same value (nothing but whitespace changed).
+    CHECK(nlohmann::ordered_json::parse(out) == [&] {
+      auto v = records[0].value;
+      v.erase("x");
+      return v;
+    }());
+  }
+  // Extra members go last; CSV records (no raw text) are escaped from their string values.
+  hf::test::TempDir dir;
+  write_bytes(dir.file("in.csv"), "text,n\n\"a \"\"q\"\"\",12345678901234567890\n");
+  auto csv = hf::io::read_all(dir.file("in.csv"), Format::kCsv);
+  std::string out;
+  hf::io::append_passthrough(out, csv[0], {}, R"("p":1)");
+  CHECK(out == R"({"text":"a \"q\"","n":"12345678901234567890","p":1})");
+}
+
+TEST_CASE("fields: integer labels are told apart from strings") {
+  Record r{1, nlohmann::ordered_json::parse(R"({"s":"1","i":1,"l":["1"]})"), {}};
+  CHECK_FALSE(hf::io::require_labels(r, "s", "f").is_integer);
+  CHECK(hf::io::require_labels(r, "i", "f").is_integer);
+  CHECK(hf::io::require_labels(r, "s", "f").values == hf::io::require_labels(r, "i", "f").values);
+  CHECK_FALSE(hf::io::require_labels(r, "l", "f").is_integer);
 }

@@ -122,7 +122,7 @@ TEST_CASE("safetensors: round trip of every dtype, through memory and a file") {
   }
 }
 
-TEST_CASE("safetensors: typed views hold the values; views survive moves") {
+TEST_CASE("safetensors: typed views hold the values and survive moves") {
   const std::vector<std::int64_t> ids = {1, -2, 1LL << 40};
   const std::vector<float> xs = {0.5f, -1.25f};
   SafetensorsWriter w;
