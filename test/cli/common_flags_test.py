@@ -5,7 +5,7 @@ import re
 
 from hfkit_testlib import BIN, main, run
 
-TOOLS = [t for t in ["hf-preprocess", "hf-train", "hf-eval", "hf-predict", "hf-sync", "gpu-check"]
+TOOLS = [t for t in ["hf-preprocess", "hf-train", "hf-eval", "hf-predict", "hf-sync", "hf-registry", "gpu-check"]
          if os.path.exists(os.path.join(BIN, t))]
 
 
