@@ -35,7 +35,9 @@ debs=(cmake ninja-build ccache g++ pkg-config git
       libcli11-dev libfmt-dev libyaml-cpp-dev libcurl4-openssl-dev libssl-dev doctest-dev
       nlohmann-json3-dev libcpp-httplib-dev libutf8proc-dev python3-venv clang
       libclang-rt-14-dev   # libFuzzer + sanitizer runtimes (test/fuzz); clang only recommends it
-      shellcheck)          # lints scripts/ and the container scripts (test/cli/gpu)
+      shellcheck           # lints scripts/ and the container scripts (test/cli/gpu)
+      chromium chromium-driver  # the browser test of hf-predict --serve's page (test/cli/serve)
+      wrk)                 # load generator of bench/serve_bench.py
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -197,7 +197,7 @@ int Tool::run(int argc, char** argv, const std::function<Outcome()>& body) {
     log::error("cannot write to stdout");
     return kExitIoErr;
   }
-  if (outcome == Outcome::kOk && stop_requested()) return 128 + stop_signal();
+  if (outcome == Outcome::kOk && stop_requested() && !stop_is_success_) return 128 + stop_signal();
   return rc;
 }
 

@@ -31,6 +31,8 @@ class Tool {
   // The effective options as YAML (flags, env and config file merged), for saving beside outputs.
   std::string resolved_config_yaml() const;
   const std::string& name() const { return name_; }
+  // For a server, SIGTERM/SIGINT is how it is asked to stop: a kOk run after one exits 0, not 128+N.
+  void set_stop_is_success(bool on) { stop_is_success_ = on; }
 
  private:
   void apply_config_file();
@@ -42,6 +44,7 @@ class Tool {
   std::string log_format_ = "text";
   int verbose_ = 0;
   bool quiet_ = false;
+  bool stop_is_success_ = false;
   std::vector<CLI::Option*> required_;
 };
 

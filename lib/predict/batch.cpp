@@ -21,6 +21,8 @@ namespace {
 constexpr const char* kScoreField = "score";
 constexpr const char* kScoresField = "scores";
 
+}  // namespace
+
 // A probability as the shortest decimal that reads back as the same float ("0.97312"), not the
 // 17 digits of the double it widens to.
 double shortest(float v) {
@@ -64,8 +66,6 @@ void add_prediction(nlohmann::ordered_json& v, const std::string& field, const P
     v[kScoresField] = std::move(all);
   }
 }
-
-}  // namespace
 
 Outcome run_batch(const BatchOptions& o) {
   if (o.model.empty()) throw Error(ErrorKind::kUsage, "--model is required");

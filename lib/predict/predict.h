@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/error.h"
 
 namespace hf::predict {
@@ -40,6 +42,7 @@ struct Prediction {
   std::int64_t label = -1;              // single-label: argmax class id
   std::vector<std::int64_t> labels;     // multi-label: ids whose probability is above their threshold
   std::vector<float> scores;            // per label: softmax / sigmoid probability; regression: raw values
+  std::vector<float> logits;            // per label: the head's raw output (a server's function_to_apply)
   std::size_t tokens = 0;               // tokens fed to the model (special tokens included)
   bool truncated = false;               // the text was cut to max_length
   std::string error;
@@ -80,6 +83,14 @@ class Predictor {
 // "a=0.3,b=0.7" / "0.5" / "0.4,a=0.3" -> one threshold per label (default 0.5). Throws
 // Error(kUsage) naming the bad part.
 std::vector<float> parse_thresholds(std::string_view spec, std::span<const std::string> labels);
+
+// The prediction's fields as batch mode writes them into a record (see run_batch): `field` gets the
+// label name(s) or value(s), "score" its probability, with `scores` also {label: probability}.
+// hf-predict --serve's JSON Lines answers go through this too, so both modes write the same record.
+void add_prediction(nlohmann::ordered_json& record, const std::string& field, const Prediction& p,
+                    const std::vector<std::string>& labels, Task task, bool scores);
+// A probability as the shortest decimal that reads back as the same float ("0.97312").
+double shortest(float v);
 
 // What hf-predict does; the options mirror its flags (see tools/hf-predict/README.md).
 struct BatchOptions {

@@ -168,6 +168,7 @@ std::vector<tokenizer::Encoding> Predictor::Impl::encode(std::span<const std::st
 void Predictor::Impl::decode(const float* logits, std::int64_t num_labels, Prediction& p) const {
   const auto n = static_cast<std::size_t>(num_labels);
   p.scores.resize(n);
+  p.logits.assign(logits, logits + n);
   switch (task) {
     case Task::kSingleLabel: {
       const float top = *std::max_element(logits, logits + n);

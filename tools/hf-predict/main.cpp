@@ -1,10 +1,14 @@
 // hf-predict: predictions JSONL from a fine-tuned HF model directory, one object per input record
-// in input order, every input field passed through (batch mode; --serve comes later).
+// in input order, every input field passed through; or, with --serve, the same answers over HTTP.
+#include "cli/build_info.h"
 #include "cli/cli.h"
 #include "predict/predict.h"
+#include "serve/serve.h"
 
 int main(int argc, char** argv) {
-  hf::predict::BatchOptions o;
+  hf::serve::ServeOptions s;
+  hf::predict::BatchOptions& o = s.batch;
+  bool serve = false;
   hf::cli::Tool tool("hf-predict",
                      "Classify text with a fine-tuned BERT model directory (HF layout). Writes one JSON object per\n"
                      "input record, in input order: the input's fields plus \"prediction\", \"score\" and, with\n"
@@ -13,10 +17,13 @@ int main(int argc, char** argv) {
                      "  hf-predict --model run/ --input test.jsonl | hf-eval --fail-under accuracy=0.9\n"
                      "  hf-predict --model run/ --format lines --input texts.txt --scores --output preds.jsonl\n"
                      "  hf-predict --model nli/ --text-field premise --text-pair-field hypothesis < pairs.jsonl\n"
-                     "  hf-predict --model tags/ --threshold 0.4,spam=0.8 < posts.jsonl");
+                     "  hf-predict --model tags/ --threshold 0.4,spam=0.8 < posts.jsonl\n"
+                     "  hf-predict --model run/ --serve --port 8080\n"
+                     "  hf-predict --model s3://bucket/models/sentiment@latest --serve");
   auto& app = tool.app();
   auto& p = o.predictor;
-  tool.require(app.add_option("-m,--model", o.model, "Model directory (config.json, model.safetensors, tokenizer)")
+  tool.require(app.add_option("-m,--model", o.model,
+                              "Model directory (config.json, model.safetensors, tokenizer), or REGISTRY/NAME[@VERSION]")
                    ->envname("HFKIT_MODEL"));
   app.add_option("-i,--input", o.input, "Input file ('-' = stdin)");
   app.add_option("-o,--output", o.output, "Output file, written atomically ('-' = stdout)");
@@ -38,5 +45,33 @@ int main(int argc, char** argv) {
   app.add_option("--device", p.device, "auto, cpu, cuda or cuda:N")->envname("HFKIT_DEVICE");
   app.add_option("--on-bad-record", o.on_bad_record, "What a malformed record does (skip: warn, count, leave it out)")
       ->check(CLI::IsMember({"error", "skip"}));
-  return tool.run(argc, argv, [&] { return hf::predict::run_batch(o); });
+  app.add_option("--model-cache", s.cache_dir, "Where models from remote registries are pulled")
+      ->envname("HFKIT_MODEL_CACHE");
+  hf::cli::add_storage_options(app, s.storage);
+  app.add_flag("--serve", serve, "Serve HTTP (/invocations, /predict, /ping, /health, /metrics, /info, /) until SIGTERM");
+  app.add_option("--host", s.host, "Address to listen on (--serve)");
+  app.add_option("--port", s.port, "Port (--serve; 0 = any free port; default $SAGEMAKER_BIND_TO_PORT or 8080)")
+      ->envname("HFKIT_PORT")->check(CLI::Range(0, 65535));
+  app.add_option("--max-batch-size", s.max_batch_size, "Texts per forward pass of the dynamic batcher")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-batch-tokens", s.max_batch_tokens, "Estimated tokens per forward pass")->check(CLI::PositiveNumber);
+  app.add_option("--max-wait-ms", s.max_wait_ms, "How long a request waits for others to batch with")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-queue", s.max_queue, "Texts waiting at most; beyond, 429 + Retry-After")->check(CLI::PositiveNumber);
+  app.add_option("--max-body-bytes", s.max_body_bytes, "Largest request body; beyond, 413")
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--http-threads", s.http_threads, "Connections served at once")->check(CLI::Range(1, 4096));
+  app.add_option("--http-read-timeout", s.read_timeout_s, "Seconds a client may stay silent mid-request (--serve)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--http-write-timeout", s.write_timeout_s, "Seconds a client may take to read the answer (--serve)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--api-key-file", s.api_key_file,
+                 "File holding the API key requests must send as 'Authorization: Bearer KEY' (else $HFKIT_API_KEY)");
+  s.version = std::string(hf::cli::kHfkitVersion) + " (" + hf::cli::kGitCommit + ")";
+  return tool.run(argc, argv, [&] {
+    tool.set_stop_is_success(serve);
+    if (serve) return hf::serve::run_server(s);
+    o.model = hf::serve::resolve_model(o.model, s.cache_dir, s.storage);
+    return hf::predict::run_batch(o);
+  });
 }
