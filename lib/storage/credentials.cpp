@@ -393,6 +393,7 @@ TimedCredentials CredentialProvider::fetch_container() {
     bool https = url.rfind("https://", 0) == 0;
     std::string rest = url.substr(url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
     std::string host = rest.substr(0, rest.find_first_of("/"));
+    host = host.substr(host.rfind('@') + 1);  // userinfo is no part of the host (and is secret)
     if (!host.empty() && host.front() == '[') host = host.substr(1, host.find(']') - 1);
     else host = host.substr(0, host.find(':'));
     bool allowed = https || host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1" ||

@@ -1,7 +1,7 @@
 // Minimal XML scanning for S3/STS responses (see xml.h).
 #include "storage/xml.h"
 
-#include <cstdlib>
+#include <charconv>
 
 namespace hf::storage::xml {
 namespace {
@@ -89,11 +89,13 @@ std::string unescape(std::string_view s) {
     else if (ent == "quot") out += '"';
     else if (ent == "apos") out += '\'';
     else if (!ent.empty() && ent[0] == '#') {
-      std::string num(ent.substr(1));
+      // Strict digits only (no sign, no spaces): from_chars, which never throws.
+      std::string_view num = ent.substr(1);
       bool hex = !num.empty() && (num[0] == 'x' || num[0] == 'X');
-      char* end = nullptr;
-      unsigned long cp = std::strtoul(num.c_str() + (hex ? 1 : 0), &end, hex ? 16 : 10);
-      if (end == nullptr || *end != '\0' || num.size() <= (hex ? 1u : 0u) || cp > 0x10FFFF) {
+      if (hex) num.remove_prefix(1);
+      unsigned long cp = 0;
+      auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), cp, hex ? 16 : 10);
+      if (num.empty() || ec != std::errc() || p != num.data() + num.size() || cp > 0x10FFFF) {
         out.append(s.substr(i, semi - i + 1));
       } else {
         append_utf8(out, cp);

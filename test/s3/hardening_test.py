@@ -148,7 +148,7 @@ with Moto() as m:
     cfg_env = dict(env, XDG_CACHE_HOME=h.path("cfg-cache"))
     rc, out, err = h.sync(["push", cfg_src, "s3://hard/cfg", "--config", cfg], cfg_env)
     h.check(rc == 0 and keys("cfg/") == ["cfg/one.txt"], "push takes --delete from --config", f"rc={rc} {err[-400:]}")
-    h.check(not os.path.exists(h.path("cfg-cache", "hfkit")), "push takes --manifest none from --config",
+    h.check(rc == 0 and not os.path.exists(h.path("cfg-cache", "hfkit")), "push takes --manifest none from --config",
             str(list(os.walk(h.path("cfg-cache")))))
     with open(cfg, "w") as f:
         f.write("expires_in: 60\n")

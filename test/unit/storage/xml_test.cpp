@@ -23,5 +23,9 @@ TEST_CASE("xml: elements, attributes, self-closing, entities") {
   CHECK(xml::elements(doc, "Content").empty());  // prefix of a tag name is not the tag
   CHECK(xml::unescape("&unknown; &#xZZ;") == "&unknown; &#xZZ;");
   CHECK(xml::unescape("&#233;") == "\xc3\xa9");
+  // Character references are strict digits: signs, spaces and out-of-range values stay as text.
+  for (const char* kept : {"&#+65;", "&# 65;", "&#-1;", "&#x;", "&#1114112;", "&#99999999999999999999999;"})
+    CHECK(xml::unescape(kept) == kept);
+  CHECK(xml::unescape("&#x41;&#65;") == "AA");
   CHECK(xml::escape("a<b>&\"'") == "a&lt;b&gt;&amp;&quot;&apos;");
 }
