@@ -157,22 +157,22 @@ def test_early_stopping_threshold():
 
 
 def test_sigint_first_saves_and_exits_75_second_exits_at_once():
-    args = ["--max-steps", "100000", "--save-steps", "1000", "--threads", "1"]
-    out = os.path.join(WORK, "sigint-1")
-    proc = subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")), proc)
-    time.sleep(0.3)
+    def training(name):  # a long run, caught a few steps into its loop
+        out = os.path.join(WORK, name)
+        proc = subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, "--max-steps", "100000",
+                                 "--save-steps", "1000", "--threads", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")), proc)
+        time.sleep(0.3)
+        return out, proc
+
+    out, proc = training("sigint-1")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 75 and "checkpoint saved" in err, (proc.returncode, err[-2000:])
     newest = complete_checkpoints(out)
     assert newest and 0 < newest[-1] < 1000, newest  # saved at the step the signal ended, not a save step
-    out = os.path.join(WORK, "sigint-2")
-    proc = subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert wait_for(lambda: os.path.exists(os.path.join(out, "metrics.jsonl")), proc)
-    time.sleep(0.3)
+    out, proc = training("sigint-2")
     proc.send_signal(signal.SIGINT)
     time.sleep(0.002)  # two pending SIGINTs would merge into one
     proc.send_signal(signal.SIGINT)

@@ -91,10 +91,11 @@ TEST_CASE("train: length grouping sorts megabatches, longest first") {
   }
 }
 
-TEST_CASE("train: collate pads to the longest example and maps labels") {
-  hf::test::TempDir dir;
+namespace {
+
+// A "train" split of three examples (labels neg, pos, pos) written into `dir` and opened.
+hf::data::Dataset three_examples(const std::string& dir, const std::vector<std::vector<std::int32_t>>& rows) {
   hf::data::SplitData split;
-  const std::vector<std::vector<std::int32_t>> rows = {{101, 7, 102}, {101, 8, 9, 10, 102}, {101, 102}};
   for (const auto& r : rows) {
     split.input_ids.insert(split.input_ids.end(), r.begin(), r.end());
     split.offsets.push_back(static_cast<std::int64_t>(split.input_ids.size()));
@@ -102,8 +103,15 @@ TEST_CASE("train: collate pads to the longest example and maps labels") {
   split.labels = {0, 1, 1};
   hf::data::DatasetMeta meta;
   meta.label_names = {"neg", "pos"};
-  hf::data::write_split(dir.path(), "train", split, meta);
-  const auto ds = hf::data::Dataset::open(dir.path(), "train");
+  hf::data::write_split(dir, "train", split, meta);
+  return hf::data::Dataset::open(dir, "train");
+}
+
+}  // namespace
+
+TEST_CASE("train: collate pads to the longest example and maps labels") {
+  hf::test::TempDir dir;
+  const auto ds = three_examples(dir.path(), {{101, 7, 102}, {101, 8, 9, 10, 102}, {101, 102}});
   const std::vector<std::int64_t> idx = {2, 0, 1};
   const std::vector<std::int64_t> swap = {1, 0};
   const auto b = hf::train::collate(ds, idx, /*pad_token_id=*/0, swap);
@@ -289,17 +297,7 @@ TEST_CASE("train: splits of different preprocess runs are refused") {
 
 TEST_CASE("train: token ids outside the model's vocabulary are refused, naming the example") {
   hf::test::TempDir dir;
-  hf::data::SplitData split;
-  const std::vector<std::vector<std::int32_t>> rows = {{1, 7, 2}, {1, 8, 99, 2}, {1, 2}};
-  for (const auto& r : rows) {
-    split.input_ids.insert(split.input_ids.end(), r.begin(), r.end());
-    split.offsets.push_back(static_cast<std::int64_t>(split.input_ids.size()));
-  }
-  split.labels = {0, 1, 1};
-  hf::data::DatasetMeta meta;
-  meta.label_names = {"neg", "pos"};
-  hf::data::write_split(dir.path(), "train", split, meta);
-  const auto ds = hf::data::Dataset::open(dir.path(), "train");
+  const auto ds = three_examples(dir.path(), {{1, 7, 2}, {1, 8, 99, 2}, {1, 2}});
   CHECK_NOTHROW(hf::train::check_token_ids(ds, "train.safetensors", 100, 2));
   try {
     hf::train::check_token_ids(ds, "train.safetensors", 99, 2);  // id 99 is one past the end
