@@ -33,7 +33,7 @@ class Reader {
     out = it->template get<T>();
   }
   [[noreturn]] void fail(const std::string& key, const std::string& msg) const {
-    throw Error(ErrorKind::kDataErr, Where{source_, 0, key}, msg);
+    throw Error(ErrorKind::kConfig, Where{source_, 0, key}, msg);
   }
   const Json* find(const char* key) {
     seen_.push_back(key);
@@ -67,7 +67,7 @@ ProblemType parse_problem_type(std::string_view name) {
   for (ProblemType t : {ProblemType::kSingleLabelClassification, ProblemType::kMultiLabelClassification,
                         ProblemType::kRegression})
     if (to_string(t) == name) return t;
-  throw Error(ErrorKind::kDataErr, fmt::format("unknown problem_type '{}' (expected single_label_classification, "
+  throw Error(ErrorKind::kConfig, fmt::format("unknown problem_type '{}' (expected single_label_classification, "
                                                "multi_label_classification or regression)",
                                                name));
 }
@@ -78,7 +78,7 @@ void BertConfig::set_num_labels(std::int64_t n) {
 }
 
 BertConfig BertConfig::from_json(const Json& j, const std::string& source) {
-  if (!j.is_object()) throw Error(ErrorKind::kDataErr, fmt::format("{}: expected a JSON object", source));
+  if (!j.is_object()) throw Error(ErrorKind::kConfig, fmt::format("{}: expected a JSON object", source));
   BertConfig c;
   Reader r(j, source);
   std::string model_type = "bert", position_embedding_type = "absolute";
@@ -168,7 +168,7 @@ BertConfig BertConfig::load(const std::string& path) {
       std::filesystem::is_directory(path) ? (std::filesystem::path(path) / "config.json").string() : path;
   const std::string text = read_file(file);
   Json j = Json::parse(text, nullptr, false);
-  if (j.is_discarded()) throw Error(ErrorKind::kDataErr, fmt::format("{}: not valid JSON", file));
+  if (j.is_discarded()) throw Error(ErrorKind::kConfig, fmt::format("{}: not valid JSON", file));
   return from_json(j, file);
 }
 

@@ -20,7 +20,7 @@ namespace hf::model {
 // HF's `problem_type` values.
 enum class ProblemType { kSingleLabelClassification, kMultiLabelClassification, kRegression };
 std::string_view to_string(ProblemType type);  // "single_label_classification", ...
-// Throws Error(kDataErr) for any other string.
+// Throws Error(kConfig) for any other string.
 ProblemType parse_problem_type(std::string_view name);
 // The activation HF's ACT2FN maps `hidden_act` to. Throws Error(kDataErr) for a name it lacks.
 std::function<torch::Tensor(const torch::Tensor&)> activation(std::string_view hidden_act);
@@ -53,12 +53,13 @@ struct BertConfig {
   // Head dimension; hidden_size / num_attention_heads.
   std::int64_t head_dim() const { return hidden_size / num_attention_heads; }
 
-  // From a parsed config.json. `source` names the file in errors. Throws Error(kDataErr) for a
+  // From a parsed config.json. `source` names the file in errors. Throws Error(kConfig: a file
+  // that configures a model, exit 78) for a
   // wrong type, an impossible value (hidden size not divisible by heads, num_labels < 1, an
   // unsupported hidden_act or position_embedding_type, single_label with 1 label).
   static BertConfig from_json(const nlohmann::ordered_json& j, const std::string& source);
   // From `path` = a config.json or a model directory. Throws Error(kNoInput) when missing,
-  // Error(kDataErr) when it is not valid JSON or not a BERT config.
+  // Error(kConfig) when it is not valid JSON or not a BERT config.
   static BertConfig load(const std::string& path);
   // HF-compatible config.json content: every field, id2label/label2id, model_type "bert",
   // architectures ["BertForSequenceClassification"], dtype "float32".
@@ -245,9 +246,10 @@ struct LoadReport {
 // one warning listing missing keys and one listing unexpected keys (the old position_ids buffer is
 // skipped silently, as HF does). The model is on the CPU in eval mode; move it with ->to().
 // Throws Error(kNoInput) when the directory, config.json or weights are missing (a directory with
-// only pytorch_model.bin gets a message saying how to convert it), Error(kDataErr) for a bad
-// config, a corrupt checkpoint or a shape mismatch (see LoadOptions), Error(kUsage) for options
-// that contradict each other (num_labels vs labels).
+// only pytorch_model.bin gets a message saying how to convert it), Error(kConfig) for a bad
+// config, Error(kDataErr) for a corrupt checkpoint, NaN/inf weights (naming the tensor) or a
+// shape mismatch (see LoadOptions), Error(kUsage) for options that contradict each other
+// (num_labels vs labels).
 BertForSequenceClassification from_pretrained(const std::string& dir, const LoadOptions& options = {},
                                               LoadReport* report = nullptr);
 

@@ -140,6 +140,10 @@ BertForSequenceClassification from_pretrained(const std::string& dir, const Load
       throw Error(ErrorKind::kDataErr, Where{file, 0, key}, "byte size does not match dtype and shape");
     // Copy out of the mapping: tensor data in a safetensors file need not be aligned.
     std::memcpy(t.data_ptr(), view->data, view->nbytes);
+    // A diverged run saves NaN weights; a model built from them answers every input with
+    // confident-looking nonsense, so it is refused here, naming the tensor.
+    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>())
+      throw Error(ErrorKind::kDataErr, Where{file, 0, key}, "holds NaN or infinite values (a diverged run?)");
     p->copy_(t);
   }
   for (const auto& p : params)

@@ -67,7 +67,17 @@ void add_prediction(nlohmann::ordered_json& v, const std::string& field, const P
   }
 }
 
-Outcome run_batch(const BatchOptions& o) {
+// One output line: the record's fields as read (numbers keep every digit), those named like an
+// added field replaced by it, then the added fields.
+void append_record(std::string& out, const io::Record& r, const nlohmann::ordered_json& added) {
+  std::vector<std::string_view> names;
+  for (const auto& [key, value] : added.items()) names.push_back(key);
+  std::string members = added.dump(-1, ' ', false, nlohmann::json::error_handler_t::strict);
+  io::append_passthrough(out, r, names, std::string_view(members).substr(1, members.size() - 2));
+  out += '\n';
+}
+
+Outcome run(const BatchOptions& o) {
   if (o.model.empty()) throw Error(ErrorKind::kUsage, "--model is required");
   if (o.format != "jsonl" && o.format != "lines")
     throw Error(ErrorKind::kUsage, "--format: expected jsonl or lines, got '" + o.format + "'");
@@ -101,9 +111,11 @@ Outcome run_batch(const BatchOptions& o) {
   std::vector<std::string_view> texts, pairs;
   std::vector<std::size_t> rows;  // chunk index of each text
   bool more = true;
-  while (more && !stop_requested()) {
+  while (more) {
+    check_stop();
     chunk.clear();
     while (chunk.size() < window) {
+      check_stop();
       std::optional<io::Record> r = reader.next();
       if (!r) {
         more = false;
@@ -143,8 +155,10 @@ Outcome run_batch(const BatchOptions& o) {
                   o.prediction_field, kScoreField, kScoresField);
         warned_overwrite = true;
       }
-      add_prediction(r.value, o.prediction_field, p, labels, task, o.scores);
-      out.write(r.value);
+      nlohmann::ordered_json added = nlohmann::ordered_json::object();
+      add_prediction(added, o.prediction_field, p, labels, task, o.scores);
+      append_record(out.buffer(), r, added);
+      out.maybe_flush();
       ++records;
       tokens += p.tokens;
       truncated += p.truncated;
@@ -154,10 +168,7 @@ Outcome run_batch(const BatchOptions& o) {
   }
   progress.finish();
   skipped += static_cast<std::uint64_t>(reader.bad_records());
-  if (stop_requested()) {
-    log::warn("stopped after {} records{}", records, o.output == "-" ? "" : "; " + o.output + " not written");
-    return Outcome::kOk;
-  }
+  check_stop();
   out.close();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log::info("predicted {} records ({} tokens, {} truncated to {}, {} skipped) in {:.3f} s: {:.1f} records/s, "
@@ -165,6 +176,22 @@ Outcome run_batch(const BatchOptions& o) {
             records, tokens, truncated, predictor.max_length(), skipped, seconds, records / std::max(seconds, 1e-9),
             tokens / std::max(seconds, 1e-9));
   return Outcome::kOk;
+}
+
+}  // namespace
+
+// A stop signal ends the run between batches; a file output is not written (exit 128+N).
+Outcome run_batch(const BatchOptions& o) {
+  return stoppable(
+      [&] {
+        try {
+          return run(o);
+        } catch (const StopRequested&) {
+          if (o.output != "-") log::warn("stopped: {} not written", o.output);
+          throw;
+        }
+      },
+      Outcome::kOk);
 }
 
 }  // namespace hf::predict

@@ -54,8 +54,9 @@ struct Prediction {
 class Predictor {
  public:
   // Loads `model_dir` (config.json, model.safetensors, tokenizer files) onto the chosen device.
-  // Throws Error(kNoInput) when the directory, weights or tokenizer are missing, Error(kDataErr /
-  // kConfig) when they are malformed, Error(kUsage) for a bad threshold spec (unknown label name,
+  // Throws Error(kNoInput) when the directory, weights or tokenizer are missing, Error(kDataErr)
+  // when the weights are malformed or hold NaN/inf, Error(kConfig) when config.json or the
+  // tokenizer files are, Error(kUsage) for a bad threshold spec (unknown label name,
   // value outside [0, 1], a threshold for a model that is not multi-label) or device string,
   // Error(kUnavailable) when CUDA is asked for and absent.
   Predictor(const std::string& model_dir, const PredictorOptions& options);
@@ -65,7 +66,8 @@ class Predictor {
 
   // One Prediction per text, in input order. Texts are sorted by token count internally and run
   // in batches of batch_size padded to their longest text; per-text problems land in
-  // Prediction::error. Requires: `pairs` empty (single texts) or as long as `texts` (the second
+  // Prediction::error. A non-finite model output (NaN/inf) throws Error(kDataErr); a stop signal
+  // between batches throws StopRequested (core/signals.h). Requires: `pairs` empty (single texts) or as long as `texts` (the second
   // sequence of each pair); Error(kInternal) otherwise.
   std::vector<Prediction> predict(std::span<const std::string_view> texts,
                                   std::span<const std::string_view> pairs = {}) const;

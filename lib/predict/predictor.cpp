@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "core/thread_pool.h"
 #include "model/device.h"
 #include "model/model.h"
@@ -125,8 +126,9 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
     throw Error(ErrorKind::kUsage, std::string("--threshold applies to multi-label models only; this one is ") +
                                        (m.task == Task::kRegression ? "regression" : "single-label"));
   }
-  if (o.threads > 0) torch::set_num_threads(o.threads);
+  // The pool caps its own size (with a warning); torch gets the same bound.
   m.pool = std::make_unique<ThreadPool>(o.threads);
+  if (o.threads > 0) torch::set_num_threads(m.pool->size());
   log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} threads", c.num_labels(),
              m.encode_options.max_length, m.batch_size, dev.device.str(), torch::get_num_threads());
 }
@@ -226,6 +228,10 @@ void Predictor::Impl::run_batch(std::span<const std::size_t> rows, const std::ve
   }
   const std::int64_t num_labels = logits.size(1);
   const float* lp = logits.data_ptr<float>();
+  // Finite weights can still overflow (or a model edited in memory): a NaN would print as a
+  // label with "score": null, so it is an error, not a prediction.
+  if (!std::all_of(lp, lp + b * num_labels, [](float v) { return std::isfinite(v); }))
+    throw Error(ErrorKind::kDataErr, "the model's output is not finite (NaN or infinity): its weights are unusable");
   for (std::int64_t i = 0; i < b; ++i) {
     Prediction& p = out[rows[static_cast<std::size_t>(i)]];
     const tokenizer::Encoding& e = enc[rows[static_cast<std::size_t>(i)]];
@@ -252,6 +258,7 @@ std::vector<Prediction> Predictor::predict(std::span<const std::string_view> tex
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return enc[a].length > enc[b].length; });
   for (std::size_t start = 0; start < order.size(); start += m.batch_size) {
+    check_stop();  // a window holds many batches: stop between them, not after all
     const std::size_t n = std::min(m.batch_size, order.size() - start);
     m.run_batch(std::span<const std::size_t>(order).subspan(start, n), enc, !pairs.empty(), out);
   }

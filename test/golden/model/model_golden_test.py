@@ -233,9 +233,9 @@ def test_errors_have_codes_and_say_what_to_do():
         cfg_path = os.path.join(src, "config.json")
         cfg = json.load(open(cfg_path))
         json.dump(dict(cfg, hidden_act="gelu_10"), open(cfg_path, "w"))
-        expect_error([DRIVER, src], 65, "config.json", "hidden_act", "gelu_10", input="")
+        expect_error([DRIVER, src], 78, "config.json", "hidden_act", "gelu_10", input="")
         open(cfg_path, "w").write("{not json")
-        expect_error([DRIVER, src], 65, "config.json", "not valid JSON", input="")
+        expect_error([DRIVER, src], 78, "config.json", "not valid JSON", input="")
         json.dump(cfg, open(cfg_path, "w"))
         with open(os.path.join(src, "model.safetensors"), "r+b") as f:
             f.truncate(1000)

@@ -69,7 +69,7 @@ TEST_CASE("model: bad config.json values are data errors naming the key") {
       BertConfig::from_json(j, "cfg.json");
       FAIL("no error");
     } catch (const hf::Error& e) {
-      CHECK(e.kind() == hf::ErrorKind::kDataErr);
+      CHECK(e.kind() == hf::ErrorKind::kConfig);
       CHECK(std::string(e.what()).find(key) != std::string::npos);
       CHECK(std::string(e.what()).find("cfg.json") != std::string::npos);
     }
