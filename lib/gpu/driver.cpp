@@ -34,6 +34,16 @@ std::string DynLib::path() const {
   return map->l_name;
 }
 
+void DynLib::keep_loaded() {
+  if (!handle_) return;
+  // dlopen(3): RTLD_NOLOAD | RTLD_NODELETE on a loaded library marks it never to be unloaded; the
+  // handle stays valid (path(), symbols). Failing that, the handle is given up unclosed.
+  if (void* again = dlopen(path().c_str(), RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE))
+    dlclose(again);
+  else
+    static_cast<void>(handle_.release());
+}
+
 void* DynLib::symbol(const char* name) const { return handle_ ? dlsym(handle_.get(), name) : nullptr; }
 
 std::optional<int> call_with_deadline(std::function<int()> fn, double seconds) {
@@ -95,8 +105,8 @@ CudaDriver::CudaDriver(const std::string& library, double init_timeout_s) : lib_
   std::optional<int> done = call_with_deadline([init = init_] { return init(0); }, init_timeout_s);
   if (!done) {
     hung_ = true;
-    lib_.keep_loaded();
     reason_ = fmt::format("CUDA driver {} hangs: cuInit did not return within {:g} s", path(), init_timeout_s);
+    lib_.keep_loaded();
     return;
   }
   int result = *done;

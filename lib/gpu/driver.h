@@ -29,7 +29,7 @@ class DynLib {
   void* symbol(const char* name) const;
   // Never dlclose this library: a thread left hanging inside it (see call_with_deadline) would run
   // on unmapped code.
-  void keep_loaded() { static_cast<void>(handle_.release()); }
+  void keep_loaded();
   template <typename Fn>
   bool bind(Fn*& fn, const char* name) const {
     fn = reinterpret_cast<Fn*>(symbol(name));
