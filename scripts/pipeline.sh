@@ -56,22 +56,22 @@ base=${PIPELINE_BASE_MODEL:?pipeline: error: PIPELINE_BASE_MODEL is not set}
 read -r -a inputs <<<"${PIPELINE_INPUTS:?pipeline: error: PIPELINE_INPUTS is not set}"
 read -r -a train_args <<<"${PIPELINE_TRAIN_ARGS:-}"
 gate=${PIPELINE_GATE:-accuracy=0.8}
-name=${PIPELINE_NAME:-model}
+model_name=${PIPELINE_NAME:-model}
 mkdir -p "$run"
 
 log() { printf 'pipeline: %s\n' "$*" >&2; }
 done_marker() { echo "$run/.done-$1"; }
 # step NAME COMMAND...: runs COMMAND unless NAME finished before, then marks it finished.
 step() {
-  local name=$1
+  local step_name=$1
   shift
-  if [[ -f $(done_marker "$name") ]]; then
-    log "$name: done before, skipped"
+  if [[ -f $(done_marker "$step_name") ]]; then
+    log "$step_name: done before, skipped"
     return 0
   fi
-  log "$name: $*"
+  log "$step_name: $*"
   "$@"
-  touch "$(done_marker "$name")"
+  touch "$(done_marker "$step_name")"
 }
 
 preprocess() {
@@ -106,7 +106,7 @@ gate() {
 }
 
 publish() {
-  local args=(--registry "$PIPELINE_REGISTRY" --name "$name" --model "$run/model" --dataset "$run/dataset"
+  local args=(--registry "$PIPELINE_REGISTRY" --name "$model_name" --model "$run/model" --dataset "$run/dataset"
               --metrics "$run/eval.json")
   [[ -n "${PIPELINE_VERSION:-}" ]] && args+=(--version "$PIPELINE_VERSION")
   "$bin/hf-registry" publish "${args[@]}" >"$run/published.tmp"
