@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "io/io.h"
 #include "metrics/metrics.h"
+#include "storage/xml.h"
 
 namespace hf::metrics {
 namespace {
@@ -23,20 +24,8 @@ constexpr double kLeft = 56, kRight = 16, kTop = 16, kBottom = 44;
 constexpr int kHistogramBins = 20;
 const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"};
 
-std::string escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+// HTML text and attribute values: XML's escaping (&apos; is HTML5 too), one implementation.
+std::string escape(std::string_view s) { return storage::xml::escape(s); }
 
 std::string figure(const std::string& id, const std::string& caption, const std::string& body, double w = kWidth,
                    double h = kHeight) {

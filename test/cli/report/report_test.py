@@ -96,13 +96,18 @@ def test_report_flags_are_checked():
     expect_error([EVAL, "--predictions", preds, "--training-log", "x.jsonl"], 64, "--training-log")
 
 
-def test_markdown_report_has_the_tables():
-    recs = binary_predictions()
-    preds = write_jsonl(os.path.join(WORK, "binary.jsonl"), recs)
+def report(name):
+    """hf-eval --report WORK/name on the binary predictions with a training log: (JSON, report text)."""
+    preds = write_jsonl(os.path.join(WORK, "binary.jsonl"), binary_predictions())
     log = write_jsonl(os.path.join(WORK, "metrics.jsonl"), training_log())
-    md_path = os.path.join(WORK, "report.md")
-    got = evaluate(preds, "--report", md_path, "--training-log", log)
-    md = open(md_path, encoding="utf-8").read()
+    path = os.path.join(WORK, name)
+    got = evaluate(preds, "--report", path, "--training-log", log)
+    with open(path, encoding="utf-8") as f:
+        return got, f.read()
+
+
+def test_markdown_report_has_the_tables():
+    got, md = report("report.md")
     assert f"| roc_auc | {got['roc_auc']:.4f} |" in md, md
     assert re.search(r"^\| positive \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| \d+ \|$", md, re.M), md
     cm = got["confusion_matrix"]
@@ -113,12 +118,8 @@ def test_markdown_report_has_the_tables():
 def test_html_report_renders_in_chromium():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    recs = binary_predictions()
-    preds = write_jsonl(os.path.join(WORK, "binary.jsonl"), recs)
-    log = write_jsonl(os.path.join(WORK, "metrics.jsonl"), training_log())
+    got, html = report("report.html")
     html_path = os.path.join(WORK, "report.html")
-    got = evaluate(preds, "--report", html_path, "--training-log", log)
-    html = open(html_path, encoding="utf-8").read()
     # Self-contained: no script, nothing fetched (the SVG namespace is a name, not a fetch).
     assert "<script" not in html.lower()
     assert not re.search(r"(src|href)\s*=", html, re.I)
