@@ -107,6 +107,95 @@ Report single_label_report(std::span<const std::int64_t> y_true, std::span<const
   return r;
 }
 
+namespace {
+
+// Cumulative (false positives, true positives) at each distinct score, highest score first,
+// starting at (0, 0): the points every threshold curve is drawn from.
+std::vector<std::pair<double, double>> threshold_counts(std::span<const double> scores,
+                                                        std::span<const std::uint8_t> positive) {
+  require(scores.size() == positive.size(), "scores and labels must have the same size");
+  std::vector<std::size_t> order(scores.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+  std::vector<std::pair<double, double>> points = {{0.0, 0.0}};
+  double fp = 0, tp = 0;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    (positive[order[i]] ? tp : fp) += 1;
+    if (i + 1 == order.size() || scores[order[i + 1]] != scores[order[i]]) points.emplace_back(fp, tp);
+  }
+  return points;
+}
+
+}  // namespace
+
+Curve roc_curve(std::span<const double> scores, std::span<const std::uint8_t> positive) {
+  const auto points = threshold_counts(scores, positive);
+  const double fp = points.back().first, tp = points.back().second;
+  Curve c;
+  for (const auto& [f, t] : points) {
+    c.x.push_back(divide(f, fp));
+    c.y.push_back(divide(t, tp));
+  }
+  return c;
+}
+
+Curve pr_curve(std::span<const double> scores, std::span<const std::uint8_t> positive) {
+  const auto points = threshold_counts(scores, positive);
+  const double tp_all = points.back().second;
+  Curve c{{0.0}, {1.0}};
+  for (std::size_t i = 1; i < points.size(); ++i) {
+    const auto [f, t] = points[i];
+    c.x.push_back(divide(t, tp_all));
+    c.y.push_back(divide(t, t + f));
+  }
+  return c;
+}
+
+double roc_auc(std::span<const double> scores, std::span<const std::uint8_t> positive) {
+  const Curve c = roc_curve(scores, positive);
+  double area = 0;
+  for (std::size_t i = 1; i < c.x.size(); ++i) area += (c.x[i] - c.x[i - 1]) * (c.y[i] + c.y[i - 1]) / 2;
+  return area;
+}
+
+double average_precision(std::span<const double> scores, std::span<const std::uint8_t> positive) {
+  const Curve c = pr_curve(scores, positive);
+  double ap = 0;
+  for (std::size_t i = 1; i < c.x.size(); ++i) ap += (c.x[i] - c.x[i - 1]) * c.y[i];
+  return ap;
+}
+
+void add_chart_metrics(Report& r, std::span<const std::int64_t> y_true, std::span<const double> positive_scores) {
+  require(r.task == Task::kSingleLabel && static_cast<std::int64_t>(y_true.size()) == r.num_samples,
+          "add_chart_metrics needs the single-label report of y_true");
+  // scikit-learn's matthews_corrcoef from the confusion matrix C: t = row sums, p = column sums.
+  const std::size_t k = r.labels.size();
+  double n = 0, correct = 0, tp_dot = 0, pp_dot = 0, tt_dot = 0;
+  for (std::size_t i = 0; i < k; ++i) {
+    double t = 0, p = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      t += static_cast<double>(r.confusion_matrix[i][j]);
+      p += static_cast<double>(r.confusion_matrix[j][i]);
+    }
+    n += t;
+    correct += static_cast<double>(r.confusion_matrix[i][i]);
+    tp_dot += t * p;
+    pp_dot += p * p;
+    tt_dot += t * t;
+  }
+  const double cov_tp = correct * n - tp_dot, cov_pp = n * n - pp_dot, cov_tt = n * n - tt_dot;
+  r.scalars.emplace_back("mcc", cov_pp * cov_tt == 0 ? 0.0 : cov_tp / std::sqrt(cov_tt * cov_pp));
+  if (k != 2 || positive_scores.empty()) return;
+  require(positive_scores.size() == y_true.size(), "positive_scores must be empty or one per sample");
+  r.positive_scores.assign(positive_scores.begin(), positive_scores.end());
+  r.positive_truth.clear();
+  for (std::int64_t t : y_true) r.positive_truth.push_back(t == 1);
+  const auto positives = std::count(r.positive_truth.begin(), r.positive_truth.end(), 1);
+  if (positives == 0 || positives == r.num_samples) return;  // scikit-learn: undefined
+  r.scalars.emplace_back("roc_auc", roc_auc(r.positive_scores, r.positive_truth));
+  r.scalars.emplace_back("average_precision", average_precision(r.positive_scores, r.positive_truth));
+}
+
 Report multi_label_report(std::span<const std::uint8_t> y_true, std::span<const std::uint8_t> y_pred,
                           std::vector<std::string> labels) {
   const std::size_t k = labels.size();

@@ -213,7 +213,23 @@ Report score_single(const EvalOptions& o, const std::vector<Pair>& pairs) {
   } else if (missing != pairs.begin()) {
     log::warn("{}:{}: no \"{}\" field: log_loss left out", *missing->pred.file, missing->pred.line, o.scores_field);
   }
-  return single_label_report(y_true, y_pred, enc.names(), p_true);
+  // Binary with scores: the positive class' score of every record, for roc_auc and the curves.
+  std::vector<double> positive;
+  if (!p_true.empty() && enc.names().size() == 2) {
+    for (const Pair& p : pairs) {
+      auto it = p.scores->find(enc.names()[1]);
+      if (it == p.scores->end()) {
+        log::warn("{}:{}: no score for '{}': roc_auc and average_precision left out", *p.pred.file, p.pred.line,
+                  enc.names()[1]);
+        positive.clear();
+        break;
+      }
+      positive.push_back(it->get<double>());
+    }
+  }
+  Report r = single_label_report(y_true, y_pred, enc.names(), p_true);
+  add_chart_metrics(r, y_true, positive);
+  return r;
 }
 
 Report score_multi(const EvalOptions& o, const std::vector<Pair>& pairs) {
@@ -267,6 +283,8 @@ EvalResult evaluate(const EvalOptions& o) {
   for (Gate& g : parse_gates(o.fail_over, GateKind::kFailOver)) gates.push_back(std::move(g));
   if (!o.id_field.empty() && o.references.empty())
     throw Error(ErrorKind::kUsage, "--id-field needs --references");
+  if (!o.report.empty()) check_report_path(o.report);
+  if (!o.training_log.empty() && o.report.empty()) throw Error(ErrorKind::kUsage, "--training-log needs --report");
   if (o.predictions == "-" && o.references == "-")
     throw Error(ErrorKind::kUsage, "predictions and references cannot both be stdin");
 
@@ -279,6 +297,7 @@ EvalResult evaluate(const EvalOptions& o) {
   EvalResult result;
   result.report = pairs.front().ref.value->is_array() ? score_multi(o, pairs) : score_single(o, pairs);
   result.gates = check_gates(result.report, gates);
+  if (!o.report.empty()) write_report(o.report, result.report, o.training_log);
   return result;
 }
 

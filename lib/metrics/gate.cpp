@@ -29,7 +29,7 @@ const std::vector<std::string>& metric_names() {
       "accuracy",        "subset_accuracy", "hamming_loss",       "log_loss",
       "precision_macro", "recall_macro",    "f1_macro",           "precision_micro",
       "recall_micro",    "f1_micro",        "precision_weighted", "recall_weighted",
-      "f1_weighted"};
+      "f1_weighted",     "mcc",             "roc_auc",            "average_precision"};
   return kNames;
 }
 

@@ -43,6 +43,10 @@ struct Report {
   std::vector<ClassScores> per_class;
   // Single-label only: [reference][prediction] counts, rows and columns in `labels` order.
   std::vector<std::vector<std::int64_t>> confusion_matrix;
+  // Binary single-label input with scores (add_chart_metrics): per sample, the score of the
+  // positive class labels[1] and whether the reference is it. Feeds the ROC/PR/histogram charts.
+  std::vector<double> positive_scores;
+  std::vector<std::uint8_t> positive_truth;
 
   std::optional<double> value(std::string_view metric) const;
 };
@@ -55,6 +59,27 @@ struct Report {
 // Throws Error(kInternal) when a requirement is broken.
 Report single_label_report(std::span<const std::int64_t> y_true, std::span<const std::int64_t> y_pred,
                            std::vector<std::string> labels, std::span<const double> p_true = {});
+
+// What hf-eval adds to a single-label report beyond HF's eval metrics (hf-train's evaluation
+// leaves them out): "mcc" (scikit-learn's matthews_corrcoef, multiclass, 0 when undefined), and for
+// two labels with `positive_scores` (one per sample: the probability of labels[1], scikit-learn's
+// default positive label for sorted labels) "roc_auc" and "average_precision" as roc_auc_score and
+// average_precision_score compute them, left out when the references hold one class only.
+// Requires: `r` from single_label_report; positive_scores empty or one per sample.
+void add_chart_metrics(Report& r, std::span<const std::int64_t> y_true, std::span<const double> positive_scores);
+
+// Curves over (score, is_positive) pairs, thresholds at each distinct score, highest first, as
+// scikit-learn's roc_curve (with drop_intermediate=False, starting at (0, 0)) and
+// precision_recall_curve (ordered by increasing recall, starting at recall 0, precision 1).
+struct Curve {
+  std::vector<double> x, y;  // ROC: false/true positive rate; PR: recall/precision
+};
+Curve roc_curve(std::span<const double> scores, std::span<const std::uint8_t> positive);
+Curve pr_curve(std::span<const double> scores, std::span<const std::uint8_t> positive);
+// Area under the ROC curve (trapezoids), and average precision: sum over thresholds of
+// (R_k - R_{k-1}) * P_k. Requires both classes present.
+double roc_auc(std::span<const double> scores, std::span<const std::uint8_t> positive);
+double average_precision(std::span<const double> scores, std::span<const std::uint8_t> positive);
 
 // Multi-label report. y_true and y_pred are row-major multi-hot matrices [N, labels.size()] of 0/1.
 // Requires: same size, N > 0. Throws Error(kInternal) when a requirement is broken.
@@ -113,6 +138,8 @@ struct EvalOptions {
   std::vector<std::string> labels;  // fixed label set and order; empty: sorted union of all labels
   std::string fail_under;           // gate spec, see parse_gates
   std::string fail_over;
+  std::string report;        // "": none; FILE.html (or .htm) or FILE.md, see write_report
+  std::string training_log;  // a metrics.jsonl whose curves the HTML report draws
 };
 
 struct EvalResult {
@@ -122,6 +149,19 @@ struct EvalResult {
   // to_json(report) plus "gates": [{metric, kind, threshold, value, passed}] when gates were given.
   nlohmann::ordered_json to_json() const;
 };
+
+// hf-eval --report. HTML: one self-contained page (inline CSS and SVG, no script): metrics and
+// per-class tables, confusion-matrix heat map, per-class P/R/F1 bars, with positive_scores the ROC
+// and precision-recall curves and the score histogram by class, with a training log its loss,
+// eval-metric and learning-rate curves; every chart is a <figure> holding one <svg>. Markdown: the
+// tables (GitHub-flavoured) and the training log's last eval.
+std::string html_report(const Report& report, const std::vector<nlohmann::json>& training_log, const std::string& title);
+std::string markdown_report(const Report& report, const std::vector<nlohmann::json>& training_log);
+// Writes `path` atomically, markdown for *.md, HTML otherwise; `training_log` ("" = none) is read
+// as JSONL. Throws Error(kNoInput/kDataErr) for the log, Error(kCantCreate/kIo) for the output.
+void write_report(const std::string& path, const Report& report, const std::string& training_log);
+// Throws Error(kUsage) unless `path` ends in .html, .htm or .md.
+void check_report_path(const std::string& path);
 
 // Parses the gates first (Error(kUsage)), then reads and scores. Throws Error(kNoInput) when a file
 // is missing, Error(kDataErr) "file:line: field "f": ..." for malformed or inconsistent records and

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
                          fmt::format("{}", fmt::join(hf::metrics::metric_names(), ", ")) + ".",
                      "  hf-predict --model run/ < test.jsonl | hf-eval --fail-under accuracy=0.9\n"
                      "  hf-eval --predictions preds.jsonl --references test.jsonl --id-field id\n"
-                     "  hf-eval --predictions preds.jsonl --fail-under f1_macro=0.8 --fail-over log_loss=0.5");
+                     "  hf-eval --predictions preds.jsonl --fail-under f1_macro=0.8 --fail-over log_loss=0.5\n"
+                     "  hf-eval --predictions preds.jsonl --report report.html --training-log run/metrics.jsonl");
   auto& app = tool.app();
   app.add_option("-p,--predictions", o.predictions, "Predictions JSONL ('-' = stdin)");
   app.add_option("-r,--references", o.references,
@@ -47,6 +48,8 @@ int main(int argc, char** argv) {
   app.add_option("--fail-under", o.fail_under, "Exit 1 when a metric is below its threshold, e.g. accuracy=0.85,f1_macro=0.8")
       ->envname("HFKIT_FAIL_UNDER");
   app.add_option("--fail-over", o.fail_over, "Exit 1 when a lower-is-better metric is above, e.g. log_loss=0.5");
+  app.add_option("--report", o.report, "Also write a report: FILE.html (self-contained charts) or FILE.md (tables)");
+  app.add_option("--training-log", o.training_log, "hf-train's metrics.jsonl: training curves in the HTML report");
   // A stop signal while reading ends the run before anything is printed (exit 128+N).
   return tool.run(argc, argv, [&] { return hf::stoppable([&] { return run(o); }, hf::Outcome::kOk); });
 }

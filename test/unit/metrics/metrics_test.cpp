@@ -109,3 +109,48 @@ TEST_CASE("metrics: gates pass at the threshold and fail past it") {
   const auto missing = hf::metrics::parse_gates("log_loss=1", GateKind::kFailOver);
   CHECK_THROWS_AS(hf::metrics::check_gates(r, missing), hf::Error);
 }
+
+// Values from scikit-learn 1.9: roc_auc_score, average_precision_score, matthews_corrcoef.
+TEST_CASE("roc_auc, average_precision and mcc match scikit-learn") {
+  const std::vector<double> scores = {0.1, 0.4, 0.35, 0.8};
+  const std::vector<std::uint8_t> pos = {0, 0, 1, 1};
+  CHECK(hf::metrics::roc_auc(scores, pos) == doctest::Approx(0.75));
+  CHECK(hf::metrics::average_precision(scores, pos) == doctest::Approx(0.8333333333333333));
+  // Ties are one threshold: a diagonal ROC, AP = prevalence.
+  const std::vector<double> tied = {0.5, 0.5, 0.5, 0.5};
+  CHECK(hf::metrics::roc_auc(tied, pos) == doctest::Approx(0.5));
+  CHECK(hf::metrics::average_precision(tied, pos) == doctest::Approx(0.5));
+
+  const std::vector<std::int64_t> t = {0, 0, 1, 1}, p = {0, 1, 1, 1};
+  auto r = hf::metrics::single_label_report(t, p, {"neg", "pos"});
+  hf::metrics::add_chart_metrics(r, t, scores);
+  CHECK(*r.value("mcc") == doctest::Approx(0.5773502691896258));
+  CHECK(*r.value("roc_auc") == doctest::Approx(0.75));
+  CHECK(*r.value("average_precision") == doctest::Approx(0.8333333333333333));
+  CHECK(hf::metrics::to_json(r).contains("roc_auc"));
+
+  // Multiclass MCC.
+  const std::vector<std::int64_t> t3 = {0, 1, 2, 0, 1, 2, 2}, p3 = {0, 2, 2, 0, 1, 1, 2};
+  auto r3 = hf::metrics::single_label_report(t3, p3, {"a", "b", "c"});
+  hf::metrics::add_chart_metrics(r3, t3, {});
+  CHECK(*r3.value("mcc") == doctest::Approx(0.5625));
+  CHECK_FALSE(r3.value("roc_auc"));
+
+  // One class only in the references: AUC undefined, left out; constant predictions: MCC 0.
+  const std::vector<std::int64_t> ones = {1, 1, 1};
+  auto r1 = hf::metrics::single_label_report(ones, ones, {"neg", "pos"});
+  hf::metrics::add_chart_metrics(r1, ones, std::vector<double>{0.2, 0.5, 0.9});
+  CHECK_FALSE(r1.value("roc_auc"));
+  CHECK(*r1.value("mcc") == 0.0);
+}
+
+TEST_CASE("the new metrics can be gated") {
+  const auto gates = hf::metrics::parse_gates("roc_auc=0.9,mcc=0.5,average_precision=0.5", hf::metrics::GateKind::kFailUnder);
+  const std::vector<std::int64_t> t = {0, 0, 1, 1}, p = {0, 1, 1, 1};
+  auto r = hf::metrics::single_label_report(t, p, {"neg", "pos"});
+  hf::metrics::add_chart_metrics(r, t, std::vector<double>{0.1, 0.4, 0.35, 0.8});
+  const auto results = hf::metrics::check_gates(r, gates);
+  CHECK_FALSE(results[0].passed);
+  CHECK(results[1].passed);
+  CHECK(results[2].passed);
+}

@@ -1,0 +1,394 @@
+// MLflow sink over the tracking server's REST API (https://mlflow.org/docs/latest/rest-api.html):
+// experiment and run set-up, params, metrics in log-batch requests, and at the end the model
+// directory as artifacts (mlflow-artifacts: proxied upload, or a copy for file: artifact URIs) and
+// the run marked FINISHED. Everything talks to the server from one background thread; the training
+// loop only queues (bounded). Uses lib/storage's HttpClient (pooled libcurl handles, timeouts).
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <thread>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "storage/crypto.h"
+#include "storage/http.h"
+#include "storage/sigv4.h"
+#include "track/sinks.h"
+
+namespace hf::track {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxQueued = 100000;     // metric values held while the server is away
+constexpr std::size_t kMetricsPerBatch = 1000; // MLflow's log-batch limit
+constexpr std::size_t kParamsPerBatch = 100;   // MLflow's log-batch limit for params
+constexpr std::size_t kMaxParamLength = 500;   // longer values are left out, as HF's callback does
+constexpr double kFirstRetryDelay = 0.5;       // seconds, doubled per failed attempt
+constexpr double kMaxRetryDelay = 30.0;
+constexpr auto kFinishWait = std::chrono::seconds(120);  // finish() waits at most this, then cancels
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The resolved config as MLflow params: scalars as they are, lists joined with ','.
+std::vector<std::pair<std::string, std::string>> params_of(const std::string& config_yaml) {
+  std::vector<std::pair<std::string, std::string>> out;
+  YAML::Node root;
+  try {
+    root = YAML::Load(config_yaml);
+  } catch (const YAML::Exception&) {
+    return out;
+  }
+  if (!root.IsMap()) return out;
+  for (const auto& kv : root) {
+    std::string value;
+    if (kv.second.IsSequence()) {
+      for (const auto& e : kv.second) value += (value.empty() ? "" : ",") + e.as<std::string>();
+    } else if (kv.second.IsScalar()) {
+      value = kv.second.as<std::string>();
+    }
+    if (value.size() <= kMaxParamLength) out.emplace_back(kv.first.as<std::string>(), value);
+  }
+  return out;
+}
+
+class Mlflow final : public Tracker {
+ public:
+  Mlflow(const Options& o, std::shared_ptr<RunState> state, const json& history)
+      : http_(storage::HttpSettings{.verify_ssl = true, .connect_timeout_s = 5, .read_timeout_s = 30, .cancel = &cancel_}),
+        uri_(env("MLFLOW_TRACKING_URI")),
+        state_(std::move(state)),
+        run_name_(o.run_name.empty() ? fs::path(o.output_dir).lexically_normal().filename().string() : o.run_name),
+        tags_(o.tags),
+        params_(params_of(o.config_yaml)),
+        history_(history) {
+    if (!uri_.starts_with("http://") && !uri_.starts_with("https://"))
+      throw Error(ErrorKind::kConfig, "--report-to mlflow: set MLFLOW_TRACKING_URI to the tracking server's http(s):// URL");
+    while (uri_.ends_with('/')) uri_.pop_back();
+    if (const std::string token = env("MLFLOW_TRACKING_TOKEN"); !token.empty()) {
+      auth_ = "Bearer " + token;
+    } else if (const std::string user = env("MLFLOW_TRACKING_USERNAME"); !user.empty()) {
+      auth_ = "Basic " + storage::base64_encode(user + ":" + env("MLFLOW_TRACKING_PASSWORD"));
+    }
+    run_id_ = env("MLFLOW_RUN_ID");
+    if (run_id_.empty()) run_id_ = state_->get("mlflow_run_id");
+    worker_ = std::thread([this] { work(); });
+  }
+  ~Mlflow() override { stop(""); }
+  Mlflow(const Mlflow&) = delete;
+  Mlflow& operator=(const Mlflow&) = delete;
+
+  void log(const json& rec) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    enqueue(rec);
+    cv_.notify_one();
+  }
+  void finish(const std::string& model_dir) override { stop(model_dir); }
+
+ private:
+  void enqueue(const json& rec) {
+    const std::int64_t step = rec.value("step", std::int64_t{0}), t = now_ms();
+    for (const auto& [key, value] : rec.items()) {
+      if (key == "step" || !value.is_number()) continue;
+      if (queue_.size() >= kMaxQueued) {
+        queue_.pop_front();
+        ++dropped_;
+      }
+      queue_.push_back({{"key", key}, {"value", value.get<double>()}, {"timestamp", t}, {"step", step}});
+    }
+  }
+
+  // Ends the thread: the queue is sent (one last attempt each when the server is failing), then
+  // with a model directory the artifacts go up and the run is FINISHED. Bounded by kFinishWait.
+  void stop(const std::string& model_dir) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!worker_.joinable()) return;
+      finishing_ = true;
+      model_dir_ = model_dir;
+      cv_.notify_one();
+    }
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!cv_.wait_for(lock, kFinishWait, [this] { return done_; })) {
+        cancel_ = true;
+        cv_.notify_all();
+        log::warn("mlflow: {} too slow: giving up", uri_);
+      }
+    }
+    worker_.join();
+    if (dropped_ > 0)
+      log::warn("mlflow: {} metric value(s) could not be sent to {} and were dropped", dropped_, uri_);
+  }
+
+  storage::HttpResponse call(const std::string& method, const std::string& path, const std::string& body,
+                             int fd = -1, std::uint64_t size = 0) {
+    storage::HttpRequest r;
+    r.method = method;
+    r.url = uri_ + path;
+    if (!auth_.empty()) r.headers.emplace_back("Authorization", auth_);
+    if (fd >= 0) {
+      r.headers.emplace_back("Content-Type", "application/octet-stream");
+      r.body_fd = fd;
+      r.body_size = size;
+    } else {
+      if (method != "GET") r.headers.emplace_back("Content-Type", "application/json");
+      r.body = body;
+    }
+    return http_.perform(r);
+  }
+
+  // One request, retried with back-off while the failure is transient. Returns the response when
+  // it got an answer that is not worth retrying (ok or a 4xx), nullopt when it gave up (finishing
+  // and the server still failing, or cancelled).
+  std::optional<storage::HttpResponse> request(const std::string& method, const std::string& path,
+                                               const std::string& body, const std::string& file = "") {
+    double delay = kFirstRetryDelay;
+    for (;;) {
+      storage::HttpResponse r;
+      if (file.empty()) {
+        r = call(method, path, body);
+      } else {
+        const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        struct stat st {};
+        if (fd < 0 || ::fstat(fd, &st) != 0) {
+          if (fd >= 0) ::close(fd);
+          log::warn("mlflow: cannot read {}: not uploaded", file);
+          return std::nullopt;
+        }
+        r = call(method, path, "", fd, static_cast<std::uint64_t>(st.st_size));
+        ::close(fd);
+      }
+      const bool transient = r.curl_code != 0 || r.status == 429 || r.status >= 500;
+      if (!transient) {
+        if (failing_) log::info("mlflow: {} reachable again", uri_);
+        failing_ = false;
+        return r;
+      }
+      if (!warned_) {
+        warned_ = true;
+        log::warn("mlflow: {} unreachable ({}): retrying in the background, training goes on", uri_,
+                  r.curl_code ? r.error : fmt::format("HTTP {}", r.status));
+      }
+      std::unique_lock<std::mutex> lock(mutex_);
+      // Finishing: a failing server gets one attempt per request, no more waiting.
+      if (cancel_ || (finishing_ && failing_)) return std::nullopt;
+      failing_ = true;
+      cv_.wait_for(lock, std::chrono::duration<double>(delay), [this] { return finishing_ || cancel_.load(); });
+      delay = std::min(delay * 2, kMaxRetryDelay);
+    }
+  }
+
+  // POST a JSON body; the parsed answer, or nullopt (given up, or refused: then said once here).
+  std::optional<json> post(const std::string& path, const json& body) {
+    auto r = request("POST", path, body.dump());
+    if (!r) return std::nullopt;
+    if (!r->ok()) {
+      log::warn("mlflow: POST {}: HTTP {}: {}", path, r->status, r->body.substr(0, 300));
+      return std::nullopt;
+    }
+    return json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  }
+
+  std::string experiment_id() {
+    if (const std::string id = env("MLFLOW_EXPERIMENT_ID"); !id.empty()) return id;
+    const std::string name = env("MLFLOW_EXPERIMENT_NAME");
+    if (name.empty()) return "0";  // MLflow's Default experiment
+    auto r = request("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=" + storage::sigv4::uri_encode(name, false), "");
+    if (!r) return "";
+    if (r->ok()) return json::parse(r->body, nullptr, false)["experiment"].value("experiment_id", "");
+    auto created = post("/api/2.0/mlflow/experiments/create", {{"name", name}});
+    return created ? created->value("experiment_id", "") : "";
+  }
+
+  // The run to log to: MLFLOW_RUN_ID or the one this output directory already had, else a new
+  // one with tags and params. False when the server could not be reached.
+  bool open_run() {
+    if (!run_id_.empty()) {
+      auto r = request("GET", "/api/2.0/mlflow/runs/get?run_id=" + storage::sigv4::uri_encode(run_id_, false), "");
+      if (!r) return false;
+      if (r->ok()) {
+        artifact_uri_ = json::parse(r->body, nullptr, false)["run"]["info"].value("artifact_uri", "");
+        state_->set("mlflow_run_id", run_id_);
+        log::info("mlflow: continuing run {} at {}", run_id_, uri_);
+        post("/api/2.0/mlflow/runs/update", {{"run_id", run_id_}, {"status", "RUNNING"}});
+        return true;
+      }
+      log::warn("mlflow: run {} not found (HTTP {}): starting a new one", run_id_, r->status);
+    }
+    const std::string exp = experiment_id();
+    if (exp.empty()) return false;
+    json tags = json::array();
+    for (const auto& [k, v] : tags_) tags.push_back({{"key", k}, {"value", v}});
+    auto created = post("/api/2.0/mlflow/runs/create",
+                        {{"experiment_id", exp}, {"run_name", run_name_}, {"start_time", now_ms()}, {"tags", tags}});
+    if (!created) return false;
+    const json& info = (*created)["run"]["info"];
+    run_id_ = info.value("run_id", "");
+    artifact_uri_ = info.value("artifact_uri", "");
+    if (run_id_.empty()) return false;
+    state_->set("mlflow_run_id", run_id_);
+    log::info("mlflow: run {} in experiment {} at {}", run_id_, exp, uri_);
+    for (std::size_t i = 0; i < params_.size(); i += kParamsPerBatch) {
+      json params = json::array();
+      for (std::size_t j = i; j < std::min(params_.size(), i + kParamsPerBatch); ++j)
+        params.push_back({{"key", params_[j].first}, {"value", params_[j].second}});
+      post("/api/2.0/mlflow/runs/log-batch", {{"run_id", run_id_}, {"params", params}});
+    }
+    // A new run for a resumed training starts with the history so far.
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::deque<json> later = std::move(queue_);
+    queue_.clear();
+    for (const json& rec : history_) enqueue(rec);
+    for (json& m : later) queue_.push_back(std::move(m));
+    return true;
+  }
+
+  // Files directly in model_dir (the HF model directory; checkpoints and event files stay out)
+  // under the run's "model/" artifact path.
+  void upload_model(const std::string& model_dir) {
+    std::vector<fs::path> files;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(model_dir, ec))
+      if (e.is_regular_file() && !e.path().filename().string().starts_with('.')) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    if (artifact_uri_.starts_with("mlflow-artifacts:")) {
+      std::string base = artifact_uri_.substr(std::string("mlflow-artifacts:").size());
+      if (base.starts_with("//")) base = base.substr(base.find('/', 2));  // drop a host: ours is the server
+      while (base.ends_with('/')) base.pop_back();
+      for (const fs::path& f : files) {
+        const std::string path = "/api/2.0/mlflow-artifacts/artifacts" + storage::sigv4::uri_encode(base, true) + "/model/" +
+                                 storage::sigv4::uri_encode(f.filename().string(), false);
+        auto r = request("PUT", path, "", f.string());
+        if (!r || !r->ok()) {
+          log::warn("mlflow: upload of {} failed{}", f.string(), r ? fmt::format(": HTTP {}", r->status) : "");
+          return;
+        }
+      }
+    } else if (artifact_uri_.starts_with("file:") || artifact_uri_.starts_with("/")) {
+      std::string dir = artifact_uri_.starts_with("file://") ? artifact_uri_.substr(7)
+                        : artifact_uri_.starts_with("file:") ? artifact_uri_.substr(5) : artifact_uri_;
+      try {
+        make_dirs((fs::path(dir) / "model").string());
+        for (const fs::path& f : files) write_file_atomic((fs::path(dir) / "model" / f.filename()).string(), read_file(f.string()));
+      } catch (const Error& e) {
+        log::warn("mlflow: model not copied to {}: {}", dir, e.what());
+        return;
+      }
+    } else {
+      log::warn("mlflow: artifact URI {} is neither mlflow-artifacts: nor file:: model not uploaded", artifact_uri_);
+      return;
+    }
+    log::info("mlflow: model uploaded ({} files) to run {}", files.size(), run_id_);
+  }
+
+  // The thread's body: an unexpected failure (a garbled answer, a full disk for tracking.json)
+  // ends the logging, never the training.
+  void work() {
+    try {
+      send_all();
+    } catch (const std::exception& e) {
+      log::warn("mlflow: {}: logging to {} stopped", e.what(), uri_);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    dropped_ += queue_.size();
+    queue_.clear();
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  void send_all() {
+    bool ready = false, disabled = false;
+    for (;;) {
+      std::vector<json> batch;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [this] { return !queue_.empty() || finishing_; });
+        if (cancel_) break;
+      }
+      if (!ready && !disabled) {
+        ready = open_run();
+        // request() gives up only when finishing; otherwise the server refused us for good.
+        disabled = !ready;
+      }
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!ready) {  // everything queued is lost
+        dropped_ += queue_.size();
+        queue_.clear();
+        if (finishing_) break;
+        continue;
+      }
+      while (!queue_.empty() && batch.size() < kMetricsPerBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      if (batch.empty() && finishing_) {
+        const std::string model_dir = model_dir_;
+        lock.unlock();
+        if (!model_dir.empty()) {
+          upload_model(model_dir);
+          post("/api/2.0/mlflow/runs/update", {{"run_id", run_id_}, {"status", "FINISHED"}, {"end_time", now_ms()}});
+        }
+        break;
+      }
+      lock.unlock();
+      if (batch.empty()) continue;
+      const std::size_t n = batch.size();
+      if (!post("/api/2.0/mlflow/runs/log-batch", {{"run_id", run_id_}, {"metrics", std::move(batch)}})) {
+        lock.lock();
+        dropped_ += n;
+        if (finishing_ && failing_) {
+          dropped_ += queue_.size();
+          queue_.clear();
+        }
+      }
+    }
+  }
+
+  std::atomic<bool> cancel_{false};
+  storage::HttpClient http_;
+  std::string uri_, auth_;
+  std::shared_ptr<RunState> state_;
+  std::string run_name_;
+  std::vector<std::pair<std::string, std::string>> tags_;
+  std::vector<std::pair<std::string, std::string>> params_;
+  json history_;
+  std::string run_id_, artifact_uri_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<json> queue_;
+  std::size_t dropped_ = 0;
+  bool finishing_ = false, done_ = false;
+  bool warned_ = false, failing_ = false;  // worker thread only (failing_ read under mutex_)
+  std::string model_dir_;
+  std::thread worker_;
+};
+
+}  // namespace
+
+std::unique_ptr<Tracker> make_mlflow(const Options& options, std::shared_ptr<RunState> state, const json& history) {
+  return std::make_unique<Mlflow>(options, std::move(state), history);
+}
+
+}  // namespace hf::track

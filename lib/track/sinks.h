@@ -1,0 +1,34 @@
+// Internal to lib/track: the sinks behind Tracker and the state a run keeps across resumes.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "track/track.h"
+
+namespace hf::track {
+
+// output_dir/tracking.json: {"logging_dir", "mlflow_run_id"}, read on resume, rewritten atomically
+// on change. Thread-safe (the MLflow thread stores the run id).
+class RunState {
+ public:
+  // Reads the file when `resumed`; a fresh run starts from an empty state.
+  RunState(std::string path, bool resumed);
+  std::string get(const std::string& key) const;
+  void set(const std::string& key, const std::string& value);
+
+ private:
+  std::string path_;
+  mutable std::mutex mutex_;
+  nlohmann::json state_ = nlohmann::json::object();
+};
+
+std::unique_ptr<Tracker> make_tensorboard(const std::string& dir, const std::string& config_yaml,
+                                          const nlohmann::json& history);
+std::unique_ptr<Tracker> make_mlflow(const Options& options, std::shared_ptr<RunState> state,
+                                     const nlohmann::json& history);
+
+}  // namespace hf::track
