@@ -34,8 +34,8 @@ bool is_shared_flag(const std::string& key) {
   return kShared.count(key) > 0;
 }
 
-// "http://user:pw@host:9000/x" -> "http://host:9000/x": URL userinfo is a credential.
-// TODO(integration): switch to the storage engineer's shared redact_url once merged.
+// "http://user:pw@host:9000/x" -> "http://host:9000/x": URL userinfo is a credential. A saved
+// config drops it whole (storage::redact_url keeps the user name for messages, where it helps).
 std::string without_userinfo(const std::string& url) {
   const std::size_t scheme = url.find("://");
   const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;

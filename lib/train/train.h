@@ -185,11 +185,6 @@ class AdamW {
   std::int64_t steps_ = 0;
 };
 
-// Refuses (Error(kDataErr) naming eval_file and the field) an eval split whose __metadata__ says
-// another hf-preprocess run wrote it than the train split's: source and tokenizer hashes,
-// max_length, labels, pairs.
-void check_same_preprocess_run(const data::DatasetMeta& train, const std::string& train_file,
-                               const data::DatasetMeta& eval, const std::string& eval_file);
 // Refuses (Error(kDataErr) naming the file, field and example index) an input id outside
 // [0, vocab_size) or a token type id outside [0, type_vocab_size): ids the model has no embedding
 // for, e.g. from a dataset tokenized for another model.

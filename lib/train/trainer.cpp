@@ -352,7 +352,8 @@ RunData open_data(const TrainOptions& o) {
     d.eval_set = data::Dataset::open(o.data, o.eval_split);
     const std::string eval_file = fmt::format("{}/{}.safetensors", o.data, o.eval_split);
     if (d.eval_set->size() == 0) throw Error(ErrorKind::kDataErr, eval_file + ": no examples to evaluate on");
-    check_same_preprocess_run(meta, d.train_file, d.eval_set->meta(), eval_file);
+    const data::Dataset* splits[] = {&d.train_set, &*d.eval_set};
+    data::check_same_run(splits);  // the one rule for "same preprocess run" lives in lib/data
     check_token_ids(*d.eval_set, eval_file, cfg.vocab_size, cfg.type_vocab_size);
   }
   d.n = static_cast<std::int64_t>(d.train_set.size());

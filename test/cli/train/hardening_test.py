@@ -124,7 +124,7 @@ def test_splits_of_different_preprocess_runs_are_refused():
     mixed = copy_dataset("mixed")
     shutil.copy(os.path.join(other, "validation.safetensors"), os.path.join(mixed, "validation.safetensors"))
     expect_error(args(os.path.join(WORK, "mixed-run"), *FAST, "--eval-strategy", "steps", data=mixed), 65,
-                 "validation.safetensors", "source_sha256", "different hf-preprocess runs")
+                 "validation.safetensors", "run_id", "different hf-preprocess run")
 
 
 def test_saved_config_round_trips_and_holds_no_password():

@@ -259,42 +259,6 @@ TEST_CASE("train: checkpoint listing and rotation") {
   CHECK(steps(hf::train::checkpoints_to_delete(all, 1, dir.file("checkpoint-40"))) == V{10, 20, 30});
 }
 
-TEST_CASE("train: splits of different preprocess runs are refused") {
-  hf::data::DatasetMeta a;
-  a.label_names = {"neg", "pos"};
-  a.source_sha256 = "aaa";
-  a.tokenizer_sha256 = "ttt";
-  a.max_length = 64;
-  hf::data::DatasetMeta b = a;
-  CHECK_NOTHROW(hf::train::check_same_preprocess_run(a, "d/train.safetensors", b, "d/validation.safetensors"));
-  auto refused = [&](const hf::data::DatasetMeta& other, const std::string& field) {
-    try {
-      hf::train::check_same_preprocess_run(a, "d/train.safetensors", other, "d/validation.safetensors");
-      FAIL("accepted a split whose " << field << " differs");
-    } catch (const hf::Error& e) {
-      CHECK(e.kind() == hf::ErrorKind::kDataErr);
-      const std::string what = e.what();
-      CHECK(what.find("d/validation.safetensors") != std::string::npos);
-      CHECK(what.find(field) != std::string::npos);
-      CHECK(what.find("different hf-preprocess runs") != std::string::npos);
-    }
-  };
-  b.source_sha256 = "bbb";
-  refused(b, "source_sha256");
-  b = a;
-  b.tokenizer_sha256 = "uuu";
-  refused(b, "tokenizer_sha256");
-  b = a;
-  b.max_length = 128;
-  refused(b, "max_length");
-  b = a;
-  b.label_names = {"pos", "neg"};
-  refused(b, "labels");
-  b = a;
-  b.multi_label = true;
-  refused(b, "multi_label");
-}
-
 TEST_CASE("train: token ids outside the model's vocabulary are refused, naming the example") {
   hf::test::TempDir dir;
   const auto ds = three_examples(dir.path(), {{1, 7, 2}, {1, 8, 99, 2}, {1, 2}});
