@@ -108,7 +108,7 @@ def test_page_types_clicks_and_shows_the_label():
             b = Browser(os.path.join(work, "profile"), log)
             try:
                 b.open(s.url("/"))
-                b.wait_js("document.readyState === 'complete' && "
+                b.wait_js("document.readyState === 'complete' && !!document.getElementById('model') && "
                           "document.getElementById('model').textContent.startsWith('model')")
                 b.js("document.getElementById('text').focus()")
                 b.send("Input.insertText", text=SENTENCE)
