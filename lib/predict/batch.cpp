@@ -67,6 +67,8 @@ void add_prediction(nlohmann::ordered_json& v, const std::string& field, const P
   }
 }
 
+namespace {
+
 // One output line: the record's fields as read (numbers keep every digit), those named like an
 // added field replaced by it, then the added fields.
 void append_record(std::string& out, const io::Record& r, const nlohmann::ordered_json& added) {

@@ -2,7 +2,7 @@
 a pipe (--remote-debugging-pipe: NUL-separated JSON on fds 3 and 4, no extra Python package),
 loads the page, types a sentence, clicks the button and must show the label the API gives for
 that sentence, with one bar per label. The screenshot is kept under the build dir as an artifact.
-Without Chromium the test is skipped (exit 77) on a developer machine and fails under CI=true."""
+Without Chromium the test is skipped (exit SKIP_EXIT_CODE) on a developer machine and fails under CI=true."""
 import base64
 import json
 import os
@@ -12,13 +12,13 @@ import sys
 import tempfile
 import time
 
-from hfkit_testlib import BIN, main, make_tiny_bert
+from hfkit_testlib import BIN, SKIP_EXIT_CODE, main, make_tiny_bert
 from servelib import Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = os.path.abspath(os.path.join(BIN, "..", "test-artifacts", "serve"))
 SENTENCE = "The battery died after a week and support never answered."
-SKIP = 77  # ctest's SKIP_RETURN_CODE for this test
+SKIP = SKIP_EXIT_CODE  # ctest SKIP_RETURN_CODE of every Python test (hfkit_py_test)
 
 
 class Browser:
