@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "metrics/metrics.h"
+#include "track/track.h"
 #include "train/internal.h"
 
 namespace hf::train {
@@ -425,9 +426,13 @@ Outcome train(const TrainOptions& o) {
   const std::string metric_key = "eval_" + bare_metric(o.metric_for_best_model);
   const bool greater = o.greater_is_better.value_or(!metric_key.ends_with("loss"));
   MetricsLog metrics_log((fs::path(o.output_dir) / "metrics.jsonl").string(), st.log_history);
+  track::Options track_options{o.report_to, o.output_dir, o.logging_dir, o.run_name, o.resolved_config_yaml, o.run_tags};
+  track_options.tags.emplace_back("hfkit.data_sha256", train_set.meta().source_sha256);
+  const std::unique_ptr<track::Tracker> tracker = track::open(track_options, st.log_history);
   auto record = [&](json rec) {
     st.log_history.push_back(rec);
     metrics_log.append(rec);
+    tracker->log(rec);
   };
   const auto busy = [&](const std::string& dir) { return remote && remote->busy(dir); };
   auto save = [&] {
@@ -611,6 +616,7 @@ Outcome train(const TrainOptions& o) {
     rotate_checkpoints(o.output_dir, o.save_total_limit, st.best_model_checkpoint, busy);  // kept while uploading
     remote->push_final();
   }
+  tracker->finish(o.output_dir);
   return Outcome::kOk;
 }
 
