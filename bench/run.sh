@@ -9,7 +9,7 @@ export HFKIT_DATA=${HFKIT_DATA:-$here/../data}
 mkdir -p "$BENCH_OUT"
 py="$HFKIT_VENV/bin/python"
 status=0
-for b in tokenize_bench.py train_bench.py predict_bench.py serve_bench.py; do
+for b in tokenize_bench.py train_bench.py predict_bench.py serve_bench.py track_bench.py; do
   [[ -f "$here/$b" ]] || continue
   echo "== $b" >&2
   "$py" "$here/$b" || status=1

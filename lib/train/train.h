@@ -115,6 +115,12 @@ struct TrainOptions {
   std::string sync_to;
   storage::Options storage;  // connection settings for sync_to (endpoint, region, retries, ...)
   std::string resolved_config_yaml;      // written as output_dir/hfkit_config.yaml
+  // Run tracking (lib/track): HF's report_to (none|tensorboard|mlflow|all), logging_dir, run_name;
+  // run_tags go on the MLflow run (the data's sha256 is added here).
+  std::vector<std::string> report_to = {"none"};
+  std::string logging_dir;
+  std::string run_name;
+  std::vector<std::pair<std::string, std::string>> run_tags;
 };
 
 // Runs training: kOk when the final model directory is written, kPreempted when a stop signal

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "metrics/metrics.h"
+#include "track/track.h"
 #include "train/internal.h"
 
 namespace hf::train {
@@ -401,6 +402,7 @@ class Run {
   void record(json rec) {
     st_.log_history.push_back(rec);
     metrics_log_->append(rec);
+    tracker_->log(rec);
   }
 
   const TrainOptions& o_;
@@ -415,6 +417,7 @@ class Run {
   model::ProblemType problem_type_{};
   State st_;
   std::unique_ptr<MetricsLog> metrics_log_;
+  std::unique_ptr<track::Tracker> tracker_;  // TensorBoard / MLflow (--report-to), fed by record()
   std::string metric_key_;
   bool greater_ = false;
   // Throughput: since the last log line (window) and since this process started (run).
@@ -604,6 +607,10 @@ bool Run::loop() {
   metric_key_ = "eval_" + bare_metric(o_.metric_for_best_model);
   greater_ = o_.greater_is_better.value_or(!metric_key_.ends_with("loss"));
   metrics_log_ = std::make_unique<MetricsLog>((fs::path(o_.output_dir) / "metrics.jsonl").string(), st_.log_history);
+  track::Options track_options{o_.report_to, o_.output_dir, o_.logging_dir, o_.run_name, o_.resolved_config_yaml,
+                               o_.run_tags};
+  track_options.tags.emplace_back("hfkit.data_sha256", d_.train_set.meta().source_sha256);
+  tracker_ = track::open(track_options, st_.log_history);
   first_step_ = st_.global_step;
   t_start_ = t_window_ = Clock::now();
   log::Progress progress("train", static_cast<std::uint64_t>(d_.max_steps - first_step_));
@@ -712,6 +719,7 @@ void Run::write_final_model() {
                        [this](const std::string& dir) { return remote_->busy(dir); });
     remote_->push_final();
   }
+  tracker_->finish(o_.output_dir);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // hf-train: fine-tune an HF BERT checkpoint on an hf-preprocess dataset (see README.md).
+#include "cli/build_info.h"
 #include "cli/cli.h"
+#include "track/track.h"
 #include "train/train.h"
 
 namespace {
@@ -75,9 +77,16 @@ int main(int argc, char** argv) {
   app.add_option("--sync-to", o.sync_to, "Upload checkpoints (background) and the final model to s3://bucket/prefix "
                                          "or a path; --resume auto also looks there")->envname("HFKIT_SYNC_TO");
   hf::cli::add_storage_options(app, o.storage);
+  app.add_option("--report-to", o.report_to, "Where to log the run: none, tensorboard, mlflow or all (comma-separated; "
+                                             "MLflow reads MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, MLFLOW_RUN_ID)")
+      ->delimiter(',');
+  app.add_option("--logging-dir", o.logging_dir, "TensorBoard directory (default: OUTPUT_DIR/runs/<date>_<host>, kept on resume)");
+  app.add_option("--run-name", o.run_name, "MLflow run name (default: the output directory's name)");
   return tool.run(argc, argv, [&] {
     if (gib->count() > 0) o.greater_is_better = greater_is_better;
+    hf::track::parse_report_to(o.report_to);  // a bad name fails before any work
     o.resolved_config_yaml = tool.resolved_config_yaml();
+    o.run_tags = {{"hfkit.version", hf::cli::kHfkitVersion}, {"hfkit.git_commit", hf::cli::kGitCommit}};
     return hf::train::train(o);
   });
 }
