@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   app.add_option("--adam-beta1", o.adam_beta1, "AdamW beta1");
   app.add_option("--adam-beta2", o.adam_beta2, "AdamW beta2");
   app.add_option("--adam-epsilon", o.adam_epsilon, "AdamW epsilon");
-  app.add_option("--seed", o.seed, "Seed of the head initialisation, dropout and data order");
+  app.add_option("--seed", o.seed, "Seed of the head initialisation, dropout and data order")
+      ->check(CLI::NonNegativeNumber);  // the unsigned conversion would wrap "-1"
   app.add_option("--logging-steps", o.logging_steps, "Log loss, lr, grad norm and throughput every N steps");
   add_choice(app, "--eval-strategy", o.eval_strategy, hf::train::kStrategies, "When to evaluate");
   app.add_option("--eval-steps", o.eval_steps, "Evaluate every N steps (0 = --logging-steps)");
