@@ -38,7 +38,7 @@ def test_make_demo_in_a_fresh_clone():
         p = subprocess.run(["make", "demo"], cwd=clone, env=env, capture_output=True, text=True, timeout=3000)
         tail = (p.stdout + p.stderr)[-4000:]
         assert p.returncode == 0, f"make demo failed in a fresh clone (exit {p.returncode}):\n{tail}"
-        work = os.path.join(tmp, "hfkit-demo")
+        work = os.path.join(tmp, "hfkit-demo", "run")  # scripts/pipeline.sh's run directory
         with open(os.path.join(work, "dataset", "dataset.json"), encoding="utf-8") as f:
             sources = json.load(f)
         text = json.dumps(sources)
@@ -49,6 +49,9 @@ def test_make_demo_in_a_fresh_clone():
             n = sum(1 for line in f if line.strip())
         assert n == 200, f"{preds}: {n} predictions, expected the 200-review test split"
         assert "== demo done" in p.stderr, f"demo did not reach its end:\n{tail}"
+        # The served answer to the demo's one request: a list of {label, score} for both labels.
+        answer = [l for l in p.stdout.splitlines() if l.startswith("[")]
+        assert answer and {d["label"] for d in json.loads(answer[-1])} == {"negative", "positive"}, p.stdout[-2000:]
 
 
 if __name__ == "__main__":
