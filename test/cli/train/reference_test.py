@@ -75,8 +75,7 @@ def test_eval_metrics_equal_sklearn_on_the_same_predictions():
     from sklearn.metrics import accuracy_score, log_loss, precision_recall_fscore_support
     from transformers import AutoModelForSequenceClassification
     out = os.path.join(WORK, "metrics")
-    train(out, "--max-steps", "30", "--learning-rate", "0.01", "--eval-strategy", "steps", "--eval-steps", "30",
-          "--save-strategy", "no")
+    train(out, "--config", TINY_YAML, "--max-steps", "100", "--eval-steps", "100", "--save-strategy", "no")
     got = json.load(open(os.path.join(out, "eval_results.json")))
     t = load_file(os.path.join(DATA, "validation.safetensors"))
     offs, ids, labels = t["offsets"], t["input_ids"], t["labels"]
@@ -99,10 +98,10 @@ def test_eval_metrics_equal_sklearn_on_the_same_predictions():
         want.update({f"eval_precision_{avg}": p, f"eval_recall_{avg}": r, f"eval_f1_{avg}": f})
     assert len(set(pred)) == 2, "a model predicting one class would not test the macro averages"
     worst = max(abs(got[k] - v) for k, v in want.items())
-    print(f"  {len(want)} eval metrics vs sklearn: max |diff| {worst:.1e} (tolerance 1e-5; accuracy "
+    print(f"  {len(want)} eval metrics vs sklearn: max |diff| {worst:.1e} (tolerance 1e-6; accuracy "
           f"{got['eval_accuracy']:.3f})")
     for k, v in want.items():
-        assert abs(got[k] - v) < 1e-5, (k, got[k], v)
+        assert abs(got[k] - v) < 1e-6, (k, got[k], v)
 
 
 def test_num_train_epochs_with_epoch_strategies_and_split_names():
@@ -144,15 +143,35 @@ def test_greater_is_better_decides_the_best_checkpoint():
 
 
 def test_early_stopping_threshold():
-    # Without a threshold the evaluations improve often enough to reach the end; a threshold above
-    # any improvement counts none of them, so patience 2 stops at the third evaluation.
-    common = ["--max-steps", "30", "--eval-strategy", "steps", "--eval-steps", "5", "--save-steps", "5",
-              "--learning-rate", "0.003", "--early-stopping-patience", "2"]
-    out = os.path.join(WORK, "threshold-0")
-    train(out, *common)
-    assert state(out)["global_step"] == 30, state(out)["global_step"]
-    out = os.path.join(WORK, "threshold-1")
-    p = train(out, *common, "--early-stopping-threshold", "1.0")
+    # HF's EarlyStoppingCallback rule, replayed on the logged eval losses: an evaluation resets the
+    # patience counter only when it beats the best so far by more than the threshold. A patience
+    # no run reaches keeps every evaluation; the counter saved in trainer_state.json must follow it.
+    def replay(losses, threshold):
+        best, counter = None, 0
+        for v in losses:
+            better = best is None or v < best
+            counter = 0 if better and (best is None or abs(v - best) > threshold) else counter + 1
+            best = v if better else best
+        return counter
+
+    counters = {}
+    for threshold in ["0", "0.01", "1.0"]:
+        out = os.path.join(WORK, f"threshold-{threshold}")
+        # Evaluated on its own 48 training examples: the loss falls steadily, by varying amounts.
+        train(out, "--max-steps", "40", "--eval-strategy", "steps", "--eval-steps", "5", "--save-steps", "40",
+              "--eval-split", "train", "--learning-rate", "0.003", "--early-stopping-patience", "1000",
+              "--early-stopping-threshold", threshold, data=SMALL)
+        s = state(out)
+        losses = [r["eval_loss"] for r in s["log_history"] if "eval_loss" in r]
+        assert len(losses) == 8, losses
+        counters[threshold] = s["hfkit"]["patience_counter"]
+        assert counters[threshold] == replay(losses, float(threshold)), (threshold, losses, counters)
+    print(f"  patience counters by threshold: {counters}")
+    assert counters["1.0"] == 7 and len(set(counters.values())) >= 2, counters
+    # And it stops a run: a threshold above every improvement, patience 2 -> the third evaluation.
+    out = os.path.join(WORK, "threshold-stop")
+    p = train(out, "--max-steps", "40", "--eval-strategy", "steps", "--eval-steps", "5", "--save-steps", "5",
+              "--learning-rate", "0.001", "--early-stopping-patience", "2", "--early-stopping-threshold", "1.0")
     assert "early stopping" in p.stderr and state(out)["global_step"] == 15, state(out)["global_step"]
 
 

@@ -178,8 +178,8 @@ def test_updates_equal_a_pytorch_loop():
         moved = max(float((want[k] - start_w[k]).abs().max()) for k in start_w if k in want)
         assert set(got) >= {k for k in want if not k.endswith("position_ids")}, set(want) - set(got)
         print(f"  {label}: max |param diff| vs torch loop {worst:.2e} at {worst_key} (params moved up to {moved:.2e}; "
-              f"tolerance 5e-5)")
-        assert worst < 5e-5, (label, worst_key, worst)
+              f"tolerance 2e-6)")
+        assert worst < 2e-6, (label, worst_key, worst)  # ~17x the 1.2e-7 observed: a dropped term shows
 
 
 # ---- exact resume ----
