@@ -134,6 +134,9 @@ class RecordReader::Impl {
     // nlohmann stops at a NUL as if the input ended there; JSON text never holds a raw NUL.
     if (auto nul = line.find('\0'); nul != std::string_view::npos)
       throw BadRecord{no, fmt::format("invalid JSON at byte {}: NUL byte", nul + 1)};
+    // nlohmann skips a UTF-8 byte order mark before the value; the text kept for passthrough
+    // must not carry it either (it would be written back in the middle of an output file).
+    if (line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
     if (json_depth(line, kMaxJsonDepth) > kMaxJsonDepth)
       throw BadRecord{no, fmt::format("JSON nested deeper than {} levels", kMaxJsonDepth)};
     Record r{no, {}, std::string(line)};

@@ -34,6 +34,9 @@ struct PredictorOptions {
   // Multi-label decision thresholds: "0.5" for every label, or "a=0.3,b=0.7" per label, or both
   // ("0.4,a=0.3": a bare number is the default). Empty: 0.5. Only multi-label models take one.
   std::string threshold;
+  // True: a stop signal (SIGTERM...) ends predict() between batches (batch mode stops promptly).
+  // A server sets false: it drains on a signal, answering what it already accepted.
+  bool stop_on_signal = true;
 };
 
 // What one text got. `error` non-empty means this input could not be predicted (e.g. invalid

@@ -83,6 +83,7 @@ struct Predictor::Impl {
   model::DeviceSetup dev;  // device + bf16 autocast
   tokenizer::EncodeOptions encode_options;
   std::size_t batch_size = 32;
+  bool stop_on_signal = true;
   Task task = Task::kSingleLabel;
   std::vector<float> thresholds;  // multi-label, one per label
   std::int32_t pad_id = 0;
@@ -112,6 +113,7 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   const model::BertConfig& c = m.model->config();
   m.task = task_of(c);
   m.batch_size = o.batch_size;
+  m.stop_on_signal = o.stop_on_signal;
   const auto max_positions = static_cast<std::size_t>(c.max_position_embeddings);
   m.encode_options.max_length = o.max_length == 0 ? max_positions : o.max_length;
   if (m.encode_options.max_length > max_positions)
@@ -258,7 +260,7 @@ std::vector<Prediction> Predictor::predict(std::span<const std::string_view> tex
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return enc[a].length > enc[b].length; });
   for (std::size_t start = 0; start < order.size(); start += m.batch_size) {
-    check_stop();  // a window holds many batches: stop between them, not after all
+    if (m.stop_on_signal) check_stop();  // a window holds many batches: stop between them, not after all
     const std::size_t n = std::min(m.batch_size, order.size() - start);
     m.run_batch(std::span<const std::size_t>(order).subspan(start, n), enc, !pairs.empty(), out);
   }

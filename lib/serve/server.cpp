@@ -304,6 +304,7 @@ Outcome run_server(const ServeOptions& o) {
     const std::string dir = resolve_model(o.batch.model, o.cache_dir, o.storage);
     predict::PredictorOptions po = o.batch.predictor;
     po.batch_size = o.max_batch_size;
+    po.stop_on_signal = false;  // SIGTERM drains: accepted requests are answered
     service.predictor = std::make_unique<predict::Predictor>(dir, po);
     const double load = std::chrono::duration<double>(Clock::now() - start).count();
     service.metrics.model_loaded(load);

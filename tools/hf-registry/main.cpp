@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
       ->envname("HFKIT_REGISTRY")->required();
   publish->add_option("--name", p.name, "Model name (A-Z a-z 0-9 . _ -)")->required();
   publish->add_option("--model", p.model_dir, "Trained model directory (hf-train --output-dir)")->required();
-  publish->add_option("--version", p.version, "Version name (default: UTC time YYYYMMDD-HHMMSS)");
+  publish->add_option("--version", p.version, "Version name (default: UTC time YYYYMMDD-HHMMSS)")
+      ->check(CLI::Validator([](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
+                             "NAME"));
   publish->add_option("--dataset", p.dataset_dir, "hf-preprocess output whose dataset.json holds the data hashes");
   publish->add_option("--metrics", p.metrics, "hf-eval's JSON output for the manifest");
   publish->add_option("--parent", p.parent, "Base model (default: 'model' of the run's hfkit_config.yaml)");

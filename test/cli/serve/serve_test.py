@@ -282,18 +282,29 @@ def test_slow_client_does_not_block_others():
         assert s.stop() == 0
 
 
+def access_log(server, fragment, timeout=10):
+    """The server's stderr once a line holding `fragment` is there: the access line of a request is
+    written just after its response is sent, so the client may see the answer first."""
+    deadline = time.time() + timeout
+    log = server.stderr()
+    while fragment not in log and time.time() < deadline:
+        time.sleep(0.05)
+        log = server.stderr()
+    return log
+
+
 def test_access_log_lines_text_and_json():
     with Server(tiny()) as s:
         s.request("GET", "/nope")
         s.predict({"inputs": "a"})
-        log = s.stderr()
+        log = access_log(s, "path=/predict")
         assert s.stop() == 0
     lines = [l for l in log.splitlines() if "access " in l]
     assert any("method=GET path=/nope status=404" in l for l in lines), log
     assert any("method=POST path=/predict status=200" in l and "ms=" in l for l in lines), log
     with Server(tiny(), "--log-format", "json") as s:
         s.predict({"inputs": "a"})
-        log = s.stderr()
+        log = access_log(s, "path=/predict")
         assert s.stop() == 0
     records = [json.loads(l) for l in log.splitlines() if l.strip()]
     assert any(r["message"].startswith("access method=POST path=/predict status=200") for r in records), records
