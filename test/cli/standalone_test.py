@@ -14,7 +14,7 @@ def committed_files():
 
 
 def test_nothing_refers_outside_the_repository():
-    # A path that climbs out of the clone (../shared, ../../data) is what broke clones before.
+    # A path that climbs out of the clone into a sibling folder is what broke clones before.
     bad = []
     for rel in committed_files():
         path = os.path.join(SRC, rel)
