@@ -16,10 +16,12 @@ all: build
 setup:
 	bash scripts/setup.sh
 
+# Torch_DIR is passed each time: a build folder configured with an older venv must not keep
+# the old libtorch when the pins (and so the venv) change.
 configure: setup
 	@$(ENV) \
 	cmake -S . -B $(BUILD) -G Ninja \
-	  -DCMAKE_PREFIX_PATH="$$($$HFKIT_VENV/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')" \
+	  -DTorch_DIR="$$($$HFKIT_VENV/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')/Torch" \
 	  -DHFKIT_PYTHON="$$HFKIT_VENV/bin/python" $(CMAKE_ARGS) >$(BUILD).configure.log 2>&1 \
 	  || { cat $(BUILD).configure.log; exit 1; }; grep -E '^-- (hfkit|  )' $(BUILD).configure.log
 

@@ -5,6 +5,8 @@
 // decoder / cross-attention parts (BertForSequenceClassification never uses them).
 #pragma once
 
+#include "core/error.h"
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -241,14 +243,26 @@ struct LoadReport {
   std::vector<std::string> missing, unexpected, mismatched;
 };
 
+// A checkpoint tensor whose shape is not the model's (kDataErr). Typed so that a caller can tell
+// "the head has another size" from every other corrupt-checkpoint error about the same tensor.
+class ShapeMismatch : public Error {
+ public:
+  ShapeMismatch(const Where& where, std::string_view message, std::string parameter)
+      : Error(ErrorKind::kDataErr, where, message), parameter_(std::move(parameter)) {}
+  const std::string& parameter() const { return parameter_; }  // the model's name, "classifier.weight"
+
+ private:
+  std::string parameter_;
+};
+
 // Loads an HF model directory: config.json plus model.safetensors or model.safetensors.index.json
 // (shards), keys with or without the "bert." prefix, F32/F16/BF16 tensors (converted to F32). Logs
 // one warning listing missing keys and one listing unexpected keys (the old position_ids buffer is
 // skipped silently, as HF does). The model is on the CPU in eval mode; move it with ->to().
 // Throws Error(kNoInput) when the directory, config.json or weights are missing (a directory with
 // only pytorch_model.bin gets a message saying how to convert it), Error(kConfig) for a bad
-// config, Error(kDataErr) for a corrupt checkpoint, NaN/inf weights (naming the tensor) or a
-// shape mismatch (see LoadOptions), Error(kUsage) for options that contradict each other
+// config, Error(kDataErr) for a corrupt checkpoint or NaN/inf weights (naming the tensor),
+// ShapeMismatch for a tensor of another shape (see LoadOptions), Error(kUsage) for options that contradict each other
 // (num_labels vs labels).
 BertForSequenceClassification from_pretrained(const std::string& dir, const LoadOptions& options = {},
                                               LoadReport* report = nullptr);

@@ -128,9 +128,11 @@ BertForSequenceClassification from_pretrained(const std::string& dir, const Load
     const std::vector<std::int64_t> shape(view->shape.begin(), view->shape.end());
     if (p->sizes() != torch::IntArrayRef(shape)) {
       if (!options.ignore_mismatched_sizes)
-        throw Error(ErrorKind::kDataErr, Where{file, 0, key},
-                    fmt::format("shape [{}] but the model (config.json{}) needs [{}]", fmt::join(shape, ", "),
-                                name.starts_with("classifier.") ? ", num_labels" : "", fmt::join(p->sizes(), ", ")));
+        throw ShapeMismatch(Where{file, 0, key},
+                            fmt::format("shape [{}] but the model (config.json{}) needs [{}]", fmt::join(shape, ", "),
+                                        name.starts_with("classifier.") ? ", num_labels" : "",
+                                        fmt::join(p->sizes(), ", ")),
+                            name);
       r.mismatched.push_back(key);
       continue;
     }

@@ -158,10 +158,10 @@ LoadedModel load_fresh(const TrainOptions& o, const data::DatasetMeta& meta) {
   model::LoadReport report;
   try {
     out.model = model::from_pretrained(o.model, load, &report);
-  } catch (const Error& e) {
-    // A classifier of another size (from_pretrained names the tensor): say what it means here.
-    if (e.kind() == ErrorKind::kDataErr && std::string_view(e.what()).find("\"classifier.") != std::string_view::npos)
-      throw mismatch();
+  } catch (const model::ShapeMismatch& e) {
+    // A classifier of another size: say what it means here. Any other error about the head
+    // (NaN weights, a truncated tensor) keeps its own message.
+    if (e.parameter().starts_with("classifier.")) throw mismatch();
     throw;
   }
   auto listed = [](const std::vector<std::string>& keys) {

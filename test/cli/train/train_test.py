@@ -393,15 +393,22 @@ def test_bad_inputs():
     expect_error(args() + ["--metric-for-best-model", "acuracy"], 64, "acuracy")
     expect_error(args() + ["--device", "cuda"], 69, "no CUDA device")
 
-    # A non-finite loss names the step.
-    import torch
+    # NaN weights in the head are refused at load, naming the tensor (not called a label mismatch).
     from safetensors.torch import load_file, save_file
     nan = os.path.join(WORK, "nan")
     shutil.copytree(TINY, nan)
     w = load_file(os.path.join(nan, "model.safetensors"))
     w["classifier.weight"][0, 0] = float("nan")
     save_file(w, os.path.join(nan, "model.safetensors"), metadata={"format": "pt"})
-    expect_error(args(model=nan), 65, "loss is nan at step 1")
+    expect_error(args(model=nan), 65, "classifier.weight", "NaN or infinite")
+    # Finite weights whose logits overflow: a non-finite loss names the step.
+    huge = os.path.join(WORK, "huge")
+    shutil.copytree(TINY, huge)
+    w = load_file(os.path.join(huge, "model.safetensors"))
+    w["classifier.weight"].fill_(3e38)
+    w["classifier.weight"][1].fill_(-3e38)
+    save_file(w, os.path.join(huge, "model.safetensors"), metadata={"format": "pt"})
+    expect_error(args(model=huge), 65, "at step 1", "training diverged")
 
     # Checkpoints already there and no --resume: refuse rather than mix two runs.
     ckpt = os.path.join(WORK, "has-ckpt")
