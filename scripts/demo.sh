@@ -4,6 +4,8 @@
 # scripts/pipeline.sh (preprocess -> train -> predict -> eval gate -> publish to a local
 # registry), then hf-predict --serve on the published model: one curl request, its answer, stop.
 # Usage: BIN=build/bin scripts/demo.sh [WORKDIR]   (make demo sets BIN)
+# DEMO_TRAIN_ARGS adds hf-train flags and DEMO_GATE replaces the gate, for a quick look:
+#   make demo DEMO_TRAIN_ARGS="--max-steps 30" DEMO_GATE=accuracy=0.6
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN=$(cd "${BIN:-$here/../build/bin}" && pwd)
@@ -20,7 +22,8 @@ PIPELINE_INPUTS="$data/sentiment/amazon.jsonl $data/sentiment/yelp.jsonl"
 PIPELINE_BASE_MODEL=$model
 PIPELINE_RUN_DIR=$work/run
 PIPELINE_TRAIN_CONFIG=$here/../configs/demo-sentiment.yaml
-PIPELINE_GATE=accuracy=0.88
+PIPELINE_GATE=${DEMO_GATE:-accuracy=0.88}
+PIPELINE_TRAIN_ARGS="${DEMO_TRAIN_ARGS:-}"
 PIPELINE_REGISTRY=$work/registry
 PIPELINE_NAME=sentiment
 CONF
