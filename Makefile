@@ -8,7 +8,9 @@ SHELL := /bin/bash
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
-ENV = eval "$$(bash scripts/setup.sh --print-env)"; export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime CCACHE_MAXSIZE=5G CCACHE_BASEDIR=$(CURDIR);
+# ccache: paths under the clone are hashed relative to it (BASEDIR) and, with -g, the working
+# directory is left out of the hash (NOHASHDIR), so a second clone or worktree builds from cache.
+ENV = eval "$$(bash scripts/setup.sh --print-env)"; export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime CCACHE_MAXSIZE=5G CCACHE_BASEDIR=$(CURDIR) CCACHE_NOHASHDIR=1;
 
 .PHONY: all setup configure build test demo bench fuzz clean clean-cache
 all: build

@@ -1,8 +1,10 @@
-// Cooperative cancellation: a long operation polls a flag (set from a stop signal) and unwinds with
-// the typed Cancelled error, which callers catch by type, never by its message text.
+// Cooperative cancellation: a long operation polls a flag (its own, or the process's stop signal
+// via core/signals.h check_stop) and unwinds with the one typed Cancelled error, which callers
+// catch by type, never by its message text.
 #pragma once
 
 #include <atomic>
+#include <string>
 
 #include "core/error.h"
 
@@ -12,6 +14,7 @@ namespace hf {
 class Cancelled : public Error {
  public:
   Cancelled() : Error(ErrorKind::kTempFail, "interrupted") {}
+  explicit Cancelled(const std::string& why) : Error(ErrorKind::kTempFail, why) {}
 };
 
 // Throws Cancelled when `cancel` is non-null and set.

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "core/error.h"
+#include "core/cancel.h"
 
 namespace hf {
 
@@ -15,25 +15,21 @@ void install_signal_handlers();
 int stop_signal();
 inline bool stop_requested() { return stop_signal() != 0; }
 
-// Thrown by check_stop() from a loop a stop signal interrupted: every frame between the loop and
-// the tool's entry point unwinds, so AtomicFile/AtomicDir drop their temps and nothing is
-// committed. Entry points end it with stoppable() below, which the run wrapper then turns into
-// exit 128+N. (If one escapes anyway, its kind kTempFail still says "retry".)
-class StopRequested : public Error {
- public:
-  StopRequested() : Error(ErrorKind::kTempFail, "stopped by signal " + std::to_string(stop_signal())) {}
-};
+// check_stop() throws Cancelled (core/cancel.h) from a loop a stop signal interrupted: every
+// frame between the loop and the tool's entry point unwinds, so AtomicFile/AtomicDir drop their
+// temps and nothing is committed. Entry points end it with stoppable() below, which the run
+// wrapper then turns into exit 128+N. (If one escapes anyway, its kind kTempFail says "retry".)
 // Cheap (one relaxed atomic load): call it once per record or per chunk.
 inline void check_stop() {
-  if (stop_requested()) throw StopRequested();
+  if (stop_requested()) throw Cancelled("stopped by signal " + std::to_string(stop_signal()));
 }
-// Runs an entry point's body; a StopRequested out of it becomes `stopped` (the run wrapper maps
+// Runs an entry point's body; a Cancelled out of it becomes `stopped` (the run wrapper maps
 // a kOk outcome after a stop signal to 128+N).
 template <typename Body>
 auto stoppable(const Body& body, decltype(body()) stopped) -> decltype(body()) {
   try {
     return body();
-  } catch (const StopRequested&) {
+  } catch (const Cancelled&) {
     return stopped;
   }
 }

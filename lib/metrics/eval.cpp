@@ -20,7 +20,7 @@ using Json = nlohmann::ordered_json;
 using Line = io::Record;  // .line (1-based), .value (the JSON object)
 
 // All records of a JSONL file ("-" = stdin); an input without records is an error here. A stop
-// signal ends the read (StopRequested).
+// signal ends the read (Cancelled).
 std::vector<Line> read_jsonl(const std::string& path, const std::string& shown) {
   std::vector<Line> lines;
   io::RecordReader reader(path, io::Format::kJsonl);

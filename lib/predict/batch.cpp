@@ -188,7 +188,7 @@ Outcome run_batch(const BatchOptions& o) {
       [&] {
         try {
           return run(o);
-        } catch (const StopRequested&) {
+        } catch (const Cancelled&) {
           if (o.output != "-") log::warn("stopped: {} not written", o.output);
           throw;
         }

@@ -70,7 +70,7 @@ class Predictor {
   // One Prediction per text, in input order. Texts are sorted by token count internally and run
   // in batches of batch_size padded to their longest text; per-text problems land in
   // Prediction::error. A non-finite model output (NaN/inf) throws Error(kDataErr); a stop signal
-  // between batches throws StopRequested (core/signals.h). Requires: `pairs` empty (single texts) or as long as `texts` (the second
+  // between batches throws Cancelled (core/signals.h check_stop). Requires: `pairs` empty (single texts) or as long as `texts` (the second
   // sequence of each pair); Error(kInternal) otherwise.
   std::vector<Prediction> predict(std::span<const std::string_view> texts,
                                   std::span<const std::string_view> pairs = {}) const;
