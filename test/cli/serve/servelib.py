@@ -1,5 +1,6 @@
 """A running `hf-predict --serve` for tests: started on a free port (--port 0, read back from its
-log), waited on until /ping answers 200, stopped with SIGTERM. Real HTTP through http.client."""
+log), waited on until /ping answers 200, stopped with SIGTERM. Real HTTP through http.client.
+`cmd` starts something else that ends up serving, e.g. scripts/sagemaker-serve.sh."""
 import http.client
 import json
 import os
@@ -15,19 +16,20 @@ PREDICT = tool("hf-predict")
 
 
 class Server:
-    def __init__(self, model, *extra, env=None, ready_timeout=120):
+    def __init__(self, model, *extra, env=None, ready_timeout=120, cmd=None):
         self.log = tempfile.NamedTemporaryFile(prefix="hfkit-serve-", suffix=".log", delete=False)
         full_env = dict(os.environ)
         full_env.pop("HFKIT_API_KEY", None)
         full_env.update(env or {})
-        self.proc = subprocess.Popen([PREDICT, "--model", model, "--serve", "--port", "0", *extra],
-                                     stdout=subprocess.DEVNULL, stderr=self.log, env=full_env)
+        cmd = cmd or [PREDICT, "--model", model, "--serve", "--port", "0", *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, env=full_env)
         t0 = time.time()
-        self.port = None
+        self.port = self.host = None
         while self.port is None:
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.stderr())
+            m = re.search(r"listening on http://([^:\s]+):(\d+)", self.stderr())
             if m:
-                self.port = int(m.group(1))
+                # Requests go to 127.0.0.1 either way: a server on 0.0.0.0 answers there too.
+                self.host, self.port = m.group(1), int(m.group(2))
             elif self.proc.poll() is not None:
                 raise AssertionError(f"server exited {self.proc.returncode}: {self.stderr()}")
             elif time.time() - t0 > ready_timeout:
