@@ -33,8 +33,13 @@ def setup():
     tokenize_amazon(PRE, TINY, DATA)
 
 
-def train(out, *args, check=0, env=None):
-    return run([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *ARGS, *args], check=check, env=env)
+# For kill tests that need the MLflow thread to catch up between checkpoints: 30 steps apart.
+LONG_ARGS = ["--config", TINY_YAML, "--threads", "1", "--max-steps", "120", "--save-steps", "30", "--eval-steps", "30",
+             "--logging-steps", "5"]
+
+
+def train(out, *args, check=0, env=None, base=ARGS):
+    return run([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *base, *args], check=check, env=env)
 
 
 def hf_tag(key):
@@ -201,7 +206,7 @@ def mlflow_histories(client, rid):
 def kill_after_logging_past_a_checkpoint(out, args, env, client, newer_than):
     """Starts hf-train and kill -9s it once a checkpoint newer than step `newer_than` is complete and
     the MLflow run holds a loss step after it; returns that checkpoint's step."""
-    p = subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *ARGS, *args],
+    p = subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *LONG_ARGS, *args],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **env})
 
     def logged_past_checkpoint():
@@ -219,7 +224,7 @@ def kill_after_logging_past_a_checkpoint(out, args, env, client, newer_than):
     newest = complete_checkpoints(out)[-1]
     logged = max(m.step for m in client.get_metric_history(run_id(out), "loss"))
     # What makes the test bite: the run holds steps the resume will train again.
-    assert newest < logged < 40, (newest, logged)
+    assert newest < logged < 120, (newest, logged)
     return newest
 
 
@@ -236,7 +241,7 @@ def test_mlflow_kill_and_resume_here_and_elsewhere_keep_one_run_without_duplicat
         client = mlflow.MlflowClient(server.uri)
         ref_env = {"MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "uninterrupted"}
         ref_out = os.path.join(WORK, "mlflow-uninterrupted")
-        train(ref_out, "--report-to", "mlflow", env=ref_env)
+        train(ref_out, "--report-to", "mlflow", env=ref_env, base=LONG_ARGS)
         want = mlflow_histories(client, run_id(ref_out))
 
         env = {"MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "killed"}
@@ -244,7 +249,7 @@ def test_mlflow_kill_and_resume_here_and_elsewhere_keep_one_run_without_duplicat
         first = kill_after_logging_past_a_checkpoint(here, args, env, client, 0)
         kill_after_logging_past_a_checkpoint(here, args, env, client, first)
         assert not os.path.exists(elsewhere)
-        p = train(elsewhere, *args, env=env)
+        p = train(elsewhere, *args, env=env, base=LONG_ARGS)
         assert "downloading" in p.stderr, p.stderr[-3000:]
 
         exp = client.get_experiment_by_name("killed")
@@ -259,7 +264,7 @@ def test_mlflow_kill_and_resume_here_and_elsewhere_keep_one_run_without_duplicat
             if key != "epoch":
                 assert all(a < b for a, b in zip(steps, steps[1:])), (key, steps)
             assert steps == [s for s, _ in want[key]], (key, steps, want[key])
-            if "per_second" not in key and key != "train_runtime":  # timings differ between runs
+            if "per_second" not in key and "runtime" not in key:  # timings differ between runs
                 for (_, g), (_, w) in zip(points, want[key]):
                     assert math.isclose(g, w, rel_tol=1e-6), (key, g, w)
         names = [a.path for a in client.list_artifacts(run_id(elsewhere), "model")]
