@@ -16,14 +16,19 @@
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
 #include <thread>
 
+#include "core/backoff.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "storage/crypto.h"
 #include "storage/http.h"
 #include "storage/sigv4.h"
+#include "storage/storage.h"
 #include "track/sinks.h"
 
 namespace hf::track {
@@ -37,8 +42,7 @@ constexpr std::size_t kMaxQueued = 100000;     // metric values held while the s
 constexpr std::size_t kMetricsPerBatch = 1000; // MLflow's log-batch limit
 constexpr std::size_t kParamsPerBatch = 100;   // MLflow's log-batch limit for params
 constexpr std::size_t kMaxParamLength = 500;   // longer values are left out, as HF's callback does
-constexpr double kFirstRetryDelay = 0.5;       // seconds, doubled per failed attempt
-constexpr double kMaxRetryDelay = 30.0;
+constexpr Backoff kRetryBackoff{0.5, 30.0, false};  // seconds: first delay, doubled per failure, at most
 constexpr auto kFinishWait = std::chrono::seconds(120);  // finish() waits at most this, then cancels
 
 std::string env(const char* name) {
@@ -72,6 +76,32 @@ std::vector<std::pair<std::string, std::string>> params_of(const std::string& co
   return out;
 }
 
+// Readers for server answers that may be garbage: nullptr / "" / nullopt when not as expected.
+const json* find_object(const json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  const auto it = j.find(key);
+  return it != j.end() && it->is_object() ? &*it : nullptr;
+}
+std::string string_at(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+// MLflow writes int64 fields as numbers, proto3's JSON mapping as strings: take both.
+std::optional<std::int64_t> int_at(const json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end()) return std::int64_t{0};  // proto3 leaves a zero out
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  if (it->is_string()) {
+    try {
+      std::size_t used = 0;
+      const std::int64_t v = std::stoll(it->get<std::string>(), &used);
+      if (used == it->get<std::string>().size()) return v;
+    } catch (const std::exception&) {
+    }
+  }
+  return std::nullopt;
+}
+
 class Mlflow final : public Tracker {
  public:
   Mlflow(const Options& o, std::shared_ptr<RunState> state, const json& history)
@@ -81,10 +111,12 @@ class Mlflow final : public Tracker {
         run_name_(o.run_name.empty() ? fs::path(o.output_dir).lexically_normal().filename().string() : o.run_name),
         tags_(o.tags),
         params_(params_of(o.config_yaml)),
-        history_(history) {
+        history_(history),
+        resumed_(!history.empty()) {
     if (!uri_.starts_with("http://") && !uri_.starts_with("https://"))
       throw Error(ErrorKind::kConfig, "--report-to mlflow: set MLFLOW_TRACKING_URI to the tracking server's http(s):// URL");
     while (uri_.ends_with('/')) uri_.pop_back();
+    where_ = storage::redact_url(uri_);
     if (const std::string token = env("MLFLOW_TRACKING_TOKEN"); !token.empty()) {
       auth_ = "Bearer " + token;
     } else if (const std::string user = env("MLFLOW_TRACKING_USERNAME"); !user.empty()) {
@@ -98,14 +130,28 @@ class Mlflow final : public Tracker {
   Mlflow(const Mlflow&) = delete;
   Mlflow& operator=(const Mlflow&) = delete;
 
+  // Wakes the thread only when it waits for values: waking it in its back-off wait (server away)
+  // bought nothing and cost the loop a context switch per record (bench/track_bench.py saw ~8%).
   void log(const json& rec) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    enqueue(rec);
-    cv_.notify_one();
+    bool wake = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      enqueue(rec);
+      wake = idle_;
+    }
+    if (wake) cv_.notify_one();
   }
   void finish(const std::string& model_dir) override { stop(model_dir); }
 
  private:
+  // A metric the continued run already holds: a step at or before the newest one it has of that
+  // key. (A key logged twice at one step, epoch beside an eval, keeps the first only if a kill fell
+  // between the two.)
+  bool already_logged(const json& metric) const {
+    const auto it = logged_.find(metric["key"].get<std::string>());
+    return it != logged_.end() && metric["step"].get<std::int64_t>() <= it->second;
+  }
+
   void enqueue(const json& rec) {
     const std::int64_t step = rec.value("step", std::int64_t{0}), t = now_ms();
     for (const auto& [key, value] : rec.items()) {
@@ -133,12 +179,12 @@ class Mlflow final : public Tracker {
       if (!cv_.wait_for(lock, kFinishWait, [this] { return done_; })) {
         cancel_ = true;
         cv_.notify_all();
-        log::warn("mlflow: {} too slow: giving up", uri_);
+        log::warn("mlflow: {} too slow: giving up", where_);
       }
     }
     worker_.join();
     if (dropped_ > 0)
-      log::warn("mlflow: {} metric value(s) could not be sent to {} and were dropped", dropped_, uri_);
+      log::warn("mlflow: {} metric value(s) could not be sent to {} and were dropped", dropped_, where_);
   }
 
   storage::HttpResponse call(const std::string& method, const std::string& path, const std::string& body,
@@ -163,8 +209,7 @@ class Mlflow final : public Tracker {
   // and the server still failing, or cancelled).
   std::optional<storage::HttpResponse> request(const std::string& method, const std::string& path,
                                                const std::string& body, const std::string& file = "") {
-    double delay = kFirstRetryDelay;
-    for (;;) {
+    for (int attempt = 0;; ++attempt) {
       storage::HttpResponse r;
       if (file.empty()) {
         r = call(method, path, body);
@@ -181,33 +226,38 @@ class Mlflow final : public Tracker {
       }
       const bool transient = r.curl_code != 0 || r.status == 429 || r.status >= 500;
       if (!transient) {
-        if (failing_) log::info("mlflow: {} reachable again", uri_);
+        if (failing_) log::info("mlflow: {} reachable again", where_);
         failing_ = false;
         return r;
       }
       if (!warned_) {
         warned_ = true;
-        log::warn("mlflow: {} unreachable ({}): retrying in the background, training goes on", uri_,
+        log::warn("mlflow: {} unreachable ({}): retrying in the background, training goes on", where_,
                   r.curl_code ? r.error : fmt::format("HTTP {}", r.status));
       }
       std::unique_lock<std::mutex> lock(mutex_);
       // Finishing: a failing server gets one attempt per request, no more waiting.
       if (cancel_ || (finishing_ && failing_)) return std::nullopt;
       failing_ = true;
-      cv_.wait_for(lock, std::chrono::duration<double>(delay), [this] { return finishing_ || cancel_.load(); });
-      delay = std::min(delay * 2, kMaxRetryDelay);
+      cv_.wait_for(lock, std::chrono::duration<double>(kRetryBackoff.delay_s(attempt)),
+                   [this] { return finishing_ || cancel_.load(); });
     }
   }
 
-  // POST a JSON body; the parsed answer, or nullopt (given up, or refused: then said once here).
+  // POST a JSON body; the parsed answer, or nullopt (given up, or refused or answered with
+  // something else than a JSON object: then said here, once per path so a log-batch refused at
+  // every step does not flood stderr).
   std::optional<json> post(const std::string& path, const json& body) {
     auto r = request("POST", path, body.dump());
     if (!r) return std::nullopt;
-    if (!r->ok()) {
-      log::warn("mlflow: POST {}: HTTP {}: {}", path, r->status, r->body.substr(0, 300));
+    json answer = r->ok() ? json::parse(r->body, nullptr, /*allow_exceptions=*/false) : json();
+    if (!answer.is_object()) {
+      if (refused_paths_.insert(path).second)
+        log::warn("mlflow: POST {}: {}: {}", path, r->ok() ? "the answer is not a JSON object" : fmt::format("HTTP {}", r->status),
+                  storage::printable(r->body.substr(0, 300)));
       return std::nullopt;
     }
-    return json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+    return answer;
   }
 
   std::string experiment_id() {
@@ -216,51 +266,86 @@ class Mlflow final : public Tracker {
     if (name.empty()) return "0";  // MLflow's Default experiment
     auto r = request("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=" + storage::sigv4::uri_encode(name, false), "");
     if (!r) return "";
-    if (r->ok()) return json::parse(r->body, nullptr, false)["experiment"].value("experiment_id", "");
+    if (r->ok()) {
+      const json answer = json::parse(r->body, nullptr, false);
+      const json* experiment = find_object(answer, "experiment");
+      const std::string id = experiment ? string_at(*experiment, "experiment_id") : "";
+      if (id.empty())
+        log::warn("mlflow: {}: experiments/get-by-name answered without an experiment id: {}", where_,
+                  storage::printable(r->body.substr(0, 300)));
+      return id;
+    }
     auto created = post("/api/2.0/mlflow/experiments/create", {{"name", name}});
-    return created ? created->value("experiment_id", "") : "";
+    return created ? string_at(*created, "experiment_id") : "";
   }
 
-  // The run to log to: MLFLOW_RUN_ID or the one this output directory already had, else a new
-  // one with tags and params. False when the server could not be reached.
+  // The run to log to: MLFLOW_RUN_ID or the one this training already had (tracking.json or its
+  // checkpoint), else a new one with tags and params. False when the server could not be reached.
+  // Then the history so far is queued again: a resumed training whose run already holds its
+  // steps sends only what the run lacks (see logged_).
   bool open_run() {
-    if (!run_id_.empty()) {
-      auto r = request("GET", "/api/2.0/mlflow/runs/get?run_id=" + storage::sigv4::uri_encode(run_id_, false), "");
-      if (!r) return false;
-      if (r->ok()) {
-        artifact_uri_ = json::parse(r->body, nullptr, false)["run"]["info"].value("artifact_uri", "");
-        state_->set("mlflow_run_id", run_id_);
-        log::info("mlflow: continuing run {} at {}", run_id_, uri_);
-        post("/api/2.0/mlflow/runs/update", {{"run_id", run_id_}, {"status", "RUNNING"}});
-        return true;
-      }
-      log::warn("mlflow: run {} not found (HTTP {}): starting a new one", run_id_, r->status);
+    if (!run_id_.empty() && !continue_run()) run_id_.clear();
+    if (run_id_.empty() && !create_run()) return false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::deque<json> later = std::move(queue_);
+    queue_.clear();
+    for (const json& rec : history_) enqueue(rec);
+    for (json& m : later) queue_.push_back(std::move(m));
+    return true;
+  }
+
+  // Attaches to run_id_: false when the server does not know it (or answered nonsense). On a
+  // resume, notes the newest step the run holds of each metric: the steps between the checkpoint
+  // and a kill were logged already, and hf-train repeats them exactly.
+  bool continue_run() {
+    auto r = request("GET", "/api/2.0/mlflow/runs/get?run_id=" + storage::sigv4::uri_encode(run_id_, false), "");
+    if (!r) return false;
+    const json answer = r->ok() ? json::parse(r->body, nullptr, false) : json();
+    const json* run = find_object(answer, "run");
+    const json* info = run ? find_object(*run, "info") : nullptr;
+    if (!info) {
+      log::warn("mlflow: run {} not found ({}): starting a new one", storage::printable(run_id_),
+                r->ok() ? "not a run in the answer" : fmt::format("HTTP {}", r->status));
+      return false;
     }
+    artifact_uri_ = string_at(*info, "artifact_uri");
+    const json* data = find_object(*run, "data");
+    if (resumed_ && data && data->contains("metrics") && (*data)["metrics"].is_array()) {
+      for (const json& m : (*data)["metrics"]) {
+        const std::optional<std::int64_t> step = m.is_object() ? int_at(m, "step") : std::nullopt;
+        const std::string key = m.is_object() ? string_at(m, "key") : "";
+        if (step && !key.empty()) logged_[key] = *step;
+      }
+    }
+    state_->set("mlflow_run_id", run_id_);
+    log::info("mlflow: continuing run {} at {}", storage::printable(run_id_), where_);
+    post("/api/2.0/mlflow/runs/update", {{"run_id", run_id_}, {"status", "RUNNING"}});
+    return true;
+  }
+
+  bool create_run() {
     const std::string exp = experiment_id();
     if (exp.empty()) return false;
     json tags = json::array();
     for (const auto& [k, v] : tags_) tags.push_back({{"key", k}, {"value", v}});
     auto created = post("/api/2.0/mlflow/runs/create",
                         {{"experiment_id", exp}, {"run_name", run_name_}, {"start_time", now_ms()}, {"tags", tags}});
-    if (!created) return false;
-    const json& info = (*created)["run"]["info"];
-    run_id_ = info.value("run_id", "");
-    artifact_uri_ = info.value("artifact_uri", "");
-    if (run_id_.empty()) return false;
+    const json* run = created ? find_object(*created, "run") : nullptr;
+    const json* info = run ? find_object(*run, "info") : nullptr;
+    run_id_ = info ? string_at(*info, "run_id") : "";
+    if (run_id_.empty()) {
+      if (created) log::warn("mlflow: {}: runs/create answered without a run id", where_);
+      return false;
+    }
+    artifact_uri_ = string_at(*info, "artifact_uri");
     state_->set("mlflow_run_id", run_id_);
-    log::info("mlflow: run {} in experiment {} at {}", run_id_, exp, uri_);
+    log::info("mlflow: run {} in experiment {} at {}", storage::printable(run_id_), storage::printable(exp), where_);
     for (std::size_t i = 0; i < params_.size(); i += kParamsPerBatch) {
       json params = json::array();
       for (std::size_t j = i; j < std::min(params_.size(), i + kParamsPerBatch); ++j)
         params.push_back({{"key", params_[j].first}, {"value", params_[j].second}});
       post("/api/2.0/mlflow/runs/log-batch", {{"run_id", run_id_}, {"params", params}});
     }
-    // A new run for a resumed training starts with the history so far.
-    std::lock_guard<std::mutex> lock(mutex_);
-    std::deque<json> later = std::move(queue_);
-    queue_.clear();
-    for (const json& rec : history_) enqueue(rec);
-    for (json& m : later) queue_.push_back(std::move(m));
     return true;
   }
 
@@ -296,7 +381,8 @@ class Mlflow final : public Tracker {
         return;
       }
     } else {
-      log::warn("mlflow: artifact URI {} is neither mlflow-artifacts: nor file:: model not uploaded", artifact_uri_);
+      log::warn("mlflow: artifact URI {} is neither mlflow-artifacts: nor file:: model not uploaded",
+                storage::printable(artifact_uri_));
       return;
     }
     log::info("mlflow: model uploaded ({} files) to run {}", files.size(), run_id_);
@@ -308,7 +394,7 @@ class Mlflow final : public Tracker {
     try {
       send_all();
     } catch (const std::exception& e) {
-      log::warn("mlflow: {}: logging to {} stopped", e.what(), uri_);
+      log::warn("mlflow: {}: logging to {} stopped", e.what(), where_);
     }
     std::lock_guard<std::mutex> lock(mutex_);
     dropped_ += queue_.size();
@@ -323,7 +409,9 @@ class Mlflow final : public Tracker {
       std::vector<json> batch;
       {
         std::unique_lock<std::mutex> lock(mutex_);
+        idle_ = true;
         cv_.wait(lock, [this] { return !queue_.empty() || finishing_; });
+        idle_ = false;
         if (cancel_) break;
       }
       if (!ready && !disabled) {
@@ -339,7 +427,7 @@ class Mlflow final : public Tracker {
         continue;
       }
       while (!queue_.empty() && batch.size() < kMetricsPerBatch) {
-        batch.push_back(std::move(queue_.front()));
+        if (!already_logged(queue_.front())) batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       if (batch.empty() && finishing_) {
@@ -368,18 +456,24 @@ class Mlflow final : public Tracker {
   std::atomic<bool> cancel_{false};
   storage::HttpClient http_;
   std::string uri_, auth_;
+  std::string where_;  // uri_ as logs show it (no password)
   std::shared_ptr<RunState> state_;
   std::string run_name_;
   std::vector<std::pair<std::string, std::string>> tags_;
   std::vector<std::pair<std::string, std::string>> params_;
   json history_;
+  bool resumed_;
   std::string run_id_, artifact_uri_;
+  // Newest step per metric the continued run held when this process attached (worker thread only).
+  std::map<std::string, std::int64_t> logged_;
+  std::set<std::string> refused_paths_;  // POSTs already warned about (worker thread only)
 
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<json> queue_;
   std::size_t dropped_ = 0;
   bool finishing_ = false, done_ = false;
+  bool idle_ = false;  // the thread waits for values (under mutex_)
   bool warned_ = false, failing_ = false;  // worker thread only (failing_ read under mutex_)
   std::string model_dir_;
   std::thread worker_;

@@ -12,13 +12,17 @@
 namespace hf::track {
 
 // output_dir/tracking.json: {"logging_dir", "mlflow_run_id"}, read on resume, rewritten atomically
-// on change. Thread-safe (the MLflow thread stores the run id).
+// on change; a copy travels in every checkpoint (Tracker::state). logging_dir is kept relative to
+// output_dir when inside it, so a copied or pulled output directory logs into its own runs/.
+// Thread-safe (the MLflow thread stores the run id).
 class RunState {
  public:
-  // Reads the file when `resumed`; a fresh run starts from an empty state.
-  RunState(std::string path, bool resumed);
+  // Reads the file when `resumed`, then takes every non-empty entry of `saved` (the checkpoint's
+  // copy, which also reaches a resume on another machine) over it; a fresh run starts empty.
+  RunState(std::string path, bool resumed, const nlohmann::json& saved);
   std::string get(const std::string& key) const;
   void set(const std::string& key, const std::string& value);
+  nlohmann::json snapshot() const;
 
  private:
   std::string path_;

@@ -24,7 +24,8 @@ const std::vector<std::string> kSinks = {"tensorboard", "mlflow"};  // what "all
 // Also measures what logging costs the training loop (bench/track_bench.py reads the line).
 class Fanout final : public Tracker {
  public:
-  explicit Fanout(std::vector<std::unique_ptr<Tracker>> sinks) : sinks_(std::move(sinks)) {}
+  Fanout(std::vector<std::unique_ptr<Tracker>> sinks, std::shared_ptr<RunState> state)
+      : sinks_(std::move(sinks)), state_(std::move(state)) {}
   void log(const json& rec) override {
     const auto t0 = std::chrono::steady_clock::now();
     for (auto& s : sinks_) s->log(rec);
@@ -39,9 +40,11 @@ class Fanout final : public Tracker {
                 std::chrono::duration<double, std::milli>(in_loop_).count(),
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
+  json state() const override { return state_->snapshot(); }
 
  private:
   std::vector<std::unique_ptr<Tracker>> sinks_;
+  std::shared_ptr<RunState> state_;
   std::chrono::steady_clock::duration in_loop_{};
   std::int64_t records_ = 0;
 };
@@ -58,21 +61,40 @@ std::string default_logging_dir(const std::string& output_dir) {
   return (fs::path(output_dir) / "runs" / fmt::format("{}_{}", stamp, host)).string();
 }
 
+// `path` relative to `base` when it lies inside it, else as given: what tracking.json keeps.
+std::string relative_to(const std::string& path, const std::string& base) {
+  std::error_code ec;
+  const fs::path rel = fs::absolute(path, ec).lexically_normal().lexically_relative(fs::absolute(base, ec).lexically_normal());
+  if (ec || rel.empty() || *rel.begin() == "..") return path;
+  return rel.string();
+}
+
 }  // namespace
 
-RunState::RunState(std::string path, bool resumed) : path_(std::move(path)) {
-  if (!resumed || !fs::exists(path_)) return;
-  try {
-    json j = json::parse(read_file(path_));
-    if (j.is_object()) state_ = std::move(j);
-  } catch (const std::exception& e) {
-    log::warn("{}: {}: starting new tracking runs", path_, e.what());
+RunState::RunState(std::string path, bool resumed, const json& saved) : path_(std::move(path)) {
+  if (!resumed) return;
+  if (fs::exists(path_)) {
+    try {
+      json j = json::parse(read_file(path_));
+      if (j.is_object()) state_ = std::move(j);
+    } catch (const std::exception& e) {
+      log::warn("{}: {}: starting new tracking runs", path_, e.what());
+    }
   }
+  if (!saved.is_object()) return;
+  for (const auto& [key, value] : saved.items())
+    if (value.is_string() && !value.get<std::string>().empty()) state_[key] = value;
+}
+
+json RunState::snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_;
 }
 
 std::string RunState::get(const std::string& key) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return state_.value(key, std::string());
+  const auto it = state_.find(key);  // a hand-edited file may hold anything
+  return it != state_.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 void RunState::set(const std::string& key, const std::string& value) {
@@ -111,17 +133,21 @@ std::vector<std::string> parse_report_to(const std::vector<std::string>& report_
   return names;
 }
 
-std::unique_ptr<Tracker> open(const Options& o, const json& history) {
+std::unique_ptr<Tracker> open(const Options& o, const json& history, const json& saved) {
   const std::vector<std::string> names = parse_report_to(o.report_to);
   std::vector<std::unique_ptr<Tracker>> sinks;
+  // Also without sinks: a resume with --report-to none keeps the runs for a later resume with them.
+  auto state = std::make_shared<RunState>((fs::path(o.output_dir) / "tracking.json").string(), !history.empty(), saved);
   if (!names.empty()) {
     make_dirs(o.output_dir);
-    auto state = std::make_shared<RunState>((fs::path(o.output_dir) / "tracking.json").string(), !history.empty());
     for (const std::string& name : names) {
       if (name == "tensorboard") {
-        std::string dir = o.logging_dir.empty() ? state->get("logging_dir") : o.logging_dir;
-        if (dir.empty()) dir = default_logging_dir(o.output_dir);
-        state->set("logging_dir", dir);
+        std::string dir = o.logging_dir;
+        if (dir.empty()) {  // a kept relative name is under output_dir, wherever that is now
+          const std::string kept = state->get("logging_dir");
+          dir = kept.empty() ? default_logging_dir(o.output_dir) : (fs::path(o.output_dir) / kept).string();
+        }
+        state->set("logging_dir", relative_to(dir, o.output_dir));
         sinks.push_back(make_tensorboard(dir, o.config_yaml, history));
         log::info("tensorboard: event files in {}", dir);
       } else if (name == "mlflow") {
@@ -129,7 +155,7 @@ std::unique_ptr<Tracker> open(const Options& o, const json& history) {
       }
     }
   }
-  return std::make_unique<Fanout>(std::move(sinks));
+  return std::make_unique<Fanout>(std::move(sinks), std::move(state));
 }
 
 }  // namespace hf::track

@@ -34,6 +34,9 @@ class Tracker {
   // Training ended with the final model in `model_dir`: upload it, close the run. Waits a bounded
   // time for a slow or unreachable server, then reports what was dropped. Never throws.
   virtual void finish(const std::string& model_dir) = 0;
+  // What a checkpoint keeps so that a resume, here or from a copy elsewhere, continues the same
+  // runs (the logging_dir, the MLflow run id); pass it back to open(). Thread-safe.
+  virtual nlohmann::json state() const { return nlohmann::json::object(); }
 };
 
 // The sink names of `report_to` ("all" expands, "none" alone means none). Throws Error(kUsage) for
@@ -42,10 +45,12 @@ std::vector<std::string> parse_report_to(const std::vector<std::string>& report_
 
 // Opens the sinks. `history` is the log_history the run starts from (empty when fresh, the
 // checkpoint's on resume): sinks restart from it, so a resumed run shows each step once. A resumed
-// run keeps its logging_dir and its MLflow run (kept in output_dir/tracking.json). Throws
+// run keeps its logging_dir and its MLflow run: from `saved` (state() as the checkpoint kept it),
+// else output_dir/tracking.json. Throws
 // Error(kUsage/kConfig) for bad options (mlflow without an http(s) MLFLOW_TRACKING_URI),
 // Error(kCantCreate/kIo) when the event file cannot be written. Returns a no-op tracker for none.
-std::unique_ptr<Tracker> open(const Options& options, const nlohmann::json& history);
+std::unique_ptr<Tracker> open(const Options& options, const nlohmann::json& history,
+                              const nlohmann::json& saved = nlohmann::json::object());
 
 // ---- Pieces, public for tests ----
 

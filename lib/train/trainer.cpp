@@ -194,6 +194,7 @@ struct State {
   std::int64_t log_steps = 0;
   double train_loss_sum = 0;
   json log_history = json::array();
+  json tracking = json::object();  // lib/track's state (Tracker::state), so a resume elsewhere keeps the runs
 };
 
 json state_json(const State& s, const TrainOptions& o, std::int64_t max_steps, std::int64_t num_epochs,
@@ -224,7 +225,8 @@ json state_json(const State& s, const TrainOptions& o, std::int64_t max_steps, s
                 {"gradient_accumulation_steps", o.gradient_accumulation_steps},
                 {"group_by_length", o.group_by_length},
                 {"train_examples", train_set.size()},
-                {"data_source_sha256", train_set.meta().source_sha256}};
+                {"data_source_sha256", train_set.meta().source_sha256},
+                {"tracking", s.tracking}};
   return j;
 }
 
@@ -245,6 +247,7 @@ State state_from_json(const json& j, const std::string& path, const TrainOptions
     s.log_loss_sum = h.at("log_loss_sum").get<double>();
     s.log_steps = h.at("log_steps").get<std::int64_t>();
     s.train_loss_sum = h.at("train_loss_sum").get<double>();
+    s.tracking = h.value("tracking", json::object());
     // Exact resume needs the same data order; say so when it cannot be.
     const bool same = h.at("seed").get<std::uint64_t>() == o.seed &&
                       h.at("gradient_accumulation_steps").get<std::int64_t>() == o.gradient_accumulation_steps &&
@@ -588,6 +591,7 @@ bool Run::evaluate_now() {
 }
 
 void Run::save() {
+  st_.tracking = tracker_->state();
   CheckpointParts parts;
   parts.trainer_state = state_json(st_, o_, d_.max_steps, d_.num_epochs, d_.eval_steps, d_.train_set);
   parts.scheduler = {{"lr_scheduler_type", spelling_of(kSchedulerTypes, o_.lr_scheduler_type)},
@@ -610,7 +614,7 @@ bool Run::loop() {
   track::Options track_options{o_.report_to, o_.output_dir, o_.logging_dir, o_.run_name, o_.resolved_config_yaml,
                                o_.run_tags};
   track_options.tags.emplace_back("hfkit.data_sha256", d_.train_set.meta().source_sha256);
-  tracker_ = track::open(track_options, st_.log_history);
+  tracker_ = track::open(track_options, st_.log_history, st_.tracking);
   first_step_ = st_.global_step;
   t_start_ = t_window_ = Clock::now();
   log::Progress progress("train", static_cast<std::uint64_t>(d_.max_steps - first_step_));

@@ -33,8 +33,13 @@ def setup():
     tokenize_amazon(PRE, TINY, DATA)
 
 
-def train(out, *args, check=0, env=None):
-    return run([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *ARGS, *args], check=check, env=env)
+# For kill tests that need the MLflow thread to catch up between checkpoints: 30 steps apart.
+LONG_ARGS = ["--config", TINY_YAML, "--threads", "1", "--max-steps", "120", "--save-steps", "30", "--eval-steps", "30",
+             "--logging-steps", "5"]
+
+
+def train(out, *args, check=0, env=None, base=ARGS):
+    return run([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *base, *args], check=check, env=env)
 
 
 def hf_tag(key):
@@ -57,8 +62,9 @@ def expected_scalars(records):
 
 
 def logging_dir(out):
+    """The TensorBoard directory tracking.json names (kept relative to `out` when inside it)."""
     with open(os.path.join(out, "tracking.json"), encoding="utf-8") as f:
-        return json.load(f)["logging_dir"]
+        return os.path.join(out, json.load(f)["logging_dir"])
 
 
 def check_event_files(out):
@@ -186,6 +192,165 @@ def test_mlflow_server_gone_mid_run_costs_nothing():
     assert read(os.path.join(out, "model.safetensors")) == reference_model()
     assert err.count("unreachable") == 1, err  # warned once
     assert "dropped" in err, err               # and said what was lost
+
+
+def mlflow_histories(client, rid):
+    """{metric: [(step, value)]} of a run, in the order the server got them (timestamp, then step)."""
+    out = {}
+    for key in client.get_run(rid).data.metrics:
+        hist = sorted((m.timestamp, m.step, m.value) for m in client.get_metric_history(rid, key))
+        out[key] = [(s, v) for _, s, v in hist]
+    return out
+
+
+def kill_after_logging_past_a_checkpoint(out, args, env, client, newer_than):
+    """Starts hf-train and kill -9s it once a checkpoint newer than step `newer_than` is complete and
+    the MLflow run holds a loss step after it; returns that checkpoint's step."""
+    p = subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *LONG_ARGS, *args],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **env})
+
+    last_query = [0.0]
+
+    def logged_past_checkpoint():
+        done = complete_checkpoints(out)
+        if not done or done[-1] <= newer_than:
+            return False
+        try:  # cheap first: the loop has logged past the checkpoint
+            if not any(r.get("step", 0) > done[-1] for r in jsonl(os.path.join(out, "metrics.jsonl"))):
+                return False
+        except ValueError:  # a line being written
+            return False
+        # The server has one worker: asking it too often would starve hf-train's own requests.
+        if time.time() - last_query[0] < 0.25:
+            return False
+        last_query[0] = time.time()
+        try:
+            steps = [m.step for m in client.get_metric_history(run_id(out), "loss")]
+        except (OSError, KeyError, ValueError):  # no run yet
+            return False
+        # Checkpoints again: the query may have taken longer than a checkpoint interval.
+        return bool(steps) and max(steps) > complete_checkpoints(out)[-1]
+    assert wait_for(logged_past_checkpoint, p, interval=0.02), p.communicate()[1].decode()[-3000:]
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    newest = complete_checkpoints(out)[-1]
+    logged = max(m.step for m in client.get_metric_history(run_id(out), "loss"))
+    # What makes the test bite: the run holds steps the resume will train again.
+    assert newest < logged < 120, (newest, logged)
+    return newest
+
+
+def test_mlflow_kill_and_resume_here_and_elsewhere_keep_one_run_without_duplicate_steps():
+    """kill -9 after a checkpoint and more logged steps, resume in place, kill -9 again, resume on
+    "another machine": a new output dir that --sync-to fills with the checkpoint alone (no
+    tracking.json). One MLflow run, each metric's steps unique and the same as an uninterrupted
+    run's (epoch repeats at an eval step there too: HF logs it with the train and the eval record)."""
+    import mlflow
+    from mlflow_server import MlflowServer
+    remote = os.path.join(WORK, "mlflow-kill-remote")
+    here, elsewhere = os.path.join(WORK, "mlflow-kill"), os.path.join(WORK, "mlflow-kill-elsewhere")
+    with MlflowServer(os.path.join(WORK, "mlflow-server-kill")) as server:
+        client = mlflow.MlflowClient(server.uri)
+        ref_env = {"MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "uninterrupted"}
+        ref_out = os.path.join(WORK, "mlflow-uninterrupted")
+        train(ref_out, "--report-to", "mlflow", env=ref_env, base=LONG_ARGS)
+        want = mlflow_histories(client, run_id(ref_out))
+
+        env = {"MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "killed"}
+        args = ["--report-to", "mlflow", "--sync-to", remote, "--resume", "auto"]
+        first = kill_after_logging_past_a_checkpoint(here, args, env, client, 0)
+        kill_after_logging_past_a_checkpoint(here, args, env, client, first)
+        assert not os.path.exists(elsewhere)
+        p = train(elsewhere, *args, env=env, base=LONG_ARGS)
+        assert "downloading" in p.stderr, p.stderr[-3000:]
+
+        exp = client.get_experiment_by_name("killed")
+        runs = client.search_runs([exp.experiment_id])
+        assert [r.info.run_id for r in runs] == [run_id(here)] == [run_id(elsewhere)], \
+            ([r.info.run_id for r in runs], run_id(here), run_id(elsewhere))
+        assert runs[0].info.status == "FINISHED", runs[0].info
+        got = mlflow_histories(client, run_id(elsewhere))
+        assert sorted(got) == sorted(want), (sorted(got), sorted(want))
+        for key, points in got.items():
+            steps = [s for s, _ in points]
+            if key != "epoch":
+                assert all(a < b for a, b in zip(steps, steps[1:])), (key, steps)
+            assert steps == [s for s, _ in want[key]], (key, steps, want[key])
+            if "per_second" not in key and "runtime" not in key:  # timings differ between runs
+                for (_, g), (_, w) in zip(points, want[key]):
+                    assert math.isclose(g, w, rel_tol=1e-6), (key, g, w)
+        names = [a.path for a in client.list_artifacts(run_id(elsewhere), "model")]
+        assert "model/model.safetensors" in names, names
+    assert read(os.path.join(elsewhere, "model.safetensors")) == read(os.path.join(ref_out, "model.safetensors"))
+
+
+class HostileServer:
+    """A loopback HTTP server that answers every request with `status` and `body` (not MLflow)."""
+
+    def __init__(self, status, body):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                if n:
+                    self.rfile.read(n)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            do_GET = do_POST = do_PUT = answer
+
+            def log_message(self, *args):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_mlflow_server_answering_garbage_or_500_costs_nothing():
+    """Not MLflow behind the URI: an HTML page with a terminal escape and a newline in it, then a
+    server failing with 500 at every request. Exit 0, the same model, a few one-line warnings
+    (the server's bytes escaped), and the count of dropped values."""
+    for status, body in ((200, b"<html>\x1b[31mnot mlflow\nforged: error: line</html>"), (500, b"oops\x1b[2J")):
+        out = os.path.join(WORK, f"mlflow-hostile-{status}")
+        with HostileServer(status, body) as server:
+            p = train(out, "--report-to", "mlflow", env={"MLFLOW_TRACKING_URI": server.uri,
+                                                         "MLFLOW_EXPERIMENT_NAME": "x"})
+        assert read(os.path.join(out, "model.safetensors")) == reference_model()
+        assert "\x1b" not in p.stderr and "\nforged" not in p.stderr, p.stderr
+        warnings = [line for line in p.stderr.splitlines() if ": warning: " in line or ": warn: " in line]
+        assert 1 <= len(warnings) <= 3 and "dropped" in warnings[-1], (status, warnings)
+
+
+def test_logging_dir_that_is_a_file_is_a_one_line_error():
+    with tempfile.TemporaryDirectory() as d:
+        not_a_dir = os.path.join(d, "file")
+        with open(not_a_dir, "w") as f:
+            f.write("x")
+        p = run([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", os.path.join(d, "out"), *ARGS,
+                 "--report-to", "tensorboard", "--logging-dir", not_a_dir], check=73)
+        errors = [line for line in p.stderr.splitlines() if ": error: " in line]
+        assert len(errors) == 1 and not_a_dir in errors[0], p.stderr
+
+
+def test_run_name_with_control_characters_reaches_mlflow_and_not_the_terminal():
+    import mlflow
+    from mlflow_server import MlflowServer
+    name = "tiny\x1b[31m\nrun"
+    out = os.path.join(WORK, "mlflow-odd-name")
+    with MlflowServer(os.path.join(WORK, "mlflow-server-odd-name")) as server:
+        p = train(out, "--report-to", "mlflow", "--run-name", name, env=mlflow_env(server))
+        assert mlflow.MlflowClient(server.uri).get_run(run_id(out)).info.run_name == name
+    assert "\x1b" not in p.stderr, p.stderr
 
 
 def test_report_to_rejects_unknown_names():
