@@ -62,16 +62,19 @@ mkdir -p "$run"
 log() { printf 'pipeline: %s\n' "$*" >&2; }
 done_marker() { echo "$run/.done-$1"; }
 # step NAME COMMAND...: runs COMMAND unless NAME finished before, then marks it finished.
+# PIPELINE_STOP_AFTER=NAME ends the script after that step (scripts/slurm/pipeline.sh runs each
+# step as its own job).
 step() {
   local step_name=$1
   shift
   if [[ -f $(done_marker "$step_name") ]]; then
     log "$step_name: done before, skipped"
-    return 0
+  else
+    log "$step_name: $*"
+    "$@"
+    touch "$(done_marker "$step_name")"
   fi
-  log "$step_name: $*"
-  "$@"
-  touch "$(done_marker "$step_name")"
+  if [[ "${PIPELINE_STOP_AFTER:-}" == "$step_name" ]]; then exit 0; fi
 }
 
 preprocess() {

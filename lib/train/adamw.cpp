@@ -50,6 +50,16 @@ void AdamW::step(double lr) {
   ++steps_;
 }
 
+std::vector<torch::Tensor> AdamW::state_tensors() const {
+  std::vector<torch::Tensor> out;
+  for (const Group& g : groups_) {
+    out.insert(out.end(), g.exp_avg.begin(), g.exp_avg.end());
+    out.insert(out.end(), g.exp_avg_sq.begin(), g.exp_avg_sq.end());
+    out.insert(out.end(), g.steps.begin(), g.steps.end());
+  }
+  return out;
+}
+
 void AdamW::save(const std::string& path) const {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const Group& g : groups_) {

@@ -36,7 +36,7 @@ torch::Tensor forward_loss(model::BertForSequenceClassification& model, const Ba
 
 nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, const data::Dataset& dataset,
                                 std::int64_t batch_size, const Runtime& rt, const std::vector<std::int64_t>& label_map,
-                                model::ProblemType problem_type) {
+                                model::ProblemType problem_type, dist::Communicator& comm) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::size_t n = dataset.size();
   // Longest first: the order does not change any metric, and similar lengths pad least.
@@ -45,42 +45,71 @@ nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, con
   std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
     return dataset.input_ids(a).size() > dataset.input_ids(b).size();
   });
+  // Batch b is rank (b mod world)'s. Each rank fills only its batches' slots of the per-batch
+  // losses and per-example rows, the sum over ranks fills them all, and the metrics below are
+  // computed from the same numbers in the same order as by one process: equal, not just close.
+  const std::int64_t num_batches = (static_cast<std::int64_t>(n) + batch_size - 1) / batch_size;
+  const std::int64_t world = comm.world_size(), rank = comm.rank();
+  std::vector<std::int64_t> mine;
+  for (std::int64_t b = rank; b < num_batches; b += world)
+    mine.insert(mine.end(), order.begin() + b * batch_size,
+                order.begin() + std::min<std::int64_t>((b + 1) * batch_size, static_cast<std::int64_t>(n)));
   const std::vector<std::string>& names = model->config().id2label;
-  std::vector<std::int64_t> y_true, y_pred;
-  std::vector<double> p_true;
-  std::vector<std::uint8_t> hot_true, hot_pred;
-  double loss_sum = 0;
-  std::int64_t steps = 0;
+  const std::int64_t num_labels = static_cast<std::int64_t>(names.size());
+  const bool single = problem_type == model::ProblemType::kSingleLabelClassification;
+  const bool multi = problem_type == model::ProblemType::kMultiLabelClassification;
+  // Per example (by position in `order`): single label -> truth, prediction, p(truth); multi
+  // label -> the truth's 0/1 row, then the prediction's.
+  const std::int64_t width = single ? 3 : multi ? 2 * num_labels : 0;
+  torch::Tensor losses = torch::zeros({num_batches}, torch::kDouble);
+  torch::Tensor rows = torch::zeros({static_cast<std::int64_t>(n), width}, torch::kDouble);
 
   model->eval();
   {
     torch::NoGradGuard no_grad;
-    BatchLoader loader(dataset, order, batch_size, 0, 0, model->config().pad_token_id, label_map, rt.device.is_cuda());
-    for (std::int64_t b = 0; b < loader.num_batches(); ++b, ++steps) {
+    BatchLoader loader(dataset, mine, batch_size, 0, 0, model->config().pad_token_id, label_map, rt.device.is_cuda());
+    for (std::int64_t j = 0; j < loader.num_batches(); ++j) {
+      const std::int64_t b = rank + j * world;
       const Batch batch = loader.next();
       torch::Tensor logits;
       const torch::Tensor loss = forward_loss(model, batch, rt, problem_type, &logits);
-      loss_sum += loss.item<double>() * static_cast<double>(batch.examples);
+      losses[b] = loss.item<double>() * static_cast<double>(batch.examples);
       logits = logits.to(torch::kCPU);
-      if (problem_type == model::ProblemType::kSingleLabelClassification) {
-        const torch::Tensor probs = torch::softmax(logits, /*dim=*/1).to(torch::kDouble).contiguous();  // [B, L]
-        const torch::Tensor pred = logits.argmax(/*dim=*/1).contiguous();                               // [B]
-        const std::int64_t width = probs.size(1);
-        for (std::int64_t r = 0; r < batch.examples; ++r) {
-          const std::int64_t truth = batch.labels.data_ptr<std::int64_t>()[r];
-          y_true.push_back(truth);
-          y_pred.push_back(pred.data_ptr<std::int64_t>()[r]);
-          p_true.push_back(probs.data_ptr<double>()[r * width + truth]);
-        }
-      } else if (problem_type == model::ProblemType::kMultiLabelClassification) {
-        const torch::Tensor pred = (torch::sigmoid(logits) > 0.5).to(torch::kByte).contiguous();
-        const torch::Tensor truth = (batch.labels > 0.5).to(torch::kByte).contiguous();
-        hot_pred.insert(hot_pred.end(), pred.data_ptr<std::uint8_t>(), pred.data_ptr<std::uint8_t>() + pred.numel());
-        hot_true.insert(hot_true.end(), truth.data_ptr<std::uint8_t>(), truth.data_ptr<std::uint8_t>() + truth.numel());
+      torch::Tensor slot = rows.narrow(0, b * batch_size, batch.examples);
+      if (single) {
+        const torch::Tensor probs = torch::softmax(logits, /*dim=*/1).to(torch::kDouble);  // [B, L]
+        const torch::Tensor truth = batch.labels.unsqueeze(1);                              // [B, 1]
+        slot.select(1, 0).copy_(batch.labels);
+        slot.select(1, 1).copy_(logits.argmax(/*dim=*/1));
+        slot.select(1, 2).copy_(probs.gather(1, truth).squeeze(1));
+      } else if (multi) {
+        slot.narrow(1, 0, num_labels).copy_(batch.labels > 0.5);
+        slot.narrow(1, num_labels, num_labels).copy_(torch::sigmoid(logits) > 0.5);
       }
     }
   }
   model->train();
+  std::vector<torch::Tensor> shared = {losses, rows};
+  comm.allreduce_sum(shared);
+
+  double loss_sum = 0;
+  for (std::int64_t b = 0; b < num_batches; ++b) loss_sum += losses[b].item<double>();
+  std::vector<std::int64_t> y_true, y_pred;
+  std::vector<double> p_true;
+  std::vector<std::uint8_t> hot_true, hot_pred;
+  const torch::Tensor r = rows.contiguous();
+  const double* v = r.data_ptr<double>();
+  for (std::size_t i = 0; i < n; ++i, v += width) {
+    if (single) {
+      y_true.push_back(static_cast<std::int64_t>(v[0]));
+      y_pred.push_back(static_cast<std::int64_t>(v[1]));
+      p_true.push_back(v[2]);
+    } else if (multi) {
+      for (std::int64_t k = 0; k < num_labels; ++k) hot_true.push_back(v[k] > 0.5 ? 1 : 0);
+      for (std::int64_t k = 0; k < num_labels; ++k) hot_pred.push_back(v[num_labels + k] > 0.5 ? 1 : 0);
+    }
+  }
+  const std::int64_t steps = num_batches;
 
   nlohmann::ordered_json out;
   out["eval_loss"] = n ? loss_sum / static_cast<double>(n) : 0.0;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "data/data.h"
+#include "dist/communicator.h"
 #include "model/device.h"
 #include "model/model.h"
 #include "train/train.h"
@@ -57,9 +58,11 @@ using Runtime = model::DeviceSetup;
 // Evaluates `model` (eval mode, no grad; restored to train mode after) on `dataset` and returns HF's
 // eval_* metrics: eval_loss plus, for classification, lib/metrics' report scalars (eval_accuracy,
 // eval_f1_macro, ...), then eval_runtime, eval_samples_per_second, eval_steps_per_second.
+// Collective: every rank of `comm` calls it, evaluates its share of the batches, and all get the
+// metrics one process would compute.
 nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, const data::Dataset& dataset,
                                 std::int64_t batch_size, const Runtime& rt, const std::vector<std::int64_t>& label_map,
-                                model::ProblemType problem_type);
+                                model::ProblemType problem_type, dist::Communicator& comm);
 
 // Loss of one batch under the runtime's autocast; logits stay as computed.
 torch::Tensor forward_loss(model::BertForSequenceClassification& model, const Batch& batch, const Runtime& rt,

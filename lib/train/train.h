@@ -1,8 +1,9 @@
 // Fine-tuning BertForSequenceClassification: the training loop (dynamic padding, length-grouped
 // sampling, gradient accumulation, AdamW, HF's LR schedules, clipping, eval, early stopping),
 // checkpoints that resume exactly (model, optimizer, scheduler, RNG, data cursor) and the final HF
-// model directory. Option names and defaults follow HF TrainingArguments. One process, one device;
-// nothing here assumes a rank, so a data-parallel wrapper can sit on top later.
+// model directory. Option names and defaults follow HF TrainingArguments. One process per device;
+// under a launcher (torchrun-style or Slurm environment, see lib/dist) the processes train one model
+// data-parallel over c10d, and only rank 0 writes.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -121,6 +122,11 @@ struct TrainOptions {
   std::string logging_dir;
   std::string run_name;
   std::vector<std::pair<std::string, std::string>> run_tags;
+  // Data parallelism (HF's names), used when a launcher's environment says there are several ranks:
+  // the c10d backend ("" = nccl on CUDA, gloo on CPU) and the timeout of the rendezvous and of each
+  // collective, which bounds how long the others wait for a lost rank.
+  std::string ddp_backend;
+  std::int64_t ddp_timeout = 1800;
 };
 
 // Runs training: kOk when the final model directory is written, kPreempted when a stop signal
@@ -177,6 +183,10 @@ class AdamW {
   // Restores what save() wrote. Throws Error(kNoInput) when missing, Error(kDataErr) when corrupt or
   // when its parameter names or shapes differ from this optimizer's.
   void load(const std::string& path);
+  // The state as tensors (moments and per-parameter step counts, in a fixed order) and the step
+  // count: what a rank receives from rank 0 to continue where it is.
+  std::vector<torch::Tensor> state_tensors() const;
+  void set_steps(std::int64_t steps) { steps_ = steps; }
   // True for names that get no weight decay (HF: biases and LayerNorm weights).
   static bool no_decay(const std::string& name);
 

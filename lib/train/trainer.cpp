@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <set>
 
+#include "core/env.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -78,6 +80,9 @@ void validate(const TrainOptions& o) {
   if (o.early_stopping_patience < 0) throw usage("early_stopping_patience must be >= 0");
   if (o.dataloader_num_workers < 0) throw usage("dataloader_num_workers must be >= 0");
   if (o.threads < 0) throw usage("threads must be >= 0");
+  if (o.ddp_timeout < 1) throw usage(fmt::format("ddp_timeout must be at least 1 second, got {}", o.ddp_timeout));
+  if (!o.ddp_backend.empty() && o.ddp_backend != "gloo" && o.ddp_backend != "nccl")
+    throw usage(fmt::format("ddp_backend: unknown value '{}' (expected gloo or nccl)", o.ddp_backend));
   const std::string metric = bare_metric(o.metric_for_best_model);
   const auto& names = metrics::metric_names();
   if (metric != "loss" && std::find(names.begin(), names.end(), metric) == names.end())
@@ -197,8 +202,10 @@ struct State {
   json tracking = json::object();  // lib/track's state (Tracker::state), so a resume elsewhere keeps the runs
 };
 
+// `world_size` is the number of ranks: batch_in_epoch counts global micro-batches (one per rank each),
+// so it and the world size say where every rank is in the epoch.
 json state_json(const State& s, const TrainOptions& o, std::int64_t max_steps, std::int64_t num_epochs,
-                std::int64_t eval_steps, const data::Dataset& train_set) {
+                std::int64_t eval_steps, const data::Dataset& train_set, int world_size) {
   json j;
   j["best_metric"] = s.best_metric ? json(*s.best_metric) : json(nullptr);
   j["best_model_checkpoint"] = s.best_model_checkpoint.empty() ? json(nullptr) : json(s.best_model_checkpoint);
@@ -226,11 +233,14 @@ json state_json(const State& s, const TrainOptions& o, std::int64_t max_steps, s
                 {"group_by_length", o.group_by_length},
                 {"train_examples", train_set.size()},
                 {"data_source_sha256", train_set.meta().source_sha256},
-                {"tracking", s.tracking}};
+                {"tracking", s.tracking},
+                {"world_size", world_size}};
   return j;
 }
 
-State state_from_json(const json& j, const std::string& path, const TrainOptions& o, const data::Dataset& train_set) {
+// `quiet`: no warnings (ranks other than 0 read the state rank 0 has already read and adapted).
+State state_from_json(const json& j, const std::string& path, const TrainOptions& o, const data::Dataset& train_set,
+                      int world_size, bool quiet = false) {
   State s;
   try {
     const json& h = j.at("hfkit");
@@ -255,7 +265,18 @@ State state_from_json(const json& j, const std::string& path, const TrainOptions
                       j.at("train_batch_size").get<std::int64_t>() == o.per_device_train_batch_size &&
                       h.at("train_examples").get<std::size_t>() == train_set.size() &&
                       h.at("data_source_sha256").get<std::string>() == train_set.meta().source_sha256;
-    if (!same)
+    // Checkpoints from before data parallelism are one rank's.
+    const int saved_world = h.value("world_size", 1);
+    if (saved_world != world_size) {
+      // The same examples seen, counted in this run's global micro-batches (rounded down: a few
+      // may be seen twice); the global step, schedule and optimizer continue as they were.
+      s.batch_in_epoch = s.batch_in_epoch * saved_world / world_size;
+      if (!quiet)
+        log::warn("{}: written by {} rank(s), this run has {}: continuing from global step {} with another global "
+                  "batch, not exactly as the interrupted run would have continued",
+                  path, saved_world, world_size, s.global_step);
+    }
+    if (!same && !quiet)
       log::warn("{}: seed, batch size, accumulation, length grouping or data differ from this run: resuming, "
                 "but not exactly as the interrupted run would have continued",
                 path);
@@ -339,12 +360,14 @@ struct RunData {
   data::Dataset train_set;
   std::optional<data::Dataset> eval_set{};  // with an eval_strategy
   std::string train_file{};
-  std::int64_t n = 0, batches_per_epoch = 0, max_steps = 0, num_epochs = 0, warmup = 0, eval_steps = 0;
+  // global_batch: examples of one micro-batch over all ranks (per-device batch x world size);
+  // batches_per_epoch counts those.
+  std::int64_t n = 0, global_batch = 0, batches_per_epoch = 0, max_steps = 0, num_epochs = 0, warmup = 0, eval_steps = 0;
   std::vector<std::int64_t> lengths{};  // with group_by_length
 };
 
 // Opens the train (and eval) split and checks them against each other and the model's vocabulary.
-RunData open_data(const TrainOptions& o) {
+RunData open_data(const TrainOptions& o, int world_size) {
   RunData d{data::Dataset::open(o.data, o.train_split)};
   const data::DatasetMeta& meta = d.train_set.meta();
   d.train_file = fmt::format("{}/{}.safetensors", o.data, o.train_split);
@@ -361,7 +384,8 @@ RunData open_data(const TrainOptions& o) {
     check_token_ids(*d.eval_set, eval_file, cfg.vocab_size, cfg.type_vocab_size);
   }
   d.n = static_cast<std::int64_t>(d.train_set.size());
-  const std::int64_t bs = o.per_device_train_batch_size;
+  d.global_batch = o.per_device_train_batch_size * world_size;
+  const std::int64_t bs = d.global_batch;
   d.batches_per_epoch = (d.n + bs - 1) / bs;
   const std::int64_t updates_per_epoch = (d.batches_per_epoch + o.gradient_accumulation_steps - 1) / o.gradient_accumulation_steps;
   const double epoch_steps = std::ceil(o.num_train_epochs * static_cast<double>(updates_per_epoch));
@@ -376,26 +400,61 @@ RunData open_data(const TrainOptions& o) {
   return d;
 }
 
+// Examples in global micro-batch `b` of an epoch (the last one may be short).
+std::int64_t global_batch_examples(const RunData& d, std::int64_t b) {
+  return std::min(d.global_batch, d.n - b * d.global_batch);
+}
+
+// A rank's part of an epoch's order: rank r takes the r-th per-device slice of every global
+// micro-batch, so its i-th batch is its part of the i-th global batch (in the last, short one it
+// may have fewer examples, or none). One rank takes the whole order unchanged.
+std::vector<std::int64_t> shard(const std::vector<std::int64_t>& order, std::int64_t global_batch,
+                                std::int64_t per_device, int rank) {
+  if (global_batch == per_device) return order;
+  std::vector<std::int64_t> mine;
+  const auto n = static_cast<std::int64_t>(order.size());
+  for (std::int64_t start = 0; start < n; start += global_batch) {
+    const std::int64_t lo = std::min(n, start + rank * per_device), hi = std::min(n, lo + per_device);
+    mine.insert(mine.end(), order.begin() + lo, order.begin() + hi);
+  }
+  return mine;
+}
+
 // One training run, in the order train() calls its steps: the output directory, load or resume,
 // the loop, the final model directory.
 class Run {
  public:
-  Run(const TrainOptions& o, RunData& d, const Runtime& rt, RemoteSync* remote)
-      : o_(o), d_(d), rt_(rt), remote_(remote) {}
+  Run(const TrainOptions& o, RunData& d, const Runtime& rt, RemoteSync* remote, dist::Communicator& comm)
+      : o_(o), d_(d), rt_(rt), remote_(remote), comm_(comm) {}
 
   // Takes the output directory (its lock, leftovers of killed runs removed) and returns the
   // checkpoints to try resuming from, newest first (none for a fresh start).
   std::vector<std::string> prepare_output_dir();
   // The model, optimizer and loop state of the first candidate that loads (--resume auto falls
-  // back to older ones), else the base model.
+  // back to older ones), else the base model. Only rank 0 reads checkpoints (given candidates);
+  // the other ranks receive its model, optimizer, loop state and their own RNG state from it.
   void load_or_resume(const std::vector<std::string>& candidates);
   // Trains to max_steps (or early stopping). False when a stop signal ended it after a checkpoint.
   bool loop();
   // The HF model directory: weights (the best ones with load_best_model_at_end), tokenizer,
-  // trainer_state.json, train_results.json, eval_results.json; then the remote copy.
+  // trainer_state.json, train_results.json, eval_results.json; then the remote copy. Rank 0
+  // writes; the others take part in the evaluation and wait for rank 0 to finish.
   void write_final_model();
 
  private:
+  // Rank 0's start (fresh or resumed, `rng` = the checkpoint's generator states) on every rank.
+  void share_start(bool resumed, const std::vector<std::pair<std::string, torch::Tensor>>& rng);
+  // Sums the gradients over the ranks. The step's losses are already weighted by each batch's
+  // share of the global step's examples, so the sum is the mean gradient of the global batch.
+  void reduce_gradients();
+  // What all ranks act on after a step: a stop signal on any rank (its number and rank; 0 when
+  // none) and rank 0's early-stopping decision.
+  struct Agreement {
+    int signal = 0, rank = 0;
+  };
+  Agreement agree();
+  // Generator states for a checkpoint: this rank's as today, the others' as "rank<r>.<name>".
+  std::vector<std::pair<std::string, torch::Tensor>> all_rng_states();
   // One optimizer step over the next `group` micro-batches; returns the step's mean loss.
   double step(BatchLoader& loader, std::int64_t group, std::int64_t& step_examples);
   void log_step(double grad_norm);
@@ -403,6 +462,7 @@ class Run {
   bool evaluate_now();
   void save();
   void record(json rec) {
+    if (!comm_.is_main()) return;
     st_.log_history.push_back(rec);
     metrics_log_->append(rec);
     tracker_->log(rec);
@@ -412,6 +472,7 @@ class Run {
   RunData& d_;
   const Runtime& rt_;
   RemoteSync* remote_;
+  dist::Communicator& comm_;
   std::optional<OutputLock> lock_;
   model::BertForSequenceClassification model_{nullptr};
   std::vector<std::int64_t> label_map_;
@@ -469,6 +530,7 @@ std::vector<std::string> Run::prepare_output_dir() {
 void Run::load_or_resume(const std::vector<std::string>& candidates) {
   const data::DatasetMeta& meta = d_.train_set.meta();
   const AdamW::Options adam{o_.adam_beta1, o_.adam_beta2, o_.adam_epsilon, o_.weight_decay};
+  std::vector<std::pair<std::string, torch::Tensor>> resumed_rng;
   for (const std::string& dir : candidates) {
     try {
       model::LoadReport report;
@@ -483,7 +545,8 @@ void Run::load_or_resume(const std::vector<std::string>& candidates) {
       auto opt = std::make_unique<AdamW>(m->named_parameters(), adam);
       opt->load((fs::path(dir) / "optimizer.safetensors").string());
       const CheckpointParts parts = read_checkpoint_parts(dir);
-      st_ = state_from_json(parts.trainer_state, (fs::path(dir) / "trainer_state.json").string(), o_, d_.train_set);
+      st_ = state_from_json(parts.trainer_state, (fs::path(dir) / "trainer_state.json").string(), o_, d_.train_set,
+                            comm_.world_size());
       if (opt->steps() != st_.global_step)
         throw Error(ErrorKind::kDataErr, fmt::format("{}: optimizer step {} != global_step {}", dir, opt->steps(), st_.global_step));
       if (parts.scheduler.value("num_training_steps", d_.max_steps) != d_.max_steps)
@@ -492,6 +555,7 @@ void Run::load_or_resume(const std::vector<std::string>& candidates) {
       model_ = m;
       label_map_ = *map;
       optimizer_ = std::move(opt);
+      resumed_rng = parts.rng;
       log::info("resuming from {} (step {}, epoch {:.2f})", dir, st_.global_step, st_.epoch);
       break;
     } catch (const Error& e) {
@@ -499,6 +563,7 @@ void Run::load_or_resume(const std::vector<std::string>& candidates) {
       log::warn("cannot resume from {}: {}", dir, e.what());
     }
   }
+  const bool resumed = !model_.is_empty();
   if (!model_) {
     if (!candidates.empty()) log::warn("no usable checkpoint in {}: starting fresh", o_.output_dir);
     torch::manual_seed(o_.seed);
@@ -511,6 +576,7 @@ void Run::load_or_resume(const std::vector<std::string>& candidates) {
   model_->train();
   problem_type_ = *model_->config().problem_type;
   for (const auto& p : model_->named_parameters()) params_.push_back(p.value());
+  share_start(resumed, resumed_rng);
 
   std::int64_t num_params = 0;
   for (const torch::Tensor& p : params_) num_params += p.numel();
@@ -518,29 +584,144 @@ void Run::load_or_resume(const std::vector<std::string>& candidates) {
             "{} parameters, {} threads",
             d_.n, meta.label_names.size(), d_.num_epochs, o_.per_device_train_batch_size, o_.gradient_accumulation_steps,
             d_.max_steps, d_.warmup, num_params, torch::get_num_threads());
+  if (comm_.world_size() > 1)
+    log::info("data parallel: global batch {} = {} per device x {} ranks x {} accumulation ({} backend, rank {})",
+              d_.global_batch * o_.gradient_accumulation_steps, o_.per_device_train_batch_size, comm_.world_size(),
+              o_.gradient_accumulation_steps, comm_.backend(), comm_.rank());
+}
+
+// Generator states travel as JSON arrays of bytes (a few KiB each) inside the start-up blob and
+// the per-checkpoint gather.
+json rng_to_json(const std::vector<std::pair<std::string, torch::Tensor>>& states) {
+  json out = json::object();
+  for (const auto& [name, state] : states) {
+    const torch::Tensor bytes = state.to(torch::kCPU).contiguous();
+    const auto* p = bytes.data_ptr<std::uint8_t>();
+    out[name] = std::vector<std::uint8_t>(p, p + bytes.numel());
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> rng_from_json(const json& j, const std::string& prefix) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();
+    if (!name.starts_with(prefix)) continue;
+    const auto bytes = item.value().get<std::vector<std::uint8_t>>();
+    torch::Tensor t = torch::empty({static_cast<std::int64_t>(bytes.size())}, torch::kUInt8);
+    std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+    out.emplace_back(name.substr(prefix.size()), t);
+  }
+  return out;
+}
+
+std::string rank_prefix(int rank) { return fmt::format("rank{}.", rank); }
+
+void Run::share_start(bool resumed, const std::vector<std::pair<std::string, torch::Tensor>>& rng) {
+  if (comm_.world_size() == 1) return;
+  json blob;
+  if (comm_.is_main())
+    blob = {{"resumed", resumed},
+            {"state", state_json(st_, o_, d_.max_steps, d_.num_epochs, d_.eval_steps, d_.train_set, comm_.world_size())},
+            {"label_map", label_map_},
+            {"optimizer_steps", optimizer_->steps()},
+            {"rng", rng_to_json(rng)}};
+  blob = json::parse(comm_.broadcast(blob.dump()));
+  std::vector<torch::Tensor> tensors = params_;
+  const std::vector<torch::Tensor> moments = optimizer_->state_tensors();
+  tensors.insert(tensors.end(), moments.begin(), moments.end());
+  comm_.broadcast(tensors);  // the parameters start equal everywhere, fresh or resumed
+  if (comm_.is_main() || !blob["resumed"].get<bool>()) return;
+  st_ = state_from_json(blob["state"], "rank 0's checkpoint", o_, d_.train_set, comm_.world_size(), /*quiet=*/true);
+  label_map_ = blob["label_map"].get<std::vector<std::int64_t>>();
+  optimizer_->set_steps(blob["optimizer_steps"].get<std::int64_t>());
+  // This rank's generators as they were when the checkpoint was written; a checkpoint of fewer
+  // ranks has none for it (rank 0 warned that the run is not exact then).
+  const auto mine = rng_from_json(blob["rng"], rank_prefix(comm_.rank()));
+  if (!mine.empty()) restore_rng(mine, rt_, "rank 0's checkpoint");
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Run::all_rng_states() {
+  std::vector<std::pair<std::string, torch::Tensor>> states = rng_states(rt_);
+  if (comm_.world_size() == 1) return states;
+  const std::vector<std::string> all = comm_.allgather(rng_to_json(states).dump());
+  for (int r = 1; r < comm_.world_size(); ++r) {
+    for (auto& [name, state] : rng_from_json(json::parse(all[static_cast<std::size_t>(r)]), ""))
+      states.emplace_back(rank_prefix(r) + name, state);
+  }
+  return states;
+}
+
+void Run::reduce_gradients() {
+  if (comm_.world_size() == 1) return;
+  // A parameter without a gradient on every rank (unused, or a rank with no examples in the last
+  // batch) keeps none: the last slot counts the ranks that had one.
+  std::vector<torch::Tensor> grads;
+  std::vector<float> had;
+  for (const torch::Tensor& p : params_) {
+    had.push_back(p.grad().defined() ? 1.0F : 0.0F);
+    grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
+  }
+  grads.push_back(torch::tensor(had, torch::kFloat).to(rt_.device));
+  comm_.allreduce_sum(grads);
+  const torch::Tensor counts = grads.back().to(torch::kCPU);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const bool any = counts[static_cast<std::int64_t>(i)].item<float>() > 0;
+    torch::Tensor p = params_[i];
+    if (any && !p.grad().defined()) p.mutable_grad() = grads[i];
+    if (!any && p.grad().defined()) p.mutable_grad() = torch::Tensor();
+  }
+}
+
+Run::Agreement Run::agree() {
+  if (comm_.world_size() == 1) return {stop_signal(), 0};
+  // One slot per rank for its stop signal, and rank 0's early-stopping decision.
+  const int world = comm_.world_size();
+  std::vector<torch::Tensor> flags = {torch::zeros({world + 1}, torch::kInt64)};
+  flags[0][comm_.rank()] = stop_signal();
+  if (comm_.is_main()) flags[0][world] = stop_early_ ? 1 : 0;
+  comm_.allreduce_sum(flags);
+  stop_early_ = flags[0][world].item<std::int64_t>() != 0;
+  for (int r = 0; r < world; ++r)
+    if (const auto sig = flags[0][r].item<std::int64_t>(); sig != 0) return {static_cast<int>(sig), r};
+  return {};
 }
 
 double Run::step(BatchLoader& loader, std::int64_t group, std::int64_t& step_examples) {
-  // Each loss is weighted by its share of the step's examples, so the gradient is the mean over all.
+  // Each loss is weighted by its share of the step's examples (over all ranks), so the gradient is
+  // the mean over all.
   step_examples = 0;
-  for (std::int64_t k = 0; k < group; ++k) step_examples += loader.batch_examples(st_.batch_in_epoch + k);
+  for (std::int64_t k = 0; k < group; ++k) step_examples += global_batch_examples(d_, st_.batch_in_epoch + k);
   model_->zero_grad(/*set_to_none=*/true);
+  auto diverged = [&](double value) {
+    return Error(ErrorKind::kDataErr, fmt::format("loss is {} at step {} (epoch {:.2f}): training diverged; lower "
+                                                  "--learning-rate or check the model and data",
+                                                  value, st_.global_step + 1, st_.epoch));
+  };
   double step_loss = 0;
+  std::int64_t step_tokens = 0;
   for (std::int64_t k = 0; k < group; ++k) {
+    if (st_.batch_in_epoch + k >= loader.num_batches()) break;  // this rank has no part of the last batch
     const Batch batch = loader.next();
     const torch::Tensor loss = forward_loss(model_, batch, rt_, problem_type_);
     const double value = loss.item<double>();
-    if (!std::isfinite(value))
-      throw Error(ErrorKind::kDataErr,
-                  fmt::format("loss is {} at step {} (epoch {:.2f}): training diverged; lower --learning-rate "
-                              "or check the model and data",
-                              value, st_.global_step + 1, st_.epoch));
+    // With several ranks all of them must fail at the same step: the summed loss is checked below.
+    if (!std::isfinite(value) && comm_.world_size() == 1) throw diverged(value);
     const double share = static_cast<double>(batch.examples) / static_cast<double>(step_examples);
     (loss * share).backward();
     step_loss += value * share;
-    window_tokens_ += batch.tokens;
-    run_tokens_ += batch.tokens;
+    step_tokens += batch.tokens;
   }
+  if (comm_.world_size() > 1) {
+    std::vector<torch::Tensor> sums = {torch::tensor({step_loss, static_cast<double>(step_tokens)}, torch::kDouble)};
+    comm_.allreduce_sum(sums);
+    step_loss = sums[0][0].item<double>();
+    step_tokens = static_cast<std::int64_t>(sums[0][1].item<double>());
+    if (!std::isfinite(step_loss)) throw diverged(step_loss);
+    reduce_gradients();
+  }
+  window_tokens_ += step_tokens;
+  run_tokens_ += step_tokens;
   return step_loss;
 }
 
@@ -553,7 +734,8 @@ void Run::log_step(double grad_norm) {
   record({{"step", st_.global_step}, {"epoch", st_.epoch}, {"loss", loss}, {"grad_norm", grad_norm},
           {"learning_rate", lr}, {"samples_per_second", static_cast<double>(window_samples_) / dt},
           {"tokens_per_second", static_cast<double>(window_tokens_) / dt}});
-  log::info("step {}/{} epoch {:.2f}: loss {:.4f}, lr {:.3g}, grad_norm {:.3f}, {:.1f} samples/s, {:.0f} tokens/s",
+  if (comm_.is_main())
+    log::info("step {}/{} epoch {:.2f}: loss {:.4f}, lr {:.3g}, grad_norm {:.3f}, {:.1f} samples/s, {:.0f} tokens/s",
             st_.global_step, d_.max_steps, st_.epoch, loss, lr, grad_norm, static_cast<double>(window_samples_) / dt,
             static_cast<double>(window_tokens_) / dt);
   st_.log_loss_sum = 0;
@@ -563,11 +745,12 @@ void Run::log_step(double grad_norm) {
 }
 
 bool Run::evaluate_now() {
-  json rec = evaluate(model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_);
+  json rec = evaluate(model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_, comm_);
   if (!rec.contains(metric_key_))
     throw Error(ErrorKind::kUsage, fmt::format("metric_for_best_model: evaluation does not report {}", metric_key_));
   const double value = rec[metric_key_].get<double>();
-  log::info("eval at step {}: {} {:.4f}{}", st_.global_step, metric_key_, value,
+  if (comm_.is_main())
+    log::info("eval at step {}: {} {:.4f}{}", st_.global_step, metric_key_, value,
             rec.contains("eval_accuracy") && metric_key_ != "eval_accuracy"
                 ? fmt::format(", eval_accuracy {:.4f}", rec["eval_accuracy"].get<double>())
                 : "");
@@ -579,7 +762,8 @@ bool Run::evaluate_now() {
     ++st_.patience_counter;
   if (better) st_.best_metric = value;
   if (o_.early_stopping_patience > 0 && st_.patience_counter >= o_.early_stopping_patience) {
-    log::info("early stopping: no improvement of {} in {} evaluations", metric_key_, st_.patience_counter);
+    if (comm_.is_main())
+      log::info("early stopping: no improvement of {} in {} evaluations", metric_key_, st_.patience_counter);
     stop_early_ = true;
   }
   json full = {{"step", st_.global_step}, {"epoch", st_.epoch}};
@@ -591,15 +775,16 @@ bool Run::evaluate_now() {
 }
 
 void Run::save() {
-  st_.tracking = tracker_->state();
   CheckpointParts parts;
-  parts.trainer_state = state_json(st_, o_, d_.max_steps, d_.num_epochs, d_.eval_steps, d_.train_set);
+  parts.rng = all_rng_states();  // collective: every rank's generators go into rank 0's checkpoint
+  if (!comm_.is_main()) return;
+  st_.tracking = tracker_->state();
+  parts.trainer_state = state_json(st_, o_, d_.max_steps, d_.num_epochs, d_.eval_steps, d_.train_set, comm_.world_size());
   parts.scheduler = {{"lr_scheduler_type", spelling_of(kSchedulerTypes, o_.lr_scheduler_type)},
                      {"base_lr", o_.learning_rate},
                      {"num_warmup_steps", d_.warmup},
                      {"num_training_steps", d_.max_steps},
                      {"last_step", st_.global_step}};
-  parts.rng = rng_states(rt_);
   const std::string path = write_checkpoint(o_.output_dir, st_.global_step, *model_, *optimizer_, parts, o_.model);
   log::info("saved {}", path);
   if (remote_) remote_->saved(path, st_.best_model_checkpoint);
@@ -610,18 +795,22 @@ void Run::save() {
 bool Run::loop() {
   metric_key_ = "eval_" + bare_metric(o_.metric_for_best_model);
   greater_ = o_.greater_is_better.value_or(!metric_key_.ends_with("loss"));
-  metrics_log_ = std::make_unique<MetricsLog>((fs::path(o_.output_dir) / "metrics.jsonl").string(), st_.log_history);
-  track::Options track_options{o_.report_to, o_.output_dir, o_.logging_dir, o_.run_name, o_.resolved_config_yaml,
-                               o_.run_tags};
-  track_options.tags.emplace_back("hfkit.data_sha256", d_.train_set.meta().source_sha256);
-  tracker_ = track::open(track_options, st_.log_history, st_.tracking);
+  if (comm_.is_main()) {  // the other ranks write nothing
+    metrics_log_ = std::make_unique<MetricsLog>((fs::path(o_.output_dir) / "metrics.jsonl").string(), st_.log_history);
+    track::Options track_options{o_.report_to, o_.output_dir, o_.logging_dir, o_.run_name, o_.resolved_config_yaml,
+                                 o_.run_tags};
+    track_options.tags.emplace_back("hfkit.data_sha256", d_.train_set.meta().source_sha256);
+    tracker_ = track::open(track_options, st_.log_history, st_.tracking);
+  }
   first_step_ = st_.global_step;
   t_start_ = t_window_ = Clock::now();
-  log::Progress progress("train", static_cast<std::uint64_t>(d_.max_steps - first_step_));
+  log::Progress progress(comm_.is_main() ? "train" : "", comm_.is_main() ? static_cast<std::uint64_t>(d_.max_steps - first_step_) : 0);
 
   while (st_.global_step < d_.max_steps && !stop_early_) {
+    // Every rank draws the same order (same seed) and takes its part of each global batch.
     BatchLoader loader(d_.train_set,
-                       epoch_order(d_.train_set.size(), o_.seed, st_.epoch_index, d_.lengths, o_.per_device_train_batch_size),
+                       shard(epoch_order(d_.train_set.size(), o_.seed, st_.epoch_index, d_.lengths, d_.global_batch),
+                             d_.global_batch, o_.per_device_train_batch_size, comm_.rank()),
                        o_.per_device_train_batch_size, st_.batch_in_epoch, o_.dataloader_num_workers,
                        model_->config().pad_token_id, label_map_, rt_.device.is_cuda());
     while (st_.batch_in_epoch < d_.batches_per_epoch && st_.global_step < d_.max_steps) {
@@ -652,7 +841,8 @@ bool Run::loop() {
                             (o_.eval_strategy == Strategy::kEpoch && epoch_end);
       const bool better = eval_now && evaluate_now();
 
-      const bool stop = stop_requested();
+      const Agreement agreed = agree();  // the same answer on every rank
+      const bool stop = agreed.signal != 0;
       const bool save_now = (o_.save_strategy == Strategy::kSteps && (st_.global_step % o_.save_steps == 0 || last)) ||
                             (o_.save_strategy == Strategy::kEpoch && (epoch_end || last));
       if (save_now || stop) {
@@ -665,8 +855,12 @@ bool Run::loop() {
       if (stop) {
         progress.finish();
         if (remote_ && !remote_->finish_uploads()) log::warn("the checkpoint is saved locally only");
-        log::info("stopped by signal {} at step {}: checkpoint saved; rerun with --resume auto to continue",
-                  stop_signal(), st_.global_step);
+        if (comm_.world_size() > 1 && comm_.is_main())
+          log::info("stopped by signal {} on rank {} at step {}: checkpoint saved; rerun with --resume auto to continue",
+                    agreed.signal, agreed.rank, st_.global_step);
+        else if (comm_.is_main())
+          log::info("stopped by signal {} at step {}: checkpoint saved; rerun with --resume auto to continue",
+                    agreed.signal, st_.global_step);
         return false;
       }
       if (stop_early_ || epoch_end) break;  // a new epoch needs its own order and loader
@@ -682,10 +876,14 @@ void Run::write_final_model() {
   if (o_.load_best_model_at_end && !st_.best_model_checkpoint.empty()) {
     const std::string name = fs::path(st_.best_model_checkpoint).filename().string();
     const std::string best = (fs::path(o_.output_dir) / name).string();
-    if (remote_) remote_->ensure_local(name);  // after a resume elsewhere it may only be remote
-    log::info("loading the best model from {} ({} {:.4f})", best, metric_key_, *st_.best_metric);
-    model_ = model::from_pretrained(best);
-    model_->to(rt_.device);
+    if (comm_.is_main()) {  // the checkpoint is rank 0's; the others receive its weights
+      if (remote_) remote_->ensure_local(name);  // after a resume elsewhere it may only be remote
+      log::info("loading the best model from {} ({} {:.4f})", best, metric_key_, *st_.best_metric);
+      model_ = model::from_pretrained(best);
+      model_->to(rt_.device);
+    }
+    std::vector<torch::Tensor> weights = model_->parameters();
+    comm_.broadcast(weights);
     reloaded = true;
   }
   const double runtime = std::max(runtime_, 1e-9);
@@ -702,17 +900,22 @@ void Run::write_final_model() {
   if (d_.eval_set) {
     json rec = last_eval_step_ == st_.global_step && !reloaded
                    ? last_eval_
-                   : evaluate(model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_);
+                   : evaluate(model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_, comm_);
     rec["epoch"] = st_.epoch;
-    write_file_atomic((fs::path(o_.output_dir) / "eval_results.json").string(), rec.dump(2) + "\n");
-    log::info("final eval ({} split): eval_loss {:.4f}{}", o_.eval_split, rec["eval_loss"].get<double>(),
-              rec.contains("eval_accuracy") ? fmt::format(", eval_accuracy {:.4f}", rec["eval_accuracy"].get<double>()) : "");
+    if (comm_.is_main()) {
+      write_file_atomic((fs::path(o_.output_dir) / "eval_results.json").string(), rec.dump(2) + "\n");
+      log::info("final eval ({} split): eval_loss {:.4f}{}", o_.eval_split, rec["eval_loss"].get<double>(),
+                rec.contains("eval_accuracy") ? fmt::format(", eval_accuracy {:.4f}", rec["eval_accuracy"].get<double>()) : "");
+    }
   }
+  if (!comm_.is_main()) return;  // the outputs are rank 0's
   model_->eval();
   model::save_pretrained(*model_, o_.output_dir);
   copy_tokenizer_files(o_.model, o_.output_dir);
   write_file_atomic((fs::path(o_.output_dir) / "trainer_state.json").string(),
-                    state_json(st_, o_, d_.max_steps, d_.num_epochs, d_.eval_steps, d_.train_set).dump(2) + "\n");
+                    state_json(st_, o_, d_.max_steps, d_.num_epochs, d_.eval_steps, d_.train_set, comm_.world_size())
+                            .dump(2) +
+                        "\n");
   write_file_atomic((fs::path(o_.output_dir) / "train_results.json").string(), results.dump(2) + "\n");
   log::info("done: {} steps, train_loss {:.4f}, {:.1f}s; model in {}", st_.global_step,
             results["train_loss"].get<double>(), runtime_, o_.output_dir);
@@ -731,15 +934,23 @@ void Run::write_final_model() {
 Outcome train(const TrainOptions& o) {
   validate(o);
   if (o.threads > 0) torch::set_num_threads(o.threads);
-  const Runtime rt = model::resolve_device(o.device);
+  // Under a launcher: this process is one rank of a data-parallel job (one device each).
+  const std::optional<dist::Placement> where = dist::placement_from_env([](const char* name) { return env(name); });
+  const Runtime rt = model::resolve_device(dist::device_for_rank(o.device, where, torch::cuda::is_available()));
+  std::unique_ptr<dist::Communicator> comm =
+      where ? dist::open_communicator(*where, rt.device, {o.ddp_backend, std::chrono::seconds(o.ddp_timeout)})
+            : std::make_unique<dist::Communicator>();
   std::unique_ptr<RemoteSync> remote;
-  if (!o.sync_to.empty()) remote = std::make_unique<RemoteSync>(o);
+  if (!o.sync_to.empty() && comm->is_main()) remote = std::make_unique<RemoteSync>(o);
 
-  RunData data = open_data(o);
-  Run run(o, data, rt, remote.get());
-  run.load_or_resume(run.prepare_output_dir());
+  RunData data = open_data(o, comm->world_size());
+  Run run(o, data, rt, remote.get(), *comm);
+  run.load_or_resume(comm->is_main() ? run.prepare_output_dir() : std::vector<std::string>{});
   if (!run.loop()) return Outcome::kPreempted;
   run.write_final_model();
+  // The other ranks wait for rank 0's outputs: a job whose model was not written does not end 0.
+  std::vector<torch::Tensor> done = {torch::ones({1})};
+  comm->allreduce_sum(done);
   return Outcome::kOk;
 }
 

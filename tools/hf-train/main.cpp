@@ -26,11 +26,13 @@ int main(int argc, char** argv) {
                      "Fine-tune a Hugging Face BERT checkpoint for sequence classification on a dataset written by\n"
                      "hf-preprocess. Options are HF TrainingArguments (flags with dashes, YAML keys with '_').\n"
                      "Checkpoints resume exactly; SIGTERM/SIGUSR1 save one and exit 75. --sync-to keeps a remote\n"
-                     "copy (S3 or a path) of the checkpoints and the final model.",
+                     "copy (S3 or a path) of the checkpoints and the final model. Under torchrun-style or Slurm\n"
+                     "environment variables, one process per device trains data-parallel (scripts/launch-local.sh).",
                      "  hf-train --model all-MiniLM-L6-v2/ --data data/ --output-dir run/ --resume auto\n"
                      "  hf-train --config configs/demo-sentiment.yaml --model M --data D --output-dir run/\n"
                      "  hf-train --config configs/tiny.yaml --model tiny/ --data D --output-dir run/ --max-steps 20\n"
-                     "  hf-train --model M --data D --output-dir run/ --sync-to s3://bucket/runs/bert --resume auto");
+                     "  hf-train --model M --data D --output-dir run/ --sync-to s3://bucket/runs/bert --resume auto\n"
+                     "  scripts/launch-local.sh 2 -- hf-train --model M --data D --output-dir run/ --resume auto");
   auto& app = tool.app();
   tool.require(app.add_option("--model", o.model, "HF model directory (config.json, model.safetensors, tokenizer)"));
   tool.require(app.add_option("--data", o.data, "Dataset directory written by hf-preprocess"));
@@ -83,6 +85,10 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--logging-dir", o.logging_dir, "TensorBoard directory (default: OUTPUT_DIR/runs/<date>_<host>, kept on resume)");
   app.add_option("--run-name", o.run_name, "MLflow run name (default: the output directory's name)");
+  app.add_option("--ddp-backend", o.ddp_backend, "Data-parallel backend: gloo or nccl (default: nccl on CUDA, else gloo)")
+      ->check(CLI::IsMember({"gloo", "nccl"}));
+  app.add_option("--ddp-timeout", o.ddp_timeout, "Seconds ranks wait for each other (rendezvous, lost rank)")
+      ->check(CLI::PositiveNumber);
   return tool.run(argc, argv, [&] {
     if (gib->count() > 0) o.greater_is_better = greater_is_better;
     hf::track::parse_report_to(o.report_to);  // a bad name fails before any work
