@@ -37,18 +37,9 @@ while (($#)); do
     *) echo "pipeline: error: unknown argument '$1' (try --help)" >&2; exit 64 ;;
   esac
 done
-if [[ -n "$config" ]]; then
-  [[ -f "$config" ]] || { echo "pipeline: error: $config: no such config file" >&2; exit 66; }
-  # The environment overrides the file (flag > env > config, as every hfkit tool).
-  mapfile -t from_env < <(compgen -v | grep -E '^(PIPELINE_|HFKIT_BIN$)' || true)
-  saved=""
-  if ((${#from_env[@]})); then saved=$(declare -p "${from_env[@]}"); fi
-  set -a
-  # shellcheck disable=SC1090
-  source "$config"
-  set +a
-  eval "$saved"
-fi
+# shellcheck source=scripts/pipeline-config.sh
+source "$here/pipeline-config.sh"
+if [[ -n "$config" ]]; then load_pipeline_config pipeline "$config"; fi
 
 bin=${HFKIT_BIN:-$here/../build/bin}
 run=${PIPELINE_RUN_DIR:?pipeline: error: PIPELINE_RUN_DIR is not set}

@@ -24,17 +24,9 @@ while (($#)); do
     *) echo "slurm/pipeline: error: unknown argument '$1' (try --help)" >&2; exit 64 ;;
   esac
 done
-if [[ -n "$config" ]]; then
-  [[ -f "$config" ]] || { echo "slurm/pipeline: error: $config: no such config file" >&2; exit 66; }
-  mapfile -t from_env < <(compgen -v | grep -E '^(PIPELINE_|HFKIT_BIN$)' || true)
-  saved=""
-  if ((${#from_env[@]})); then saved=$(declare -p "${from_env[@]}"); fi
-  set -a
-  # shellcheck disable=SC1090
-  source "$config"
-  set +a
-  eval "$saved"
-fi
+# shellcheck source=scripts/pipeline-config.sh
+source "$here/../pipeline-config.sh"
+if [[ -n "$config" ]]; then load_pipeline_config slurm/pipeline "$config"; fi
 export HFKIT_BIN=${HFKIT_BIN:-$here/../../build/bin}
 run=${PIPELINE_RUN_DIR:?slurm/pipeline: error: PIPELINE_RUN_DIR is not set}
 : "${PIPELINE_BASE_MODEL:?slurm/pipeline: error: PIPELINE_BASE_MODEL is not set}"
