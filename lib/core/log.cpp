@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 
@@ -12,7 +13,8 @@ namespace hf::log {
 namespace {
 
 std::string g_program = "hfkit";
-Level g_level = Level::kInfo;
+// Atomic: limit_level may run while other threads log.
+std::atomic<Level> g_level{Level::kInfo};
 Format g_format = Format::kText;
 
 const char* level_name(Level level) {
@@ -50,8 +52,14 @@ void configure(std::string program, Level level, Format format) {
   g_format = format;
 }
 
-Level level() { return g_level; }
-bool enabled(Level level) { return static_cast<int>(level) <= static_cast<int>(g_level); }
+void limit_level(Level most) {
+  Level now = g_level.load();
+  while (static_cast<int>(now) > static_cast<int>(most) && !g_level.compare_exchange_weak(now, most)) {
+  }
+}
+
+Level level() { return g_level.load(std::memory_order_relaxed); }
+bool enabled(Level level) { return static_cast<int>(level) <= static_cast<int>(g_level.load(std::memory_order_relaxed)); }
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
 
 void write(Level level, std::string_view message) {

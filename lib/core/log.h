@@ -15,6 +15,9 @@ enum class Format { kText, kJson };
 
 // Requires: called once at start-up, before other threads log. `program` prefixes text lines.
 void configure(std::string program, Level level, Format format);
+// Lowers the level to `most` when it is above it (a data-parallel replica that only warns); safe
+// while other threads log.
+void limit_level(Level most);
 Level level();
 bool enabled(Level level);
 // True when stderr is a terminal (progress bars and colours only then).

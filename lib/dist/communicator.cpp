@@ -28,32 +28,10 @@
 #include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "dist/buckets.h"
 
 namespace hf::dist {
-namespace {
 
-// c10d's default DDP bucket (bucket_cap_mb = 25): big enough to amortise a collective's latency,
-// small enough that the packed copy stays cheap.
-constexpr std::int64_t kBucketBytes = 25 << 20;
-// How often a rank bumps its heartbeat counter, and how long the error path watches the counters
-// before it calls a rank lost (three beats).
-constexpr auto kBeat = std::chrono::seconds(1);
-constexpr auto kWatch = std::chrono::seconds(3);
-
-std::string heartbeat_key(int rank) { return fmt::format("hfkit/heartbeat/{}", rank); }
-
-// The first line of an exception from c10d or Gloo (they carry C++ stack traces after it).
-std::string first_line(const std::exception& e) {
-  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
-  std::string text = c10 ? c10->what_without_backtrace() : e.what();
-  const std::size_t nl = text.find('\n');
-  return nl == std::string::npos ? text : text.substr(0, nl);
-}
-
-bool loopback(const std::string& host) { return host == "localhost" || host.starts_with("127.") || host == "::1"; }
-
-// Tensors grouped into flat buckets of one dtype and device, at most kBucketBytes each (a larger
-// tensor is a bucket of its own), in the callers' order.
 std::vector<std::vector<std::size_t>> buckets(const std::vector<torch::Tensor>& tensors) {
   std::vector<std::vector<std::size_t>> out;
   std::map<std::pair<int, std::string>, std::size_t> open;  // (dtype, device) -> bucket being filled
@@ -73,6 +51,24 @@ std::vector<std::vector<std::size_t>> buckets(const std::vector<torch::Tensor>& 
   }
   return out;
 }
+
+namespace {
+// How often a rank bumps its heartbeat counter, and how long the error path watches the counters
+// before it calls a rank lost (three beats).
+constexpr auto kBeat = std::chrono::seconds(1);
+constexpr auto kWatch = std::chrono::seconds(3);
+
+std::string heartbeat_key(int rank) { return fmt::format("hfkit/heartbeat/{}", rank); }
+
+// The first line of an exception from c10d or Gloo (they carry C++ stack traces after it).
+std::string first_line(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  std::string text = c10 ? c10->what_without_backtrace() : e.what();
+  const std::size_t nl = text.find('\n');
+  return nl == std::string::npos ? text : text.substr(0, nl);
+}
+
+bool loopback(const std::string& host) { return host == "localhost" || host.starts_with("127.") || host == "::1"; }
 
 }  // namespace
 
@@ -234,6 +230,14 @@ void Communicator::allreduce_sum(std::vector<torch::Tensor>& tensors) {
       at += n;
     }
   }
+}
+
+std::function<void()> Communicator::allreduce_sum_start(torch::Tensor flat) {
+  if (place_.world_size == 1) return [] {};
+  std::vector<torch::Tensor> one = {std::move(flat)};
+  c10::intrusive_ptr<c10d::Work> work;
+  guarded("allreduce", [&] { work = impl_->group->allreduce(one); });
+  return [this, work] { guarded("allreduce", [&] { work->wait(); }); };
 }
 
 void Communicator::broadcast(std::vector<torch::Tensor>& tensors, int root) {

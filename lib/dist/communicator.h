@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,10 @@ class Communicator {
   // In place, element-wise sum over the ranks. The tensors are packed into flat buckets of one
   // dtype and device (c10d's default bucket size), so one call costs a few collectives.
   void allreduce_sum(std::vector<torch::Tensor>& tensors);
+  // Starts the in-place sum of one tensor over the ranks and returns at once; calling the returned
+  // function waits for it (errors as allreduce_sum's). Until then the tensor must not be touched.
+  // Every rank must start its sums in the same order.
+  std::function<void()> allreduce_sum_start(torch::Tensor flat);
   // In place: every rank ends with `root`'s values (packed the same way).
   void broadcast(std::vector<torch::Tensor>& tensors, int root = 0);
   // `text` of `root` on every rank.

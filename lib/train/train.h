@@ -127,6 +127,9 @@ struct TrainOptions {
   // collective, which bounds how long the others wait for a lost rank.
   std::string ddp_backend;
   std::int64_t ddp_timeout = 1800;
+  // HF's log_level_replica: the most ranks other than 0 log (debug, info, warning, error, critical;
+  // passive keeps the program's level), so N ranks do not print every line N times.
+  std::string log_level_replica = "warning";
 };
 
 // Runs training: kOk when the final model directory is written, kPreempted when a stop signal

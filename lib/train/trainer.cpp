@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "dist/gradients.h"
 #include "metrics/metrics.h"
 #include "track/track.h"
 #include "train/internal.h"
@@ -47,6 +49,15 @@ bool same_or_inside(const std::string& inner, const std::string& outer) {
   };
   const fs::path rel = resolved(inner).lexically_relative(resolved(outer));
   return !rel.empty() && *rel.begin() != "..";
+}
+
+// HF's log_level_replica names; nullopt for "passive" (and for an unknown name, refused by validate).
+std::optional<log::Level> replica_log_level(const std::string& name) {
+  if (name == "debug") return log::Level::kDebug;
+  if (name == "info") return log::Level::kInfo;
+  if (name == "warning") return log::Level::kWarn;
+  if (name == "error" || name == "critical") return log::Level::kError;
+  return std::nullopt;
 }
 
 void validate(const TrainOptions& o) {
@@ -81,6 +92,9 @@ void validate(const TrainOptions& o) {
   if (o.dataloader_num_workers < 0) throw usage("dataloader_num_workers must be >= 0");
   if (o.threads < 0) throw usage("threads must be >= 0");
   if (o.ddp_timeout < 1) throw usage(fmt::format("ddp_timeout must be at least 1 second, got {}", o.ddp_timeout));
+  if (!replica_log_level(o.log_level_replica) && o.log_level_replica != "passive")
+    throw usage(fmt::format("log_level_replica: unknown value '{}' (expected debug, info, warning, error, critical "
+                            "or passive)", o.log_level_replica));
   if (!o.ddp_backend.empty() && o.ddp_backend != "gloo" && o.ddp_backend != "nccl")
     throw usage(fmt::format("ddp_backend: unknown value '{}' (expected gloo or nccl)", o.ddp_backend));
   const std::string metric = bare_metric(o.metric_for_best_model);
@@ -444,9 +458,6 @@ class Run {
  private:
   // Rank 0's start (fresh or resumed, `rng` = the checkpoint's generator states) on every rank.
   void share_start(bool resumed, const std::vector<std::pair<std::string, torch::Tensor>>& rng);
-  // Sums the gradients over the ranks. The step's losses are already weighted by each batch's
-  // share of the global step's examples, so the sum is the mean gradient of the global batch.
-  void reduce_gradients();
   // What all ranks act on after a step: a stop signal on any rank (its number and rank; 0 when
   // none) and rank 0's early-stopping decision.
   struct Agreement {
@@ -488,6 +499,9 @@ class Run {
   Clock::time_point t_start_{}, t_window_{};
   std::int64_t window_samples_ = 0, window_tokens_ = 0, run_samples_ = 0, run_tokens_ = 0, first_step_ = 0;
   double runtime_ = 0;
+  std::unique_ptr<dist::GradientReducer> reducer_;  // with several ranks
+  // Waiting for the gradient all-reduce after backward (what overlapping did not hide), this run.
+  double allreduce_seconds_ = 0;
   bool stop_early_ = false;
   json last_eval_;
   std::int64_t last_eval_step_ = -1;
@@ -577,6 +591,7 @@ void Run::load_or_resume(const std::vector<std::string>& candidates) {
   problem_type_ = *model_->config().problem_type;
   for (const auto& p : model_->named_parameters()) params_.push_back(p.value());
   share_start(resumed, resumed_rng);
+  if (comm_.world_size() > 1) reducer_ = std::make_unique<dist::GradientReducer>(comm_, params_);
 
   std::int64_t num_params = 0;
   for (const torch::Tensor& p : params_) num_params += p.numel();
@@ -652,27 +667,6 @@ std::vector<std::pair<std::string, torch::Tensor>> Run::all_rng_states() {
   return states;
 }
 
-void Run::reduce_gradients() {
-  if (comm_.world_size() == 1) return;
-  // A parameter without a gradient on every rank (unused, or a rank with no examples in the last
-  // batch) keeps none: the last slot counts the ranks that had one.
-  std::vector<torch::Tensor> grads;
-  std::vector<float> had;
-  for (const torch::Tensor& p : params_) {
-    had.push_back(p.grad().defined() ? 1.0F : 0.0F);
-    grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
-  }
-  grads.push_back(torch::tensor(had, torch::kFloat).to(rt_.device));
-  comm_.allreduce_sum(grads);
-  const torch::Tensor counts = grads.back().to(torch::kCPU);
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const bool any = counts[static_cast<std::int64_t>(i)].item<float>() > 0;
-    torch::Tensor p = params_[i];
-    if (any && !p.grad().defined()) p.mutable_grad() = grads[i];
-    if (!any && p.grad().defined()) p.mutable_grad() = torch::Tensor();
-  }
-}
-
 Run::Agreement Run::agree() {
   if (comm_.world_size() == 1) return {stop_signal(), 0};
   // One slot per rank for its stop signal, and rank 0's early-stopping decision.
@@ -700,25 +694,33 @@ double Run::step(BatchLoader& loader, std::int64_t group, std::int64_t& step_exa
   };
   double step_loss = 0;
   std::int64_t step_tokens = 0;
-  for (std::int64_t k = 0; k < group; ++k) {
-    if (st_.batch_in_epoch + k >= loader.num_batches()) break;  // this rank has no part of the last batch
+  // This rank's micro-batches in this step (none or fewer in the epoch's last, short global batch).
+  const std::int64_t mine = std::clamp<std::int64_t>(loader.num_batches() - st_.batch_in_epoch, 0, group);
+  for (std::int64_t k = 0; k < mine; ++k) {
     const Batch batch = loader.next();
     const torch::Tensor loss = forward_loss(model_, batch, rt_, problem_type_);
     const double value = loss.item<double>();
     // With several ranks all of them must fail at the same step: the summed loss is checked below.
     if (!std::isfinite(value) && comm_.world_size() == 1) throw diverged(value);
     const double share = static_cast<double>(batch.examples) / static_cast<double>(step_examples);
+    // The last backward sums the gradients over the ranks as it goes. The losses are weighted by
+    // each batch's share of the global step's examples, so the sum is the global batch's mean.
+    if (reducer_ && k == mine - 1) reducer_->arm();
     (loss * share).backward();
     step_loss += value * share;
     step_tokens += batch.tokens;
   }
-  if (comm_.world_size() > 1) {
+  if (reducer_) {
+    // The gradients first: their buckets may have started in backward, and every rank must run
+    // its collectives in the same order.
+    const auto t0 = Clock::now();
+    reducer_->finish();
+    allreduce_seconds_ += seconds(t0, Clock::now());
     std::vector<torch::Tensor> sums = {torch::tensor({step_loss, static_cast<double>(step_tokens)}, torch::kDouble)};
     comm_.allreduce_sum(sums);
     step_loss = sums[0][0].item<double>();
     step_tokens = static_cast<std::int64_t>(sums[0][1].item<double>());
     if (!std::isfinite(step_loss)) throw diverged(step_loss);
-    reduce_gradients();
   }
   window_tokens_ += step_tokens;
   run_tokens_ += step_tokens;
@@ -894,6 +896,8 @@ void Run::write_final_model() {
                   {"train_samples_per_second", static_cast<double>(run_samples_) / runtime},
                   {"train_steps_per_second", static_cast<double>(st_.global_step - first_step_) / runtime},
                   {"train_tokens_per_second", static_cast<double>(run_tokens_) / runtime}};
+  if (comm_.world_size() > 1 && st_.global_step > first_step_)  // rank 0's wait, stragglers included
+    results["ddp_allreduce_seconds_per_step"] = allreduce_seconds_ / static_cast<double>(st_.global_step - first_step_);
   json summary = {{"step", st_.global_step}};
   summary.update(results);
   record(summary);
@@ -936,6 +940,8 @@ Outcome train(const TrainOptions& o) {
   if (o.threads > 0) torch::set_num_threads(o.threads);
   // Under a launcher: this process is one rank of a data-parallel job (one device each).
   const std::optional<dist::Placement> where = dist::placement_from_env([](const char* name) { return env(name); });
+  if (where && where->rank != 0)
+    if (auto most = replica_log_level(o.log_level_replica)) log::limit_level(*most);
   const Runtime rt = model::resolve_device(dist::device_for_rank(o.device, where, torch::cuda::is_available()));
   std::unique_ptr<dist::Communicator> comm =
       where ? dist::open_communicator(*where, rt.device, {o.ddp_backend, std::chrono::seconds(o.ddp_timeout)})

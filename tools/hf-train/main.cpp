@@ -89,6 +89,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"gloo", "nccl"}));
   app.add_option("--ddp-timeout", o.ddp_timeout, "Seconds ranks wait for each other (rendezvous, lost rank)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--log-level-replica", o.log_level_replica,
+                 "Most that ranks other than 0 log: debug, info, warning, error, critical or passive (= --verbose/--quiet)")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error", "critical", "passive"}))
+      ->capture_default_str();
   return tool.run(argc, argv, [&] {
     if (gib->count() > 0) o.greater_is_better = greater_is_better;
     hf::track::parse_report_to(o.report_to);  // a bad name fails before any work

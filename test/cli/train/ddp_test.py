@@ -92,6 +92,10 @@ def reference_run():
         out = os.path.join(WORK, "reference")
         p = launch(2, out, *RESUME_ARGS)
         assert "global batch 16 = 8 per device x 2 ranks x 1 accumulation" in p.stderr, p.stderr
+        # Rank 1 keeps to warnings (HF's log_level_replica default); rank 0 logs for the job.
+        assert "rank 0 of 2" in p.stderr and "rank 1 of 2" not in p.stderr, p.stderr
+        results = json.load(open(os.path.join(out, "train_results.json")))
+        assert results["ddp_allreduce_seconds_per_step"] > 0, results
         _reference["dir"] = out
     return _reference["dir"]
 
@@ -103,7 +107,8 @@ def test_two_ranks_equal_one_rank_with_the_same_global_batch():
     one, two = os.path.join(WORK, "one"), os.path.join(WORK, "two")
     args = [*COMMON, "--max-steps", "20", "--group-by-length", "--ddp-timeout", "60"]
     run(hf_train(one, *args, "--per-device-train-batch-size", "16", model=TINY_NODROP), check=0)
-    launch(2, two, *args, "--per-device-train-batch-size", "8", model=TINY_NODROP)
+    p = launch(2, two, *args, "--per-device-train-batch-size", "8", "--log-level-replica", "info", model=TINY_NODROP)
+    assert "rank 1 of 2" in p.stderr, p.stderr
     a, b = weights(one), weights(two)
     assert a.keys() == b.keys()
     worst = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
@@ -177,6 +182,7 @@ def test_sigusr1_on_one_rank_stops_all_with_75_and_resume_continues():
     codes, errs = finish(procs)
     assert codes == [75, 75], (codes, errs[0][-2000:], errs[1][-2000:])
     assert f"stopped by signal {int(signal.SIGUSR1)} on rank 1" in errs[0], errs[0]
+    assert not [line for line in errs[1].splitlines() if ": info: " in line], errs[1]
     newest = complete_checkpoints(out)[-1]
     state = json.load(open(os.path.join(out, f"checkpoint-{newest}", "trainer_state.json")))
     assert state["global_step"] == newest and 5 <= newest < 30, newest

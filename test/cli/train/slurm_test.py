@@ -1,8 +1,12 @@
 """A real one-node Slurm cluster (Debian's slurmctld, slurmd, slurm-client and munge), started and
 stopped by this test: scripts/slurm/train.sbatch runs hf-train as 2 tasks, is preempted with USR1
 mid-run (scancel --batch reaches the batch shell, which forwards it to the tasks), requeues itself,
-and its final model equals an uninterrupted 2-rank run's byte for byte. Skipped with the reason
-where the packages cannot be installed (or the test is not root: the daemons run as root)."""
+and its final model equals an uninterrupted 2-rank run's byte for byte; scripts/slurm/pipeline.sh
+submits preprocess -> train -> gate -> publish as a dependency chain that publishes a complete
+version, and a missed gate cancels the publish job. One cluster serves both tests. Skipped with the
+reason where the packages cannot be installed (or the test is not root: the daemons run as root)."""
+import atexit
+import functools
 import json
 import os
 import re
@@ -12,13 +16,16 @@ import subprocess
 import tempfile
 import time
 
-from hfkit_testlib import (BIN, SRC, Skip, complete_checkpoints, main, make_tiny_bert, read, run,
+from hfkit_testlib import (AMAZON, BIN, SRC, TINY_YAML, Skip, complete_checkpoints, main, make_tiny_bert, read, run,
                            tokenize_amazon, tool, wait_for)
 
 TRAIN = tool("hf-train")
 PRE = tool("hf-preprocess")
 LAUNCH = os.path.join(SRC, "scripts", "launch-local.sh")
 SBATCH_SCRIPT = os.path.join(SRC, "scripts", "slurm", "train.sbatch")
+SLURM_PIPELINE = os.path.join(SRC, "scripts", "slurm", "pipeline.sh")
+# The node has no GPU: the train job's own flags override the script's --gpus-per-task=1.
+CPU_TASKS = ["--ntasks=2", "--ntasks-per-node=2", "--cpus-per-task=1", "--gpus-per-task=0"]
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 
 WORK = tempfile.mkdtemp(prefix="hfkit-slurm-test-")
@@ -148,57 +155,114 @@ PartitionName=main Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
                     p.wait()
 
 
-def test_sbatch_preempted_with_usr1_requeues_and_ends_as_an_uninterrupted_run():
+@functools.cache
+def cluster():
+    """The cluster both tests share: started on first use, stopped when the test process exits."""
     install()
+    c = Cluster()
+    atexit.register(c.stop)
+    t0 = time.time()
+    c.start()
+    print(f"  cluster up in {time.time() - t0:.1f} s")
+    return c
+
+
+def test_sbatch_preempted_with_usr1_requeues_and_ends_as_an_uninterrupted_run():
+    slurm = cluster()
     make_tiny_bert(TINY)
     tokenize_amazon(PRE, TINY, DATA)
     ref = os.path.join(WORK, "reference")
     run([LAUNCH, "2", "--", TRAIN, "--model", TINY, "--data", DATA, "--output-dir", ref, *ARGS], check=0,
         env={"MASTER_PORT": str(free_port())})
     runs = os.path.join(WORK, "runs")
-    cluster = Cluster()
-    try:
-        t0 = time.time()
-        cluster.start()
-        print(f"  cluster up in {time.time() - t0:.1f} s")
-        env = dict(cluster.env, HFKIT_BIN=BIN if os.path.isabs(BIN) else os.path.abspath(BIN), HFKIT_RUNS=runs,
-                   HFKIT_GPU_CHECK="0")
-        # The script asks for one GPU per task; this node has none (the flag overrides the script's).
-        p = subprocess.run(["sbatch", "--parsable", "--ntasks=2", "--ntasks-per-node=2", "--cpus-per-task=1",
-                            "--gpus-per-task=0", f"--output={WORK}/job-%j.out", SBATCH_SCRIPT, "--model", TINY, "--data", DATA, *ARGS],
-                           capture_output=True, text=True, env=env, cwd=WORK)
-        assert p.returncode == 0, (p.stderr, cluster.logs())
-        job = p.stdout.strip().split(";")[0]
-        out = os.path.join(runs, job, "model")
-        deadline = time.time() + 300
-        while 5 not in complete_checkpoints(out):
-            state = cluster.job(job).get("JobState")
-            assert time.time() < deadline and state in ("PENDING", "RUNNING", "CONFIGURING"), (state, cluster.logs())
-            time.sleep(0.05)
-        subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True, env=cluster.env)
-        deadline = time.time() + 600
-        hurried = False
-        while True:
-            info = cluster.job(job)
-            if info.get("JobState") == "COMPLETED":
-                break
-            if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime" and not hurried:
-                hurried = True
-                # Slurm holds a requeued job back for a while; the test waits a few seconds only
-                # (started at once, the old run's credential is still revoked and the job fails).
-                subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+5"], env=cluster.env)
-            assert time.time() < deadline and info.get("JobState") not in ("FAILED", "CANCELLED", "TIMEOUT"), \
-                (info, read(f"{WORK}/job-{job}.out", "r")[-3000:], cluster.logs())
-            time.sleep(0.2)
-        log = read(f"{WORK}/job-{job}.out", "r")
-        print(f"  job {job}: restarts {info.get('Restarts')}")
-        assert int(info.get("Restarts", "0")) >= 1, log[-3000:]
-        assert "stopped by signal 10" in log and "resuming from" in log, log[-3000:]
-        assert read(os.path.join(out, "model.safetensors")) == read(os.path.join(ref, "model.safetensors"))
-        state = json.load(open(os.path.join(out, "trainer_state.json")))
-        assert state["global_step"] == 40
-    finally:
-        cluster.stop()
+    env = dict(slurm.env, HFKIT_BIN=BIN if os.path.isabs(BIN) else os.path.abspath(BIN), HFKIT_RUNS=runs,
+               HFKIT_GPU_CHECK="0")
+    p = subprocess.run(["sbatch", "--parsable", *CPU_TASKS, f"--output={WORK}/job-%j.out", SBATCH_SCRIPT,
+                        "--model", TINY, "--data", DATA, *ARGS],
+                       capture_output=True, text=True, env=env, cwd=WORK)
+    assert p.returncode == 0, (p.stderr, slurm.logs())
+    job = p.stdout.strip().split(";")[0]
+    out = os.path.join(runs, job, "model")
+    deadline = time.time() + 300
+    while 5 not in complete_checkpoints(out):
+        state = slurm.job(job).get("JobState")
+        assert time.time() < deadline and state in ("PENDING", "RUNNING", "CONFIGURING"), (state, slurm.logs())
+        time.sleep(0.05)
+    subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True, env=slurm.env)
+    deadline = time.time() + 600
+    hurried = False
+    while True:
+        info = slurm.job(job)
+        if info.get("JobState") == "COMPLETED":
+            break
+        if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime" and not hurried:
+            hurried = True
+            # Slurm holds a requeued job back for a while; the test waits a few seconds only
+            # (started at once, the old run's credential is still revoked and the job fails).
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now+5"], env=slurm.env)
+        assert time.time() < deadline and info.get("JobState") not in ("FAILED", "CANCELLED", "TIMEOUT"), \
+            (info, read(f"{WORK}/job-{job}.out", "r")[-3000:], slurm.logs())
+        time.sleep(0.2)
+    log = read(f"{WORK}/job-{job}.out", "r")
+    print(f"  job {job}: restarts {info.get('Restarts')}")
+    assert int(info.get("Restarts", "0")) >= 1, log[-3000:]
+    assert "stopped by signal 10" in log and "resuming from" in log, log[-3000:]
+    assert read(os.path.join(out, "model.safetensors")) == read(os.path.join(ref, "model.safetensors"))
+    state = json.load(open(os.path.join(out, "trainer_state.json")))
+    assert state["global_step"] == 40
+
+
+def submit_pipeline(slurm, name, gate):
+    """scripts/slurm/pipeline.sh on the tiny model with a local registry: {step: job id}."""
+    base = os.path.join(WORK, "pipeline-base")
+    if not os.path.exists(base):
+        make_tiny_bert(base, "--labels", "negative,positive")
+    env = dict(slurm.env, HFKIT_BIN=os.path.abspath(BIN), HFKIT_GPU_CHECK="0", PIPELINE_INPUTS=AMAZON,
+               PIPELINE_BASE_MODEL=base, PIPELINE_RUN_DIR=os.path.join(WORK, name), PIPELINE_TRAIN_CONFIG=TINY_YAML,
+               PIPELINE_TRAIN_ARGS="--max-steps 6 --threads 1 --ddp-timeout 60", PIPELINE_MAX_LENGTH="64",
+               PIPELINE_GATE=gate, PIPELINE_REGISTRY=os.path.join(WORK, f"{name}-registry"),
+               PIPELINE_NAME="sentiment", PIPELINE_VERSION="v1")
+    p = subprocess.run(["bash", SLURM_PIPELINE, "--", *CPU_TASKS], capture_output=True, text=True, env=env, cwd=WORK)
+    assert p.returncode == 0, (p.stdout, p.stderr, slurm.logs())
+    jobs = dict(line.split() for line in p.stdout.splitlines())
+    assert list(jobs) == ["preprocess", "train", "gate", "publish"], p.stdout
+    return jobs
+
+
+def wait_all(slurm, jobs, timeout=600):
+    """Waits until every job has ended; returns {step: JobState} (a job whose dependency can never be
+    met reads "NEVER": without --kill-on-invalid-dep it would stay pending)."""
+    deadline = time.time() + timeout
+    while True:
+        infos = {step: slurm.job(job) for step, job in jobs.items()}
+        states = {step: "NEVER" if i.get("Reason") == "DependencyNeverSatisfied" else i.get("JobState")
+                  for step, i in infos.items()}
+        if all(s in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NEVER") for s in states.values()):
+            return states
+        assert time.time() < deadline, (states, slurm.logs())
+        time.sleep(0.2)
+
+
+def test_slurm_pipeline_chain_publishes_and_a_missed_gate_cancels_publish():
+    slurm = cluster()
+    passing = submit_pipeline(slurm, "nightly", "accuracy=0.0")
+    missed = submit_pipeline(slurm, "gated", "accuracy=1.01")
+    states = wait_all(slurm, passing)
+    logs = {s: read(os.path.join(WORK, "nightly", f"slurm-{s}-{j}.out"), "r")[-2000:]
+            for s, j in passing.items() if os.path.exists(os.path.join(WORK, "nightly", f"slurm-{s}-{j}.out"))}
+    assert set(states.values()) == {"COMPLETED"}, (states, logs)
+    # Each step ran in its own job: the train job's ranks wrote the model, the gate job judged it.
+    assert json.load(open(os.path.join(WORK, "nightly", "train", passing["train"], "model",
+                                       "trainer_state.json")))["global_step"] == 6
+    manifest = json.load(open(os.path.join(WORK, "nightly-registry", "sentiment", "v1", "manifest.json")))
+    for key in ["data_sha256", "tokenizer_sha256", "training_config", "eval_metrics", "parent_model", "files"]:
+        assert manifest.get(key), (key, manifest)
+    assert read(os.path.join(WORK, "nightly-registry", "sentiment", "latest"), "r") == "v1\n"
+
+    states = wait_all(slurm, missed)
+    assert states["train"] == "COMPLETED" and states["gate"] == "FAILED", states
+    assert states["publish"] == "CANCELLED", states  # --kill-on-invalid-dep: afterok can never be met
+    assert not os.path.exists(os.path.join(WORK, "gated-registry", "sentiment")), states
 
 
 if __name__ == "__main__":
