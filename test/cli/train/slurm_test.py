@@ -112,7 +112,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
-SchedulerParameters=batch_sched_delay=0
+SchedulerParameters=batch_sched_delay=0,sched_interval=5
 ReturnToService=2
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
@@ -230,13 +230,19 @@ def submit_pipeline(slurm, name, gate):
 
 
 def wait_all(slurm, jobs, timeout=600):
-    """Waits until every job has ended; returns {step: JobState} (a job whose dependency can never be
-    met reads "NEVER": without --kill-on-invalid-dep it would stay pending)."""
+    """Waits until every job has ended; returns {step: JobState}. A job still pending on a dependency
+    that can never be met 30 s after Slurm said so reads "NEVER" (--kill-on-invalid-dep cancels it
+    on the scheduler's next pass; without it, it would wait forever)."""
     deadline = time.time() + timeout
+    never_since = {}
     while True:
-        infos = {step: slurm.job(job) for step, job in jobs.items()}
-        states = {step: "NEVER" if i.get("Reason") == "DependencyNeverSatisfied" else i.get("JobState")
-                  for step, i in infos.items()}
+        states = {}
+        for step, job in jobs.items():
+            info = slurm.job(job)
+            states[step] = info.get("JobState")
+            if states[step] == "PENDING" and info.get("Reason") == "DependencyNeverSatisfied":
+                if time.time() - never_since.setdefault(step, time.time()) > 30:
+                    states[step] = "NEVER"
         if all(s in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NEVER") for s in states.values()):
             return states
         assert time.time() < deadline, (states, slurm.logs())
