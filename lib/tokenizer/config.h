@@ -1,11 +1,14 @@
 // Everything a tokenizer file says (internal): read from tokenizer.json, or from vocab.txt plus an
-// optional tokenizer_config.json, into one plain struct the encoder is built from.
+// optional tokenizer_config.json, into one plain struct the encoder is built from. tokenizer.json
+// is a pipeline (normalizer, pre_tokenizer, model, post_processor, added_tokens); each component
+// is one of the small types below, chosen at load, and anything else is refused there.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/wordpiece.h"
 
@@ -18,6 +21,16 @@ struct NormalizerConfig {
   bool strip_accents = true;
   bool lowercase = true;
 };
+
+// One pre-tokenizer of tokenizer.json (a Sequence is a list of them).
+struct PreTokenizerConfig {
+  enum class Type { kBert, kByteLevel };
+  Type type = Type::kBert;
+  bool add_prefix_space = true;  // ByteLevel
+  bool use_regex = true;         // ByteLevel: split with GPT-2's regex
+};
+
+enum class ModelType { kWordPiece, kBpe };
 
 // An entry of tokenizer.json "added_tokens". Tokens with normalized=false are matched on the raw
 // text before normalization (HF's AddedVocabulary); normalized ones on the normalized text.
@@ -36,8 +49,11 @@ struct TemplatePiece {
 };
 
 struct TokenizerConfig {
-  WordPieceConfig model;
+  ModelType model_type = ModelType::kWordPiece;
+  WordPieceConfig model;  // model_type kWordPiece
+  BpeConfig bpe;          // model_type kBpe
   NormalizerConfig normalizer;
+  std::vector<PreTokenizerConfig> pre_tokenizers;  // applied in order; empty: none
   std::vector<AddedToken> added_tokens;
   bool has_post_processor = false;
   std::vector<TemplatePiece> single, pair;

@@ -232,6 +232,18 @@ void read_post_processor(const Reader& r, const Json& j, TokenizerConfig& c) {
     c.sep_token = sep_token;
     c.single = bert_template(cls, sep, false);
     c.pair = bert_template(cls, sep, true);
+  } else if (type == "RobertaProcessing") {
+    // <s> A </s> and <s> A </s> </s> B </s>, every type id 0; trim_offsets and add_prefix_space
+    // change offsets only.
+    auto [cls_token, cls] = token_pair(r, *it, "cls");
+    auto [sep_token, sep] = token_pair(r, *it, "sep");
+    c.cls_token = cls_token;
+    c.sep_token = sep_token;
+    c.single = {{false, 0, 0, {cls}}, {true, 0, 0, {}}, {false, 0, 0, {sep}}};
+    c.pair = c.single;
+    c.pair.insert(c.pair.end(), {{false, 0, 0, {sep}}, {true, 1, 0, {}}, {false, 0, 0, {sep}}});
+  } else if (type == "ByteLevel") {
+    c.has_post_processor = false;  // it trims offsets; the ids stay as they are
   } else {
     r.fail("post_processor", "unsupported post-processor type " + type);
   }
@@ -278,6 +290,91 @@ void read_truncation_padding(const Reader& r, const Json& j, TokenizerConfig& c)
   }
 }
 
+// "model": the type names the component; its fields are read by the type's reader.
+void read_model(const Reader& r, const Json& j, TokenizerJsonParser& parser, TokenizerConfig& c) {
+  const Json& model = r.object(j, "model", "model");
+  std::string type = r.string(model, "type", "", "model.type");
+  // Old files carry no model type; WordPiece and BPE are recognisable by their fields.
+  if (type.empty() && model.contains("continuing_subword_prefix") && model.contains("max_input_chars_per_word"))
+    type = "WordPiece";
+  if (type.empty() && model.contains("merges")) type = "BPE";
+  if (!parser.saw_vocab && (type == "WordPiece" || type == "BPE"))
+    r.object(model, "vocab", "model.vocab");  // fails: missing or not an object
+  if (type == "WordPiece") {
+    c.model_type = ModelType::kWordPiece;
+    c.model.vocab = std::move(parser.vocab);
+    c.model.unk_token = r.string(model, "unk_token", "[UNK]", "model.unk_token");
+    c.model.continuing_subword_prefix = r.string(model, "continuing_subword_prefix", "##", "model.continuing_subword_prefix");
+    std::int64_t max_chars = r.integer(model, "max_input_chars_per_word", 100, "model.max_input_chars_per_word");
+    if (max_chars < 0) r.fail("model.max_input_chars_per_word", "must not be negative");
+    c.model.max_input_chars_per_word = static_cast<std::size_t>(max_chars);
+  } else if (type == "BPE") {
+    c.model_type = ModelType::kBpe;
+    BpeConfig& b = c.bpe;
+    b.path = r.path();
+    b.vocab = std::move(parser.vocab);
+    // Dropout samples merges at random: refused rather than tokenized differently from run to run.
+    if (auto d = model.find("dropout"); d != model.end() && !d->is_null())
+      r.fail("model.dropout", "BPE dropout is not supported (must be null)");
+    if (auto u = model.find("unk_token"); u != model.end() && !u->is_null())
+      b.unk_token = r.string(model, "unk_token", "", "model.unk_token");
+    b.continuing_subword_prefix = r.string(model, "continuing_subword_prefix", "", "model.continuing_subword_prefix");
+    b.end_of_word_suffix = r.string(model, "end_of_word_suffix", "", "model.end_of_word_suffix");
+    b.fuse_unk = r.boolean(model, "fuse_unk", false, "model.fuse_unk");
+    b.byte_fallback = r.boolean(model, "byte_fallback", false, "model.byte_fallback");
+    b.ignore_merges = r.boolean(model, "ignore_merges", false, "model.ignore_merges");
+    auto m = model.find("merges");
+    if (m == model.end() || !m->is_array()) r.fail("model.merges", "expected a list");
+    b.merges.reserve(m->size());
+    for (const Json& e : *m) {
+      // Two formats: "a b" (split at its one space; "#version" lines skipped) or ["a", "b"].
+      if (e.is_string()) {
+        const std::string& line = e.get_ref<const std::string&>();
+        if (line.rfind("#version", 0) == 0) continue;
+        const std::size_t sp = line.find(' ');
+        if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
+          r.fail("model.merges", "merge " + std::to_string(b.merges.size() + 1) + ": expected \"a b\", got '" + line + "'");
+        b.merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
+      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+        b.merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
+      } else {
+        r.fail("model.merges", "merge " + std::to_string(b.merges.size() + 1) + ": expected \"a b\" or [a, b]");
+      }
+    }
+  } else {
+    r.fail("model.type", "unsupported model type " + (type.empty() ? "(none)" : type));
+  }
+}
+
+PreTokenizerConfig read_pre_tokenizer_step(const Reader& r, const Json& p, const std::string& field) {
+  if (!p.is_object()) r.fail(field, "expected an object");
+  std::string type = r.string(p, "type", "", field + ".type");
+  PreTokenizerConfig c;
+  if (type == "BertPreTokenizer") {
+    c.type = PreTokenizerConfig::Type::kBert;
+  } else if (type == "ByteLevel") {
+    c.type = PreTokenizerConfig::Type::kByteLevel;
+    c.add_prefix_space = r.boolean(p, "add_prefix_space", true, field + ".add_prefix_space");
+    c.use_regex = r.boolean(p, "use_regex", true, field + ".use_regex");
+    // trim_offsets changes offsets only, never ids.
+  } else {
+    r.fail(field, "unsupported pre-tokenizer type " + (type.empty() ? "(none)" : type));
+  }
+  return c;
+}
+
+void read_pre_tokenizer(const Reader& r, const Json& j, TokenizerConfig& c) {
+  auto it = j.find("pre_tokenizer");
+  if (it == j.end() || it->is_null()) return;
+  if (it->is_object() && r.string(*it, "type", "", "pre_tokenizer.type") == "Sequence") {
+    auto list = it->find("pretokenizers");
+    if (list == it->end() || !list->is_array()) r.fail("pre_tokenizer.pretokenizers", "expected a list");
+    for (const Json& p : *list) c.pre_tokenizers.push_back(read_pre_tokenizer_step(r, p, "pre_tokenizer.pretokenizers"));
+    return;
+  }
+  c.pre_tokenizers.push_back(read_pre_tokenizer_step(r, *it, "pre_tokenizer"));
+}
+
 TokenizerConfig read_tokenizer_json(const std::string& path) {
   Reader r(path);
   TokenizerJsonParser parser;
@@ -288,25 +385,9 @@ TokenizerConfig read_tokenizer_json(const std::string& path) {
   const Json& j = parser.root;
   if (!j.is_object()) r.fail("", "expected a JSON object");
   TokenizerConfig c;
-  const Json& model = r.object(j, "model", "model");
-  std::string type = r.string(model, "type", "", "model.type");
-  // Old files carry no model type; WordPiece is recognisable by its fields.
-  if (type.empty() && model.contains("continuing_subword_prefix") && model.contains("max_input_chars_per_word"))
-    type = "WordPiece";
-  if (type != "WordPiece") r.fail("model.type", "unsupported tokenizer type " + (type.empty() ? "(none)" : type));
-  if (!parser.saw_vocab) r.object(model, "vocab", "model.vocab");  // fails: missing or not an object
-  c.model.vocab = std::move(parser.vocab);
-  c.model.unk_token = r.string(model, "unk_token", "[UNK]", "model.unk_token");
-  c.model.continuing_subword_prefix = r.string(model, "continuing_subword_prefix", "##", "model.continuing_subword_prefix");
-  std::int64_t max_chars = r.integer(model, "max_input_chars_per_word", 100, "model.max_input_chars_per_word");
-  if (max_chars < 0) r.fail("model.max_input_chars_per_word", "must not be negative");
-  c.model.max_input_chars_per_word = static_cast<std::size_t>(max_chars);
-
+  read_model(r, j, parser, c);
   read_normalizer(r, j, c.normalizer);
-  auto pre = j.find("pre_tokenizer");
-  std::string pre_type = pre != j.end() && pre->is_object() ? r.string(*pre, "type", "", "pre_tokenizer.type") : "";
-  if (pre_type != "BertPreTokenizer")
-    r.fail("pre_tokenizer", "unsupported pre-tokenizer type " + (pre_type.empty() ? "(none)" : pre_type));
+  read_pre_tokenizer(r, j, c);
   read_post_processor(r, j, c);
   read_added_tokens(r, j, c);
   read_truncation_padding(r, j, c);
@@ -391,6 +472,7 @@ TokenizerConfig read_vocab_txt(const std::string& path) {
   std::int32_t cls = find(c.cls_token), sep = find(c.sep_token);
   if (cls < 0) r.fail("", "cls token '" + c.cls_token + "' is not in the vocabulary");
   if (sep < 0) r.fail("", "sep token '" + c.sep_token + "' is not in the vocabulary");
+  c.pre_tokenizers = {PreTokenizerConfig{}};
   c.has_post_processor = true;
   c.single = bert_template(cls, sep, false);
   c.pair = bert_template(cls, sep, true);

@@ -1,0 +1,39 @@
+// Pre-tokenizers of the general pipeline (internal): each splits one normalized piece of text into
+// the words the model sees, as HF's pre_tokenizers do. (BERT's pre-tokenizer in front of WordPiece
+// also has a fused streaming form in tokenizer.cpp; this one serves any other combination.)
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tokenizer/config.h"
+
+namespace hf::tokenizer {
+
+// Words are handed to the callback one by one; the view is valid only during the call.
+using WordFn = std::function<void(std::string_view)>;
+
+class PreTokenizer {
+ public:
+  // Throws Error(kConfig) when a regex cannot be compiled.
+  explicit PreTokenizer(std::vector<PreTokenizerConfig> steps);
+  ~PreTokenizer();
+  PreTokenizer(PreTokenizer&&) noexcept;
+
+  // `text`: non-empty, valid UTF-8. Empty words are never passed on.
+  void split(std::string_view text, const WordFn& word) const;
+
+ private:
+  struct Regex;
+  void run(std::size_t step, std::string_view text, const WordFn& word) const;
+  void byte_level(std::size_t step, const PreTokenizerConfig& c, std::string_view text, const WordFn& word) const;
+
+  std::vector<PreTokenizerConfig> steps_;
+  std::unique_ptr<Regex> gpt2_;  // compiled when a ByteLevel step uses it
+};
+
+}  // namespace hf::tokenizer
