@@ -1,11 +1,11 @@
-// ByteLevel (GPT-2's split regex through PCRE2, then bytes mapped to printable characters) and the
-// BERT pre-tokenizer, for the general pipeline.
-#define PCRE2_CODE_UNIT_WIDTH 8
+// ByteLevel (GPT-2's split regex, as an exact scanner, then bytes mapped to printable characters)
+// and the BERT pre-tokenizer, for the general pipeline.
 #include "tokenizer/pretokenizer.h"
 
-#include <pcre2.h>
+#include <utf8proc.h>
 
 #include <array>
+#include <memory>
 
 #include "core/error.h"
 #include "tokenizer/unicode.h"
@@ -13,11 +13,89 @@
 namespace hf::tokenizer {
 namespace {
 
-// HF's regex (tokenizers/src/pre_tokenizers/byte_level.rs), matched there by Oniguruma, whose \s
-// is Unicode White_Space. PCRE2's \s under UCP leaves out U+0085, so the class is spelled out.
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\t-\r\x{85}\p{Z}\p{L}\p{N}]+)"
-    R"(|[\t-\r\x{85}\p{Z}]+(?![^\t-\r\x{85}\p{Z}])|[\t-\r\x{85}\p{Z}]+)";
+// GPT-2's regex (HF pre_tokenizers/byte_level.rs, run there by Oniguruma):
+//   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// Its alternatives only look at four classes of characters, so a scanner over a class table
+// finds the same matches, with Unicode 15 classes from utf8proc where PCRE2 10.42 (Debian 12)
+// knows only Unicode 14 and splits the newer letters off. \s is Unicode White_Space there.
+enum CharClass : std::uint8_t { kLetter, kNumber, kSpace, kOther };
+
+const std::uint8_t* class_table() {
+  static const std::unique_ptr<std::uint8_t[]> table = [] {
+    auto t = std::make_unique<std::uint8_t[]>(unicode::kMaxCodePoint + 1);
+    for (char32_t c = 0; c <= unicode::kMaxCodePoint; ++c) {
+      switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
+        case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+        case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO:
+          t[c] = kLetter;
+          break;
+        case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+          t[c] = kNumber;
+          break;
+        default:
+          t[c] = kOther;
+      }
+    }
+    for (char32_t c : {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000})
+      t[c] = kSpace;
+    for (char32_t c = 0x2000; c <= 0x200A; ++c) t[c] = kSpace;
+    return t;
+  }();
+  return table.get();
+}
+
+// The class of the character at text[i]; sets `end` past it. `text` is valid UTF-8.
+inline CharClass class_at(const std::uint8_t* table, std::string_view text, std::size_t i, std::size_t& end) {
+  const auto b = static_cast<unsigned char>(text[i]);
+  if (b < 0x80) {
+    end = i + 1;
+    return static_cast<CharClass>(table[b]);
+  }
+  end = i;
+  return static_cast<CharClass>(table[unicode::decode_utf8(text, end)]);
+}
+
+// The end of the first match at `i` (< text.size()).
+std::size_t gpt2_match(const std::uint8_t* table, std::string_view text, std::size_t i) {
+  const std::size_t n = text.size();
+  if (text[i] == '\'' && i + 1 < n) {
+    const char x = text[i + 1];
+    if (x == 's' || x == 't' || x == 'm' || x == 'd') return i + 2;
+    if (i + 2 < n) {
+      const char y = text[i + 2];
+      if ((x == 'r' && y == 'e') || (x == 'v' && y == 'e') || (x == 'l' && y == 'l')) return i + 3;
+    }
+  }
+  std::size_t end = 0;
+  CharClass c = class_at(table, text, i, end);
+  // " ?X+" for X letter, number or other: the optional space is taken when X follows it.
+  if (text[i] == ' ' && end < n) {
+    std::size_t end2 = 0;
+    const CharClass next = class_at(table, text, end, end2);
+    if (next != kSpace) {
+      c = next;
+      end = end2;
+    }
+  }
+  if (c != kSpace) {
+    while (end < n) {
+      std::size_t after = 0;
+      if (class_at(table, text, end, after) != c) break;
+      end = after;
+    }
+    return end;
+  }
+  // "\s+(?!\S)|\s+": a run of whitespace, less its last character when something else follows
+  // and the run is longer than one character.
+  std::size_t last = i;
+  while (end < n) {
+    std::size_t after = 0;
+    if (class_at(table, text, end, after) != kSpace) return last > i ? last : end;
+    last = end;
+    end = after;
+  }
+  return end;
+}
 
 // GPT-2's byte -> character table: printable Latin-1 bytes stand for themselves, the other 68
 // take U+0100 onwards in byte order. Each as UTF-8 (1 or 2 bytes).
@@ -42,43 +120,10 @@ const ByteMap& byte_map() {
 
 }  // namespace
 
-struct PreTokenizer::Regex {
-  pcre2_code* code = nullptr;
-  bool jit = false;
-  ~Regex() { pcre2_code_free(code); }
-
-  // Per-thread match data, sized for this pattern.
-  pcre2_match_data* match_data() const {
-    struct Holder {
-      pcre2_match_data* data = nullptr;
-      ~Holder() { pcre2_match_data_free(data); }
-    };
-    thread_local Holder h;
-    if (!h.data) h.data = pcre2_match_data_create(4, nullptr);
-    return h.data;
-  }
-};
-
 PreTokenizer::PreTokenizer(std::vector<PreTokenizerConfig> steps) : steps_(std::move(steps)) {
-  for (const auto& s : steps_) {
-    if (s.type != PreTokenizerConfig::Type::kByteLevel || !s.use_regex || gpt2_) continue;
-    gpt2_ = std::make_unique<Regex>();
-    int err = 0;
-    PCRE2_SIZE offset = 0;
-    gpt2_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED,
-                                PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &offset, nullptr);
-    if (!gpt2_->code) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(err, msg, sizeof msg);
-      throw Error(ErrorKind::kConfig, std::string("pre_tokenizer ByteLevel: PCRE2: ") + reinterpret_cast<char*>(msg));
-    }
-    // Without JIT (some platforms) the interpreter gives the same matches, only slower.
-    gpt2_->jit = pcre2_jit_compile(gpt2_->code, PCRE2_JIT_COMPLETE) == 0;
-  }
+  for (const auto& st : steps_)
+    if (st.type == PreTokenizerConfig::Type::kByteLevel) classes_ = class_table();
 }
-
-PreTokenizer::~PreTokenizer() = default;
-PreTokenizer::PreTokenizer(PreTokenizer&&) noexcept = default;
 
 void PreTokenizer::split(std::string_view text, const WordFn& word) const { run(0, text, word); }
 
@@ -139,19 +184,10 @@ void PreTokenizer::byte_level(std::size_t step, const PreTokenizerConfig& c, std
     emit(text);
     return;
   }
-  pcre2_match_data* md = gpt2_->match_data();
-  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  std::size_t at = 0;
-  while (at < text.size()) {
-    const int rc = gpt2_->jit ? pcre2_jit_match(gpt2_->code, subject, text.size(), at, PCRE2_NO_UTF_CHECK, md, nullptr)
-                              : pcre2_match(gpt2_->code, subject, text.size(), at, PCRE2_NO_UTF_CHECK, md, nullptr);
-    // Every character is a letter, a number, whitespace or something else: each position matches.
-    if (rc < 0) throw Error(ErrorKind::kInternal, "pre_tokenizer ByteLevel: regex match failed (" + std::to_string(rc) + ")");
-    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    if (ov[0] > at) emit(text.substr(at, ov[0] - at));  // never, but kept by HF's Isolated split
-    if (ov[1] == ov[0]) throw Error(ErrorKind::kInternal, "pre_tokenizer ByteLevel: empty regex match");
-    emit(text.substr(ov[0], ov[1] - ov[0]));
-    at = ov[1];
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t end = gpt2_match(classes_, text, at);
+    emit(text.substr(at, end - at));
+    at = end;
   }
 }
 

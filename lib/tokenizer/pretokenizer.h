@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,21 +18,17 @@ using WordFn = std::function<void(std::string_view)>;
 
 class PreTokenizer {
  public:
-  // Throws Error(kConfig) when a regex cannot be compiled.
   explicit PreTokenizer(std::vector<PreTokenizerConfig> steps);
-  ~PreTokenizer();
-  PreTokenizer(PreTokenizer&&) noexcept;
 
   // `text`: non-empty, valid UTF-8. Empty words are never passed on.
   void split(std::string_view text, const WordFn& word) const;
 
  private:
-  struct Regex;
   void run(std::size_t step, std::string_view text, const WordFn& word) const;
   void byte_level(std::size_t step, const PreTokenizerConfig& c, std::string_view text, const WordFn& word) const;
 
   std::vector<PreTokenizerConfig> steps_;
-  std::unique_ptr<Regex> gpt2_;  // compiled when a ByteLevel step uses it
+  const std::uint8_t* classes_ = nullptr;  // GPT-2 regex character classes, when ByteLevel is used
 };
 
 }  // namespace hf::tokenizer
