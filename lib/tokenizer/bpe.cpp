@@ -1,21 +1,15 @@
-// BPE: merge table, the per-character start of a word and HF's merge loop; a per-thread cache of
-// finished words (as HF keeps one), since natural text repeats its words.
+// BPE: merge table, the per-character start of a word and HF's merge loop, behind the word cache.
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
-#include <atomic>
-#include <queue>
-#include <unordered_map>
 
 #include "core/error.h"
+#include "tokenizer/word_cache.h"
 
 namespace hf::tokenizer {
 namespace {
 
 constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
-// HF caches words shorter than 256 bytes, up to 10,000 of them (per thread in 0.23).
-constexpr std::size_t kCacheMaxWord = 256;
-constexpr std::size_t kCacheCapacity = 10000;
 
 inline std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
@@ -25,29 +19,6 @@ inline std::size_t pair_hash(std::uint64_t k) {
   k *= 0x9E3779B97F4A7C15ull;
   return static_cast<std::size_t>(k ^ (k >> 29));
 }
-
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
-struct WordCache {
-  std::uint64_t owner = 0;
-  std::unordered_map<std::string, std::vector<std::int32_t>, StringHash, std::equal_to<>> words;
-};
-
-// One cache per thread, for the last model used on it: a model's key is never reused, so a
-// destroyed model's words are never served to another.
-WordCache& word_cache(std::uint64_t owner) {
-  thread_local WordCache cache;
-  if (cache.owner != owner) {
-    cache.words.clear();
-    cache.owner = owner;
-  }
-  return cache;
-}
-
-std::atomic<std::uint64_t> next_cache_key{1};
 
 struct Symbol {
   std::int32_t c;
@@ -84,7 +55,7 @@ Bpe::Bpe(const BpeConfig& config)
       fuse_unk_(config.fuse_unk),
       byte_fallback_(config.byte_fallback),
       ignore_merges_(config.ignore_merges),
-      cache_key_(next_cache_key.fetch_add(1)) {
+      cache_key_(WordCache::new_owner()) {
   std::int32_t max_id = -1;
   for (const auto& [token, id] : config.vocab) {
     vocab_.insert(token, id);
@@ -147,19 +118,7 @@ void Bpe::tokenize(std::string_view word, std::vector<std::int32_t>& out) const 
       return;
     }
   }
-  if (word.size() >= kCacheMaxWord) {
-    merge_word(word, out);
-    return;
-  }
-  WordCache& cache = word_cache(cache_key_);
-  if (auto it = cache.words.find(word); it != cache.words.end()) {
-    out.insert(out.end(), it->second.begin(), it->second.end());
-    return;
-  }
-  const std::size_t mark = out.size();
-  merge_word(word, out);
-  if (cache.words.size() < kCacheCapacity)
-    cache.words.emplace(std::string(word), std::vector<std::int32_t>(out.begin() + static_cast<std::ptrdiff_t>(mark), out.end()));
+  WordCache::lookup(cache_key_, word, out, [this](std::string_view w, std::vector<std::int32_t>& o) { merge_word(w, o); });
 }
 
 void Bpe::merge_word(std::string_view w, std::vector<std::int32_t>& out) const {

@@ -10,6 +10,7 @@
 
 #include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unigram.h"
 #include "tokenizer/wordpiece.h"
 
 namespace hf::tokenizer {
@@ -24,13 +25,27 @@ struct NormalizerConfig {
 
 // One pre-tokenizer of tokenizer.json (a Sequence is a list of them).
 struct PreTokenizerConfig {
-  enum class Type { kBert, kByteLevel };
+  enum class Type { kBert, kByteLevel, kMetaspace };
+  enum class Prepend { kAlways, kFirst, kNever };
   Type type = Type::kBert;
   bool add_prefix_space = true;  // ByteLevel
   bool use_regex = true;         // ByteLevel: split with GPT-2's regex
+  std::string replacement;       // Metaspace: what spaces become (one character)
+  Prepend prepend = Prepend::kAlways;
+  bool split = true;             // Metaspace: a word starts at each replacement
 };
 
-enum class ModelType { kWordPiece, kBpe };
+// One normalizer of a list (tokenizer.json "normalizer" other than a lone BertNormalizer, or a
+// Sequence): applied to the whole text, in order.
+struct NormalizerStep {
+  enum class Type { kBert, kNfc, kNfd, kNfkc, kNfkd, kLowercase, kStrip, kReplace, kPrepend };
+  Type type = Type::kBert;
+  NormalizerConfig bert;              // kBert
+  bool left = true, right = true;     // kStrip
+  std::string pattern, content;       // kReplace (a literal string); kPrepend: content
+};
+
+enum class ModelType { kWordPiece, kBpe, kUnigram };
 
 // An entry of tokenizer.json "added_tokens". Tokens with normalized=false are matched on the raw
 // text before normalization (HF's AddedVocabulary); normalized ones on the normalized text.
@@ -52,7 +67,9 @@ struct TokenizerConfig {
   ModelType model_type = ModelType::kWordPiece;
   WordPieceConfig model;  // model_type kWordPiece
   BpeConfig bpe;          // model_type kBpe
-  NormalizerConfig normalizer;
+  UnigramConfig unigram;  // model_type kUnigram
+  NormalizerConfig normalizer;  // a lone BertNormalizer (or none: enabled = false)
+  std::vector<NormalizerStep> normalizers;  // any other normalizer; then normalizer.enabled = false
   std::vector<PreTokenizerConfig> pre_tokenizers;  // applied in order; empty: none
   std::vector<AddedToken> added_tokens;
   bool has_post_processor = false;

@@ -125,20 +125,63 @@ PreTokenizer::PreTokenizer(std::vector<PreTokenizerConfig> steps) : steps_(std::
     if (st.type == PreTokenizerConfig::Type::kByteLevel) classes_ = class_table();
 }
 
-void PreTokenizer::split(std::string_view text, const WordFn& word) const { run(0, text, word); }
+void PreTokenizer::split(std::string_view text, bool at_start, const WordFn& word) const {
+  run(0, text, at_start, word);
+}
 
-void PreTokenizer::run(std::size_t step, std::string_view text, const WordFn& word) const {
+std::string& PreTokenizer::buffer(std::size_t step, int k) const {
+  // Buffers per step, since a later step of a Sequence may be of the same type.
+  thread_local std::vector<std::string> buffers;
+  if (buffers.size() < 2 * steps_.size()) buffers.resize(2 * steps_.size());
+  return buffers[2 * step + static_cast<std::size_t>(k)];
+}
+
+void PreTokenizer::run(std::size_t step, std::string_view text, bool at_start, const WordFn& word) const {
   if (text.empty()) return;
   if (step == steps_.size()) {
     word(text);
     return;
   }
   const PreTokenizerConfig& c = steps_[step];
-  auto next = [&](std::string_view part) { run(step + 1, part, word); };
+  // Only the first part of a piece that starts the sequence starts it too.
+  bool first = at_start;
+  auto next = [&](std::string_view part) {
+    run(step + 1, part, first, word);
+    first = false;
+  };
   switch (c.type) {
     case PreTokenizerConfig::Type::kByteLevel:
       byte_level(step, c, text, next);
       return;
+    case PreTokenizerConfig::Type::kMetaspace: {
+      // Spaces become the replacement, which goes in front (always, or for the sequence's first
+      // piece only) unless already there; with split, every replacement starts a word.
+      std::string& buf = buffer(step, 0);
+      buf.clear();
+      const std::string& rep = c.replacement;
+      for (char ch : text) {
+        if (ch == ' ') {
+          buf += rep;
+        } else {
+          buf += ch;
+        }
+      }
+      const bool prepend = c.prepend == PreTokenizerConfig::Prepend::kAlways ||
+                           (c.prepend == PreTokenizerConfig::Prepend::kFirst && at_start);
+      if (prepend && buf.compare(0, rep.size(), rep) != 0) buf.insert(0, rep);
+      const std::string_view all = buf;
+      if (!c.split) {
+        next(all);
+        return;
+      }
+      std::size_t start = 0;
+      for (std::size_t at = all.find(rep, 1); at != std::string_view::npos; at = all.find(rep, at + rep.size())) {
+        next(all.substr(start, at - start));
+        start = at;
+      }
+      next(all.substr(start));
+      return;
+    }
     case PreTokenizerConfig::Type::kBert: {
       // Whitespace separates and is dropped; punctuation is a word of its own.
       const std::uint8_t* flags = unicode::flag_table();
@@ -161,11 +204,8 @@ void PreTokenizer::run(std::size_t step, std::string_view text, const WordFn& wo
 
 void PreTokenizer::byte_level(std::size_t step, const PreTokenizerConfig& c, std::string_view text,
                               const WordFn& word) const {
-  // Buffers per step, since a later step of a Sequence may be another ByteLevel.
-  thread_local std::vector<std::string> buffers;
-  if (buffers.size() < 2 * steps_.size()) buffers.resize(2 * steps_.size());
-  std::string& prefixed = buffers[2 * step];
-  std::string& mapped = buffers[2 * step + 1];
+  std::string& prefixed = buffer(step, 0);
+  std::string& mapped = buffer(step, 1);
   if (c.add_prefix_space && text.front() != ' ') {
     prefixed.assign(1, ' ');
     prefixed.append(text);

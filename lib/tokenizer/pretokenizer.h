@@ -20,11 +20,13 @@ class PreTokenizer {
  public:
   explicit PreTokenizer(std::vector<PreTokenizerConfig> steps);
 
-  // `text`: non-empty, valid UTF-8. Empty words are never passed on.
-  void split(std::string_view text, const WordFn& word) const;
+  // `text`: non-empty, valid UTF-8; `at_start`: it begins the sequence (Metaspace's "first").
+  // Empty words are never passed on.
+  void split(std::string_view text, bool at_start, const WordFn& word) const;
 
  private:
-  void run(std::size_t step, std::string_view text, const WordFn& word) const;
+  void run(std::size_t step, std::string_view text, bool at_start, const WordFn& word) const;
+  std::string& buffer(std::size_t step, int k) const;
   void byte_level(std::size_t step, const PreTokenizerConfig& c, std::string_view text, const WordFn& word) const;
 
   std::vector<PreTokenizerConfig> steps_;

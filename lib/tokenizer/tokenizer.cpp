@@ -88,8 +88,8 @@ struct Tokenizer::Impl {
   explicit Impl(TokenizerConfig c);
 
   void encode_sequence(std::string_view text, std::vector<std::int32_t>& out, Scratch& s) const;
-  void encode_piece(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const;
-  void encode_piece_general(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const;
+  void encode_piece(std::string_view piece, bool at_start, std::vector<std::int32_t>& out, Scratch& s) const;
+  void encode_piece_general(std::string_view piece, bool at_start, std::vector<std::int32_t>& out, Scratch& s) const;
   void tokenize_word(std::string_view word, std::vector<std::int32_t>& out) const;
   std::int32_t model_token_to_id(std::string_view token) const;
   Encoding assemble(std::vector<std::int32_t>& a, std::vector<std::int32_t>* b, const EncodeOptions& o) const;
@@ -98,7 +98,9 @@ struct Tokenizer::Impl {
   TokenizerConfig config;
   std::optional<WordPiece> wordpiece;  // the model: exactly one of these is set
   std::optional<Bpe> bpe;
+  std::optional<Unigram> unigram;
   Normalizer normalizer;
+  NormalizerChain normalizers;
   PreTokenizer pre_tokenizer;
   bool fused_bert = false;  // BertPreTokenizer + WordPiece: the streaming path
   const std::uint8_t* flags = unicode::flag_table();
@@ -189,17 +191,26 @@ std::size_t count_special(const std::vector<TemplatePiece>& pieces) {
 }  // namespace
 
 Tokenizer::Impl::Impl(TokenizerConfig c)
-    : config(std::move(c)), normalizer(config.normalizer), pre_tokenizer(config.pre_tokenizers) {
-  if (config.model_type == ModelType::kWordPiece) {
-    wordpiece.emplace(config.model);
-  } else {
-    bpe.emplace(config.bpe);
+    : config(std::move(c)),
+      normalizer(config.normalizer),
+      normalizers(config.normalizers),
+      pre_tokenizer(config.pre_tokenizers) {
+  switch (config.model_type) {
+    case ModelType::kWordPiece:
+      wordpiece.emplace(config.model);
+      break;
+    case ModelType::kBpe:
+      bpe.emplace(config.bpe);
+      break;
+    case ModelType::kUnigram:
+      unigram.emplace(config.unigram);
+      break;
   }
-  fused_bert = wordpiece && config.pre_tokenizers.size() == 1 &&
+  fused_bert = wordpiece && normalizers.empty() && config.pre_tokenizers.size() == 1 &&
                config.pre_tokenizers[0].type == PreTokenizerConfig::Type::kBert;
   for (const auto& a : config.added_tokens) {
     if (a.normalized) {
-      normalized_added.add(normalizer.normalize(a.content), a.id);
+      normalized_added.add(normalizers.empty() ? normalizer.normalize(a.content) : normalizers.normalize(a.content), a.id);
     } else {
       raw_added.add(a.content, a.id);
     }
@@ -209,6 +220,7 @@ Tokenizer::Impl::Impl(TokenizerConfig c)
   config.model.vocab.clear();  // the model has its own copy
   config.model.vocab.shrink_to_fit();
   config.bpe = BpeConfig{};
+  config.unigram = UnigramConfig{};
   if (config.has_post_processor) {
     n_special[0] = count_special(config.single);
     n_special[1] = count_special(config.pair);
@@ -236,12 +248,17 @@ Tokenizer::Impl::Impl(TokenizerConfig c)
 }
 
 std::int32_t Tokenizer::Impl::model_token_to_id(std::string_view token) const {
-  return wordpiece ? wordpiece->token_to_id(token) : bpe->token_to_id(token);
+  if (wordpiece) return wordpiece->token_to_id(token);
+  return bpe ? bpe->token_to_id(token) : unigram->token_to_id(token);
 }
 
 void Tokenizer::Impl::tokenize_word(std::string_view word, std::vector<std::int32_t>& out) const {
   if (bpe) {
     bpe->tokenize(word, out);
+    return;
+  }
+  if (unigram) {
+    unigram->tokenize(word, out);
     return;
   }
   std::size_t chars = 0;
@@ -265,17 +282,24 @@ void check_utf8(std::string_view text) {
 
 // HF order: normalize the piece, split it at added tokens matching the normalized text, and
 // pre-tokenize each non-empty part on its own (so ByteLevel's prefix space goes before each).
-void Tokenizer::Impl::encode_piece_general(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const {
+void Tokenizer::Impl::encode_piece_general(std::string_view piece, bool at_start, std::vector<std::int32_t>& out,
+                                           Scratch& s) const {
   std::string_view text = piece;
   if (config.normalizer.enabled) {
     s.normalized = normalizer.normalize(piece);
     text = s.normalized;
   } else {
     check_utf8(piece);
+    if (!normalizers.empty()) {
+      s.normalized = normalizers.normalize(piece);
+      text = s.normalized;
+    }
   }
   const WordFn word = [&](std::string_view w) { tokenize_word(w, out); };
+  bool first = at_start;
   auto part = [&](std::string_view p) {
-    if (!p.empty()) pre_tokenizer.split(p, word);
+    if (!p.empty()) pre_tokenizer.split(p, first, word);
+    first = false;
   };
   std::size_t from = 0, pos = 0, len = 0;
   std::int32_t id = 0;
@@ -287,10 +311,11 @@ void Tokenizer::Impl::encode_piece_general(std::string_view piece, std::vector<s
   part(text.substr(from));
 }
 
-void Tokenizer::Impl::encode_piece(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const {
+void Tokenizer::Impl::encode_piece(std::string_view piece, bool at_start, std::vector<std::int32_t>& out,
+                                   Scratch& s) const {
   if (piece.empty()) return;
   if (!fused_bert) {
-    encode_piece_general(piece, out, s);
+    encode_piece_general(piece, at_start, out, s);
     return;
   }
   if (normalized_added.empty()) {
@@ -325,11 +350,11 @@ void Tokenizer::Impl::encode_sequence(std::string_view text, std::vector<std::in
   std::size_t from = 0, pos = 0, len = 0;
   std::int32_t id = 0;
   while (!raw_added.empty() && raw_added.find(text, from, pos, len, id)) {
-    encode_piece(text.substr(from, pos - from), out, s);
+    encode_piece(text.substr(from, pos - from), from == 0, out, s);
     out.push_back(id);
     from = pos + len;
   }
-  encode_piece(text.substr(from), out, s);
+  encode_piece(text.substr(from), from == 0, out, s);
 }
 
 namespace {
@@ -483,7 +508,8 @@ std::vector<Encoding> Tokenizer::encode_batch(std::span<const std::string_view> 
 }
 
 std::size_t Tokenizer::vocab_size() const {
-  return impl_->wordpiece ? impl_->wordpiece->vocab_size() : impl_->bpe->vocab_size();
+  if (impl_->wordpiece) return impl_->wordpiece->vocab_size();
+  return impl_->bpe ? impl_->bpe->vocab_size() : impl_->unigram->vocab_size();
 }
 
 std::int32_t Tokenizer::token_to_id(std::string_view token) const {
@@ -495,13 +521,17 @@ std::int32_t Tokenizer::token_to_id(std::string_view token) const {
 std::string Tokenizer::id_to_token(std::int32_t id) const {
   for (const auto& a : impl_->config.added_tokens)
     if (a.id == id) return a.content;
-  return std::string(impl_->wordpiece ? impl_->wordpiece->id_to_token(id) : impl_->bpe->id_to_token(id));
+  if (impl_->wordpiece) return std::string(impl_->wordpiece->id_to_token(id));
+  return std::string(impl_->bpe ? impl_->bpe->id_to_token(id) : impl_->unigram->id_to_token(id));
 }
 
 std::int32_t Tokenizer::pad_id() const { return impl_->pad_id; }
 std::int32_t Tokenizer::cls_id() const { return impl_->cls_id; }
 std::int32_t Tokenizer::sep_id() const { return impl_->sep_id; }
-std::int32_t Tokenizer::unk_id() const { return impl_->wordpiece ? impl_->wordpiece->unk_id() : impl_->bpe->unk_id(); }
+std::int32_t Tokenizer::unk_id() const {
+  if (impl_->wordpiece) return impl_->wordpiece->unk_id();
+  return impl_->bpe ? impl_->bpe->unk_id() : impl_->unigram->unk_id();
+}
 std::size_t Tokenizer::num_special_tokens(bool pair) const { return impl_->n_special[pair ? 1 : 0]; }
 const EncodeOptions& Tokenizer::file_options() const { return impl_->config.file_options; }
 const std::string& Tokenizer::sha256() const { return impl_->config.sha256; }

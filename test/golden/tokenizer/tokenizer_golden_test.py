@@ -4,6 +4,9 @@
 Group bpe: byte-level BPE tokenizers trained here with `tokenizers` on the shared data (RoBERTa's
 post-processor, GPT-2's layout with "a b" merges and a pair template, prefix / suffix,
 ignore_merges, unk / fuse_unk / byte_fallback), and GPT-2's split regex over every code point.
+Group unigram: a Unigram trained here (NFKC, Metaspace, a pair template), then NFC/NFD/NFKD, a
+Sequence with Lowercase / Strip / Replace, Metaspace's prepend schemes and split, byte_fallback,
+and the Prepend + Replace layout without a pre-tokenizer.
 
 For each fixture (the real all-MiniLM-L6-v2 tokenizer as tokenizer.json, as a directory and as
 vocab.txt + tokenizer_config.json; cased / strip-accents / no-CJK / no-clean / added-token variants
@@ -14,7 +17,7 @@ through `hf-preprocess --output -`, single and paired, without and with truncati
 max_lengths under all three strategies. Any difference prints the text and both id lists and makes
 the exit status non-zero.
 
-usage: tokenizer_golden.py --bin PATH/hf-preprocess [--group minilm|variants|truncation|sweep|bpe|all]
+usage: tokenizer_golden.py --bin PATH/hf-preprocess [--group minilm|variants|truncation|sweep|bpe|unigram|all]
 """
 import argparse
 import glob
@@ -350,9 +353,9 @@ def check_family(c, name, ref, path, shared, adv, truncation=True):
     if truncation:
         # tokenizers keeps every overflowing piece of both sequences (their product, for a pair):
         # long texts at a small max_length would take minutes and gigabytes on its side alone.
-        texts = [t for t in shared[:300] + adv[:400] if len(t) < 1000]
+        texts = [t for t in shared[:400] + adv[:500] if len(t.encode()) < 200]
         pairs = texts[7:] + texts[:7]
-        for max_length in (5, 64):
+        for max_length in (8, 64):
             for strategy in STRATEGIES:
                 c.check(name, ref, path, texts, pairs, max_length, strategy)
         c.check(name, ref, path, texts, None, 8, "longest_first")
@@ -429,8 +432,66 @@ def group_bpe(c, work, shared, adv):
     c.check("byte-level BPE, adversarial", ref, path, adv)
 
 
+def group_unigram(c, work, shared, adv):
+    """Unigram (XLM-R / DeBERTa-v3 style) trained here on the shared data, under several normalizers
+    and Metaspace settings."""
+    from tokenizers import models, normalizers, pre_tokenizers, processors, trainers
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<mask>"]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tok.train_from_iterator(shared[:5000], trainers.UnigramTrainer(vocab_size=2000, special_tokens=specials,
+                                                                   unk_token="<unk>", show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
+    tok.add_tokens([AddedToken("Mr. Darcy", normalized=True), AddedToken("[NEW]", normalized=False)])
+    path = os.path.join(work, "unigram-nfkc.json")
+    check_family(c, "Unigram NFKC Metaspace", save_json(tok, path), path, shared, adv)
+
+    def norm(n):
+        return lambda js: js.update(normalizer=json.loads(n.__getstate__()))
+
+    def metaspace(**kw):
+        return lambda js: js.update(pre_tokenizer=dict({"type": "Metaspace", "replacement": "\u2581",
+                                                        "prepend_scheme": "always", "split": True}, **kw))
+
+    def byte_fallback(js):
+        m = js["model"]
+        m["byte_fallback"] = True
+        n = len(m["vocab"])
+        m["vocab"] += [[f"<0x{b:02X}>", -30.0] for b in range(256)]
+        for t in js["added_tokens"]:  # the added tokens after the byte tokens
+            if t["id"] >= n:
+                t["id"] += 256
+
+    seq = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip(),
+                                normalizers.Replace("``", '"'), normalizers.Replace("''", '"')])
+    edits = {
+        "NFC": norm(normalizers.NFC()), "NFD": norm(normalizers.NFD()), "NFKD": norm(normalizers.NFKD()),
+        "Sequence NFKC Lowercase Strip Replace": norm(seq),
+        "Strip left only": norm(normalizers.Strip(left=True, right=False)),
+        "prepend first": metaspace(prepend_scheme="first"),
+        "prepend never, no split": metaspace(prepend_scheme="never", split=False),
+        "replacement _": metaspace(replacement="_"),
+        "byte_fallback": byte_fallback,
+    }
+    for label, edit in edits.items():
+        path = os.path.join(work, "unigram-" + re.sub(r"\W+", "-", label) + ".json")
+        check_family(c, f"Unigram {label}", save_json(tok, path, edit), path, shared[:3000], adv, truncation=False)
+
+    # DeBERTa-v3 / Llama layout: no pre-tokenizer, the normalizer prepends and replaces spaces.
+    def llama(js):
+        js["normalizer"] = json.loads(normalizers.Sequence([normalizers.Prepend("\u2581"),
+                                                            normalizers.Replace(" ", "\u2581")]).__getstate__())
+        js["pre_tokenizer"] = None
+    path = os.path.join(work, "unigram-prepend-replace.json")
+    check_family(c, "Unigram Prepend+Replace, no pre-tokenizer", save_json(tok, path, llama), path, shared[:3000], adv,
+                 truncation=False)
+
+
 GROUPS = {"minilm": group_minilm, "variants": group_variants, "truncation": group_truncation, "sweep": group_sweep,
-          "bpe": group_bpe}
+          "bpe": group_bpe, "unigram": group_unigram}
 
 
 def main():
