@@ -16,9 +16,13 @@ namespace {
 // GPT-2's regex (HF pre_tokenizers/byte_level.rs, run there by Oniguruma):
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 // Its alternatives only look at four classes of characters, so a scanner over a class table
-// finds the same matches, with Unicode 15 classes from utf8proc where PCRE2 10.42 (Debian 12)
-// knows only Unicode 14 and splits the newer letters off. \s is Unicode White_Space there.
+// finds the same matches. The classes must be Oniguruma's, whose Unicode is newer than Debian's
+// PCRE2 (10.42, Unicode 14: it split U+31350 off a word) and than utf8proc's (Unicode 15: it
+// missed the Unicode 16 letters at U+13460): utf8proc's categories, corrected by the overrides
+// measured from tokenizers (gen_gpt2_classes.py). \s is Unicode White_Space there.
 enum CharClass : std::uint8_t { kLetter, kNumber, kSpace, kOther };
+
+#include "tokenizer/gpt2_classes.inc"
 
 const std::uint8_t* class_table() {
   static const std::unique_ptr<std::uint8_t[]> table = [] {
@@ -39,6 +43,8 @@ const std::uint8_t* class_table() {
     for (char32_t c : {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000})
       t[c] = kSpace;
     for (char32_t c = 0x2000; c <= 0x200A; ++c) t[c] = kSpace;
+    for (const auto& o : kGpt2Overrides)
+      for (char32_t c = o.first; c <= o.last; ++c) t[c] = o.cls;
     return t;
   }();
   return table.get();

@@ -87,6 +87,16 @@ std::string bpe_json(const std::string& merges, const std::string& model_extra =
               "<pad>": 8}, "merges": [)" + merges + "]" + (model_extra.empty() ? "" : ", " + model_extra) + "}}";
 }
 
+// A small Unigram: <unk> ▁ a b ab ▁ab c, the given normalizer and pre-tokenizer.
+std::string unigram_json(const std::string& normalizer = "null",
+                         const std::string& pre_tokenizer = R"({"type": "Metaspace", "replacement": "\u2581",
+                                                                "prepend_scheme": "always", "split": true})") {
+  return R"({"version": "1.0", "added_tokens": [], "post_processor": null, "normalizer": )" + normalizer +
+         R"(, "pre_tokenizer": )" + pre_tokenizer + R"(, "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": false,
+         "vocab": [["<unk>", 0.0], ["\u2581", -2.0], ["a", -1.0], ["b", -1.0], ["ab", -1.5], ["\u2581ab", -1.0],
+                   ["c", -3.0]]}})";
+}
+
 Ids repeat_a(std::size_t n) {
   Ids ids = {2, 16};
   ids.insert(ids.end(), n - 1, 17);
@@ -258,7 +268,8 @@ TEST_CASE("tokenizer: errors") {
   };
   const Case cases[] = {
       {"bpe", "tokenizer.json", tokenizer_json("BPE"), hf::ErrorKind::kConfig, "model.merges"},
-      {"unigram", "tokenizer.json", tokenizer_json("Unigram"), hf::ErrorKind::kConfig, "unsupported model type Unigram"},
+      {"unigram", "tokenizer.json", tokenizer_json("Unigram"), hf::ErrorKind::kConfig, "expected a list of [token, score]"},
+      {"wordlevel", "tokenizer.json", tokenizer_json("WordLevel"), hf::ErrorKind::kConfig, "unsupported model type WordLevel"},
       {"bpe_dropout", "tokenizer.json", bpe_json(R"("a b")", R"("dropout": 0.1)"), hf::ErrorKind::kConfig, "dropout"},
       {"bpe_merge_oov", "tokenizer.json", bpe_json(R"("a x")"), hf::ErrorKind::kConfig, "token 'x' is not in the vocabulary"},
       {"bpe_merge_bad", "tokenizer.json", bpe_json(R"("a b c")"), hf::ErrorKind::kConfig, "model.merges"},
@@ -271,10 +282,19 @@ TEST_CASE("tokenizer: errors") {
        bpe_json(R"("a b")", "", "null",
                 R"({"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "UnicodeScripts"}]})"),
        hf::ErrorKind::kConfig, "unsupported pre-tokenizer type UnicodeScripts"},
-      {"nfc", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "NFC"})"), hf::ErrorKind::kConfig,
-       "unsupported normalizer type NFC"},
-      {"seq", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "Sequence", "normalizers": []})"),
-       hf::ErrorKind::kConfig, "unsupported normalizer type Sequence"},
+      {"strip_accents", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "StripAccents"})"),
+       hf::ErrorKind::kConfig, "unsupported normalizer type StripAccents"},
+      {"seq", "tokenizer.json",
+       tokenizer_json("WordPiece", R"({"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Nmt"}]})"),
+       hf::ErrorKind::kConfig, "unsupported normalizer type Nmt"},
+      {"precompiled", "tokenizer.json", unigram_json(R"({"type": "Precompiled", "precompiled_charsmap": ""})"),
+       hf::ErrorKind::kConfig, "unsupported normalizer type Precompiled"},
+      {"replace_regex", "tokenizer.json",
+       unigram_json(R"({"type": "Replace", "pattern": {"Regex": "a+"}, "content": "b"})"), hf::ErrorKind::kConfig,
+       "only String"},
+      {"metaspace_scheme", "tokenizer.json",
+       unigram_json("null", R"({"type": "Metaspace", "replacement": "_", "prepend_scheme": "sometimes"})"),
+       hf::ErrorKind::kConfig, "unknown scheme sometimes"},
       {"scripts", "tokenizer.json", tokenizer_json("WordPiece", "null", R"({"type": "UnicodeScripts"})"),
        hf::ErrorKind::kConfig, "unsupported pre-tokenizer type UnicodeScripts"},
       {"lstrip", "tokenizer.json",
@@ -378,4 +398,27 @@ TEST_CASE("tokenizer: byte-level BPE maps bytes to GPT-2's characters and splits
   CHECK(t.encode("a  ab").ids == Ids{5, 0, 5, 2});
   CHECK(t.encode("a\n").ids == Ids{5, 9});
   CHECK(t.encode("a   ").ids == Ids{5, 8, 0});  // trailing run: one word, merged Ġ+Ġ then Ġ
+}
+
+TEST_CASE("tokenizer: Unigram picks the best-scoring split, fuses unknown characters, behind Metaspace and normalizers") {
+  hf::test::TempDir tmp;
+  auto load = [&](const std::string& name, const std::string& json) {
+    write(tmp.file(name), json);
+    return Tokenizer::load(tmp.file(name));
+  };
+  Tokenizer t = load("u.json", unigram_json());
+  CHECK(t.encode("ab").ids == Ids{5});         // ▁ab (-1) beats ▁ + ab (-3.5) and ▁ + a + b (-4)
+  CHECK(t.encode("ab ab").ids == Ids{5, 5});   // split: ▁ab ▁ab
+  CHECK(t.encode("xab").ids == Ids{1, 0, 4});  // ▁, x as unk (-3 - 10), ab
+  CHECK(t.encode("xyab").ids == Ids{1, 0, 4}); // adjacent unknowns fuse into one unk
+  CHECK(t.encode("").ids.empty());
+  CHECK(t.vocab_size() == 7);
+  CHECK(t.unk_id() == 0);
+  Tokenizer never = load("n.json", unigram_json("null", R"({"type": "Metaspace", "replacement": "\u2581",
+                                                             "prepend_scheme": "never", "split": false})"));
+  CHECK(never.encode("ab ab").ids == Ids{4, 5});  // ab▁ab, one word
+  Tokenizer nfkc = load("k.json", unigram_json(R"({"type": "Sequence", "normalizers": [{"type": "NFKC"},
+                                                   {"type": "Lowercase"}, {"type": "Strip", "strip_left": true,
+                                                   "strip_right": true}]})"));
+  CHECK(nfkc.encode("  \xef\xbc\xa1" "B  ").ids == Ids{5});  // fullwidth A, B -> ab
 }
