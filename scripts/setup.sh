@@ -35,7 +35,6 @@ debs=(cmake ninja-build ccache g++ pkg-config git
       libcli11-dev libfmt-dev libyaml-cpp-dev libcurl4-openssl-dev libssl-dev doctest-dev
       nlohmann-json3-dev libcpp-httplib-dev libutf8proc-dev python3-venv clang
       libgloo-dev          # Gloo's headers for libtorch's ProcessGroupGloo (lib/dist; headers only)
-      libpcre2-dev         # GPT-2's split regex with Unicode classes (lib/tokenizer, ByteLevel)
       libclang-rt-14-dev   # libFuzzer + sanitizer runtimes (test/fuzz); clang only recommends it
       shellcheck           # lints scripts/ and the container scripts (test/cli/gpu)
       chromium chromium-driver  # the browser test of hf-predict --serve's page (test/cli/serve)
