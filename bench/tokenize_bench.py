@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Tokenization throughput: hf-preprocess vs HF `tokenizers` encode_batch, same text, same threads.
 
-The text is the Jane Austen passages repeated to --mb megabytes of plain lines. The peer is the
-all-MiniLM-L6-v2 tokenizer.json in `tokenizers` (truncation and padding off, as hf-preprocess
-without --max-length), timed in its own process from reading the file through encode_batch
+The text is the Jane Austen passages repeated to --mb megabytes of plain lines. One tokenizer per
+family: WordPiece is the all-MiniLM-L6-v2 tokenizer.json; byte-level BPE is a RoBERTa-style
+tokenizer (ByteLevel pre-tokenizer, 30,000-token BPE, RobertaProcessing) and Unigram an XLM-R-style
+one (NFKC, Metaspace, 30,000-token Unigram, <s> $A </s>), both trained here with `tokenizers` on the
+same passages. The peer is that tokenizer.json in `tokenizers` (truncation
+and padding off, as hf-preprocess without --max-length), timed in its own process from reading the file through encode_batch
 (building the Python list of ids included, no output written). hf-preprocess is timed as a whole
 process: `hf-preprocess --format lines --output - --threads N > /dev/null`, so loading the
 tokenizer, reading the file and writing the JSON lines all count against it. Each side runs at 1
@@ -110,6 +113,35 @@ def check_identical(binary, tokenizer, corpus, work):
     return n
 
 
+def train_families(work, texts_path):
+    """RoBERTa-style byte-level BPE and XLM-R-style Unigram trained on the corpus's passages;
+    returns {family: directory}."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    with open(texts_path, encoding="utf-8") as f:
+        texts = list(dict.fromkeys(f.read().split("\n")))  # the passages once each
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=30000, special_tokens=specials, show_progress=False,
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.post_processor = processors.RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    uni = Tokenizer(models.Unigram())
+    uni.normalizer = normalizers.NFKC()
+    uni.pre_tokenizer = pre_tokenizers.Metaspace()
+    uni.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=30000, special_tokens=specials,
+                                                           unk_token="<unk>", show_progress=False))
+    uni.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", uni.token_to_id("<s>")), ("</s>", uni.token_to_id("</s>"))])
+    out = {}
+    for family, tok in (("bytelevel_bpe", bpe), ("unigram", uni)):
+        out[family] = os.path.join(work, family)
+        os.makedirs(out[family], exist_ok=True)
+        tok.save(os.path.join(out[family], "tokenizer.json"))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default=os.path.join(os.environ.get("BIN", "build/bin"), "hf-preprocess"))
@@ -122,28 +154,31 @@ def main():
     with tempfile.TemporaryDirectory(prefix="hfkit-tokbench-") as work:
         corpus = os.path.join(work, "corpus.txt")
         size, lines = make_corpus(corpus, args.mb)
+        families = {"wordpiece": args.tokenizer, **train_families(work, corpus)}
         print(f"corpus: {size / 1e6:.1f} MB, {lines} lines (Austen passages repeated); "
-              f"tokenizer {args.tokenizer}", file=sys.stderr)
-        checked = check_identical(args.bin, args.tokenizer, corpus, work)
-        print(f"identical ids on all {checked} lines", file=sys.stderr)
+              f"tokenizers {families}", file=sys.stderr)
         results = {}
-        for threads in sorted({1, args.threads}):
-            peer = min(run_peer(os.path.join(args.tokenizer, "tokenizer.json"), corpus, threads)
-                       for _ in range(args.repeat))
-            with open(os.devnull, "wb") as null:
-                ours = min(run_hfkit(args.bin, args.tokenizer, corpus, threads, null) for _ in range(args.repeat))
-            results[threads] = (peer, ours)
+        for family, tokenizer in families.items():
+            checked = check_identical(args.bin, tokenizer, corpus, work)
+            print(f"{family}: identical ids on all {checked} lines", file=sys.stderr)
+            for threads in sorted({1, args.threads}):
+                peer = min(run_peer(os.path.join(tokenizer, "tokenizer.json"), corpus, threads)
+                           for _ in range(args.repeat))
+                with open(os.devnull, "wb") as null:
+                    ours = min(run_hfkit(args.bin, tokenizer, corpus, threads, null) for _ in range(args.repeat))
+                results[family, threads] = (peer, ours)
 
     mb = size / 1e6
-    print(f"{'threads':>7} {'tokenizers MB/s':>16} {'lines/s':>10} {'hf-preprocess MB/s':>19} {'lines/s':>10} {'ratio':>6}")
-    record = {"bench": "tokenize", "mb": round(mb, 2), "lines": lines, "identical": True}
-    for threads, (peer, ours) in results.items():
-        print(f"{threads:>7} {mb / peer:>16.1f} {lines / peer:>10.0f} {mb / ours:>19.1f} {lines / ours:>10.0f} "
-              f"{peer / ours:>5.2f}x")
+    print(f"{'family':>14} {'threads':>7} {'tokenizers MB/s':>16} {'lines/s':>10} {'hf-preprocess MB/s':>19} "
+          f"{'lines/s':>10} {'ratio':>6}")
+    record = {"bench": "tokenize", "mb": round(mb, 2), "lines": lines, "identical": True, "families": {}}
+    for (family, threads), (peer, ours) in results.items():
+        print(f"{family:>14} {threads:>7} {mb / peer:>16.1f} {lines / peer:>10.0f} {mb / ours:>19.1f} "
+              f"{lines / ours:>10.0f} {peer / ours:>5.2f}x")
         key = "1_thread" if threads == 1 else "all_threads"
-        record[key] = {"threads": threads, "tokenizers_mb_s": round(mb / peer, 2), "tokenizers_lines_s": round(lines / peer),
-                       "hfkit_mb_s": round(mb / ours, 2), "hfkit_lines_s": round(lines / ours),
-                       "ratio": round(peer / ours, 2)}
+        record["families"].setdefault(family, {})[key] = {
+            "threads": threads, "tokenizers_mb_s": round(mb / peer, 2), "tokenizers_lines_s": round(lines / peer),
+            "hfkit_mb_s": round(mb / ours, 2), "hfkit_lines_s": round(lines / ours), "ratio": round(peer / ours, 2)}
     print(json.dumps(record))
     out_dir = os.environ.get("BENCH_OUT")
     if out_dir:

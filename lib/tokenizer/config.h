@@ -1,12 +1,16 @@
 // Everything a tokenizer file says (internal): read from tokenizer.json, or from vocab.txt plus an
-// optional tokenizer_config.json, into one plain struct the encoder is built from.
+// optional tokenizer_config.json, into one plain struct the encoder is built from. tokenizer.json
+// is a pipeline (normalizer, pre_tokenizer, model, post_processor, added_tokens); each component
+// is one of the small types below, chosen at load, and anything else is refused there.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unigram.h"
 #include "tokenizer/wordpiece.h"
 
 namespace hf::tokenizer {
@@ -18,6 +22,30 @@ struct NormalizerConfig {
   bool strip_accents = true;
   bool lowercase = true;
 };
+
+// One pre-tokenizer of tokenizer.json (a Sequence is a list of them).
+struct PreTokenizerConfig {
+  enum class Type { kBert, kByteLevel, kMetaspace };
+  enum class Prepend { kAlways, kFirst, kNever };
+  Type type = Type::kBert;
+  bool add_prefix_space = true;  // ByteLevel
+  bool use_regex = true;         // ByteLevel: split with GPT-2's regex
+  std::string replacement;       // Metaspace: what spaces become (one character)
+  Prepend prepend = Prepend::kAlways;
+  bool split = true;             // Metaspace: a word starts at each replacement
+};
+
+// One normalizer of a list (tokenizer.json "normalizer" other than a lone BertNormalizer, or a
+// Sequence): applied to the whole text, in order.
+struct NormalizerStep {
+  enum class Type { kBert, kNfc, kNfd, kNfkc, kNfkd, kLowercase, kStrip, kReplace, kPrepend };
+  Type type = Type::kBert;
+  NormalizerConfig bert;              // kBert
+  bool left = true, right = true;     // kStrip
+  std::string pattern, content;       // kReplace (a literal string); kPrepend: content
+};
+
+enum class ModelType { kWordPiece, kBpe, kUnigram };
 
 // An entry of tokenizer.json "added_tokens". Tokens with normalized=false are matched on the raw
 // text before normalization (HF's AddedVocabulary); normalized ones on the normalized text.
@@ -36,8 +64,13 @@ struct TemplatePiece {
 };
 
 struct TokenizerConfig {
-  WordPieceConfig model;
-  NormalizerConfig normalizer;
+  ModelType model_type = ModelType::kWordPiece;
+  WordPieceConfig model;  // model_type kWordPiece
+  BpeConfig bpe;          // model_type kBpe
+  UnigramConfig unigram;  // model_type kUnigram
+  NormalizerConfig normalizer;  // a lone BertNormalizer (or none: enabled = false)
+  std::vector<NormalizerStep> normalizers;  // any other normalizer; then normalizer.enabled = false
+  std::vector<PreTokenizerConfig> pre_tokenizers;  // applied in order; empty: none
   std::vector<AddedToken> added_tokens;
   bool has_post_processor = false;
   std::vector<TemplatePiece> single, pair;

@@ -3,6 +3,7 @@
 // Format: https://huggingface.co/docs/tokenizers/api/tokenizer (Tokenizer.from_file / to_str).
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/error.h"
@@ -57,6 +58,60 @@ class Reader {
   std::string path_;
 };
 
+// serde_json's f64 parse (de.rs, no float_roundtrip): the decimal digits as a u64 significand (digits
+// past u64's range: integer ones scale by 10, fraction ones are dropped), then one multiplication or
+// division by an exact power of ten. `fallback` for anything it does not expect.
+double serde_f64(std::string_view text, double fallback) {
+  // serde's POW10 table: the literals 1e0 .. 1e308, i.e. correctly rounded.
+  static const std::vector<double> kPow10 = [] {
+    std::vector<double> t;
+    for (int n = 0; n <= 308; ++n) t.push_back(std::strtod(("1e" + std::to_string(n)).c_str(), nullptr));
+    return t;
+  }();
+  std::size_t i = 0;
+  const bool negative = i < text.size() && text[i] == '-';
+  if (negative) ++i;
+  std::uint64_t significand = 0;
+  std::int64_t exponent = 0;
+  bool overflow = false;
+  auto digit = [&](bool fraction) {
+    const auto d = static_cast<std::uint64_t>(text[i] - '0');
+    if (!overflow && (significand > (UINT64_MAX - d) / 10)) overflow = true;
+    if (!overflow) {
+      significand = significand * 10 + d;
+      if (fraction) --exponent;
+    } else if (!fraction) {
+      ++exponent;
+    }
+    ++i;
+  };
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') digit(false);
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') digit(true);
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    bool neg_exp = false;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) neg_exp = text[i++] == '-';
+    std::int64_t e = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && e < 100000) e = e * 10 + (text[i++] - '0');
+    exponent += neg_exp ? -e : e;
+  }
+  if (i != text.size() || exponent > 308) return fallback;  // serde_json refuses these
+  double f = static_cast<double>(significand);
+  while (exponent < -308 && f != 0) {
+    f /= 1e308;
+    exponent += 308;
+  }
+  if (exponent >= 0) {
+    f *= kPow10[static_cast<std::size_t>(exponent)];
+  } else if (exponent >= -308) {
+    f /= kPow10[static_cast<std::size_t>(-exponent)];
+  }
+  return negative ? -f : f;
+}
+
 // tokenizer.json as a JSON DOM, except "model"."vocab" (30,000+ entries), which goes straight into
 // a vector: building it as a std::map-backed JSON object would cost more than all other loading.
 class TokenizerJsonParser : public nlohmann::json_sax<Json> {
@@ -72,7 +127,9 @@ class TokenizerJsonParser : public nlohmann::json_sax<Json> {
   bool number_unsigned(number_unsigned_t v) override {
     return in_vocab() ? vocab_id(v <= INT32_MAX ? static_cast<std::int64_t>(v) : -1) : value(Json(v));
   }
-  bool number_float(number_float_t v, const string_t&) override { return value(Json(v)); }
+  // Re-read as tokenizers (serde_json without float_roundtrip) reads it, which can be one ulp off
+  // the correctly rounded value: Unigram scores must be HF's very doubles for its ties.
+  bool number_float(number_float_t v, const string_t& text) override { return value(Json(serde_f64(text, v))); }
   bool string(string_t& v) override { return value(Json(std::move(v))); }
   bool binary(binary_t&) override { return bad("unexpected binary value"); }
   bool start_object(std::size_t) override {
@@ -151,20 +208,73 @@ Json parse_json(const std::string& path) {
   }
 }
 
-void read_normalizer(const Reader& r, const Json& j, NormalizerConfig& n) {
+void read_bert_normalizer(const Reader& r, const Json& p, NormalizerConfig& n, const std::string& field) {
+  n.clean_text = r.boolean(p, "clean_text", true, field + ".clean_text");
+  n.handle_chinese_chars = r.boolean(p, "handle_chinese_chars", true, field + ".handle_chinese_chars");
+  n.lowercase = r.boolean(p, "lowercase", true, field + ".lowercase");
+  // Unset strip_accents follows lowercase (HF BertNormalizer).
+  n.strip_accents = r.boolean(p, "strip_accents", n.lowercase, field + ".strip_accents");
+}
+
+// One normalizer into `steps` (a Sequence adds its members in order).
+void read_normalizer_steps(const Reader& r, const Json& p, const std::string& field, std::vector<NormalizerStep>& steps) {
+  if (!p.is_object()) r.fail(field, "expected an object");
+  const std::string type = r.string(p, "type", "", field + ".type");
+  NormalizerStep st;
+  using T = NormalizerStep::Type;
+  if (type == "Sequence") {
+    auto list = p.find("normalizers");
+    if (list == p.end() || !list->is_array()) r.fail(field + ".normalizers", "expected a list");
+    for (const Json& q : *list) read_normalizer_steps(r, q, field + ".normalizers", steps);
+    return;
+  } else if (type == "BertNormalizer") {
+    st.type = T::kBert;
+    read_bert_normalizer(r, p, st.bert, field);
+  } else if (type == "NFC") {
+    st.type = T::kNfc;
+  } else if (type == "NFD") {
+    st.type = T::kNfd;
+  } else if (type == "NFKC") {
+    st.type = T::kNfkc;
+  } else if (type == "NFKD") {
+    st.type = T::kNfkd;
+  } else if (type == "Lowercase") {
+    st.type = T::kLowercase;
+  } else if (type == "Strip") {
+    st.type = T::kStrip;
+    st.left = r.boolean(p, "strip_left", true, field + ".strip_left");
+    st.right = r.boolean(p, "strip_right", true, field + ".strip_right");
+  } else if (type == "Prepend") {
+    st.type = T::kPrepend;
+    st.content = r.string(p, "prepend", "", field + ".prepend");
+  } else if (type == "Replace") {
+    st.type = T::kReplace;
+    const Json& pattern = r.object(p, "pattern", field + ".pattern");
+    if (!pattern.contains("String"))
+      r.fail(field + ".pattern", "unsupported Replace pattern (only String is supported)");
+    st.pattern = r.string(pattern, "String", "", field + ".pattern.String");
+    if (st.pattern.empty()) r.fail(field + ".pattern", "empty pattern");
+    st.content = r.string(p, "content", "", field + ".content");
+  } else {
+    r.fail(field, "unsupported normalizer type " + (type.empty() ? "(none)" : type));
+  }
+  steps.push_back(std::move(st));
+}
+
+void read_normalizer(const Reader& r, const Json& j, TokenizerConfig& c) {
+  NormalizerConfig& n = c.normalizer;
   auto it = j.find("normalizer");
   if (it == j.end() || it->is_null()) {
     n.enabled = false;
     return;
   }
   if (!it->is_object()) r.fail("normalizer", "expected an object");
-  std::string type = r.string(*it, "type", "", "normalizer.type");
-  if (type != "BertNormalizer") r.fail("normalizer", "unsupported normalizer type " + type);
-  n.clean_text = r.boolean(*it, "clean_text", true, "normalizer.clean_text");
-  n.handle_chinese_chars = r.boolean(*it, "handle_chinese_chars", true, "normalizer.handle_chinese_chars");
-  n.lowercase = r.boolean(*it, "lowercase", true, "normalizer.lowercase");
-  // Unset strip_accents follows lowercase (HF BertNormalizer).
-  n.strip_accents = r.boolean(*it, "strip_accents", n.lowercase, "normalizer.strip_accents");
+  if (r.string(*it, "type", "", "normalizer.type") == "BertNormalizer") {
+    read_bert_normalizer(r, *it, n, "normalizer");
+    return;
+  }
+  n.enabled = false;
+  read_normalizer_steps(r, *it, "normalizer", c.normalizers);
 }
 
 // "cls": ["[CLS]", 101] in BertProcessing.
@@ -232,6 +342,18 @@ void read_post_processor(const Reader& r, const Json& j, TokenizerConfig& c) {
     c.sep_token = sep_token;
     c.single = bert_template(cls, sep, false);
     c.pair = bert_template(cls, sep, true);
+  } else if (type == "RobertaProcessing") {
+    // <s> A </s> and <s> A </s> </s> B </s>, every type id 0; trim_offsets and add_prefix_space
+    // change offsets only.
+    auto [cls_token, cls] = token_pair(r, *it, "cls");
+    auto [sep_token, sep] = token_pair(r, *it, "sep");
+    c.cls_token = cls_token;
+    c.sep_token = sep_token;
+    c.single = {{false, 0, 0, {cls}}, {true, 0, 0, {}}, {false, 0, 0, {sep}}};
+    c.pair = c.single;
+    c.pair.insert(c.pair.end(), {{false, 0, 0, {sep}}, {true, 1, 0, {}}, {false, 0, 0, {sep}}});
+  } else if (type == "ByteLevel") {
+    c.has_post_processor = false;  // it trims offsets; the ids stay as they are
   } else {
     r.fail("post_processor", "unsupported post-processor type " + type);
   }
@@ -278,6 +400,130 @@ void read_truncation_padding(const Reader& r, const Json& j, TokenizerConfig& c)
   }
 }
 
+// "model": the type names the component; its fields are read by the type's reader.
+void read_model(const Reader& r, const Json& j, TokenizerJsonParser& parser, TokenizerConfig& c) {
+  const Json& model = r.object(j, "model", "model");
+  std::string type = r.string(model, "type", "", "model.type");
+  // Old files carry no model type; WordPiece and BPE are recognisable by their fields.
+  if (type.empty() && model.contains("continuing_subword_prefix") && model.contains("max_input_chars_per_word"))
+    type = "WordPiece";
+  if (type.empty() && model.contains("merges")) type = "BPE";
+  if (!parser.saw_vocab && (type == "WordPiece" || type == "BPE"))
+    r.object(model, "vocab", "model.vocab");  // fails: missing or not an object
+  if (type == "WordPiece") {
+    c.model_type = ModelType::kWordPiece;
+    c.model.vocab = std::move(parser.vocab);
+    c.model.unk_token = r.string(model, "unk_token", "[UNK]", "model.unk_token");
+    c.model.continuing_subword_prefix = r.string(model, "continuing_subword_prefix", "##", "model.continuing_subword_prefix");
+    std::int64_t max_chars = r.integer(model, "max_input_chars_per_word", 100, "model.max_input_chars_per_word");
+    if (max_chars < 0) r.fail("model.max_input_chars_per_word", "must not be negative");
+    c.model.max_input_chars_per_word = static_cast<std::size_t>(max_chars);
+  } else if (type == "BPE") {
+    c.model_type = ModelType::kBpe;
+    BpeConfig& b = c.bpe;
+    b.path = r.path();
+    b.vocab = std::move(parser.vocab);
+    // Dropout samples merges at random: refused rather than tokenized differently from run to run.
+    if (auto d = model.find("dropout"); d != model.end() && !d->is_null())
+      r.fail("model.dropout", "BPE dropout is not supported (must be null)");
+    if (auto u = model.find("unk_token"); u != model.end() && !u->is_null())
+      b.unk_token = r.string(model, "unk_token", "", "model.unk_token");
+    b.continuing_subword_prefix = r.string(model, "continuing_subword_prefix", "", "model.continuing_subword_prefix");
+    b.end_of_word_suffix = r.string(model, "end_of_word_suffix", "", "model.end_of_word_suffix");
+    b.fuse_unk = r.boolean(model, "fuse_unk", false, "model.fuse_unk");
+    b.byte_fallback = r.boolean(model, "byte_fallback", false, "model.byte_fallback");
+    b.ignore_merges = r.boolean(model, "ignore_merges", false, "model.ignore_merges");
+    auto m = model.find("merges");
+    if (m == model.end() || !m->is_array()) r.fail("model.merges", "expected a list");
+    b.merges.reserve(m->size());
+    for (const Json& e : *m) {
+      // Two formats: "a b" (split at its one space; "#version" lines skipped) or ["a", "b"].
+      if (e.is_string()) {
+        const std::string& line = e.get_ref<const std::string&>();
+        if (line.rfind("#version", 0) == 0) continue;
+        const std::size_t sp = line.find(' ');
+        if (sp == std::string::npos || line.find(' ', sp + 1) != std::string::npos)
+          r.fail("model.merges", "merge " + std::to_string(b.merges.size() + 1) + ": expected \"a b\", got '" + line + "'");
+        b.merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
+      } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+        b.merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
+      } else {
+        r.fail("model.merges", "merge " + std::to_string(b.merges.size() + 1) + ": expected \"a b\" or [a, b]");
+      }
+    }
+  } else if (type == "Unigram") {
+    c.model_type = ModelType::kUnigram;
+    UnigramConfig& u = c.unigram;
+    auto v = model.find("vocab");
+    if (v == model.end() || !v->is_array()) r.fail("model.vocab", "expected a list of [token, score]");
+    u.vocab.reserve(v->size());
+    for (const Json& e : *v) {
+      if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_number())
+        r.fail("model.vocab", "entry " + std::to_string(u.vocab.size()) + ": expected [token, score]");
+      u.vocab.emplace_back(e[0].get<std::string>(), e[1].get<double>());
+    }
+    if (auto k = model.find("unk_id"); k != model.end() && !k->is_null()) {
+      const std::int32_t id = r.id(*k, "model.unk_id");
+      if (static_cast<std::size_t>(id) >= u.vocab.size()) r.fail("model.unk_id", "out of the vocabulary");
+      u.unk_id = id;
+    }
+    u.byte_fallback = r.boolean(model, "byte_fallback", false, "model.byte_fallback");
+  } else {
+    r.fail("model.type", "unsupported model type " + (type.empty() ? "(none)" : type));
+  }
+}
+
+PreTokenizerConfig read_pre_tokenizer_step(const Reader& r, const Json& p, const std::string& field) {
+  if (!p.is_object()) r.fail(field, "expected an object");
+  std::string type = r.string(p, "type", "", field + ".type");
+  PreTokenizerConfig c;
+  if (type == "BertPreTokenizer") {
+    c.type = PreTokenizerConfig::Type::kBert;
+  } else if (type == "ByteLevel") {
+    c.type = PreTokenizerConfig::Type::kByteLevel;
+    c.add_prefix_space = r.boolean(p, "add_prefix_space", true, field + ".add_prefix_space");
+    c.use_regex = r.boolean(p, "use_regex", true, field + ".use_regex");
+    // trim_offsets changes offsets only, never ids.
+  } else if (type == "Metaspace") {
+    c.type = PreTokenizerConfig::Type::kMetaspace;
+    c.replacement = r.string(p, "replacement", "\u2581", field + ".replacement");
+    {
+      std::size_t i = 0;
+      if (c.replacement.empty() || (static_cast<unsigned char>(c.replacement[0]) < 0x80
+                                        ? c.replacement.size() != 1
+                                        : (unicode::decode_utf8(c.replacement, i), i != c.replacement.size())))
+        r.fail(field + ".replacement", "expected one character");
+    }
+    const std::string scheme = r.string(p, "prepend_scheme", "always", field + ".prepend_scheme");
+    if (scheme == "always") c.prepend = PreTokenizerConfig::Prepend::kAlways;
+    else if (scheme == "first") c.prepend = PreTokenizerConfig::Prepend::kFirst;
+    else if (scheme == "never") c.prepend = PreTokenizerConfig::Prepend::kNever;
+    else r.fail(field + ".prepend_scheme", "unknown scheme " + scheme);
+    // Older files: add_prefix_space false means never (HF refuses it with another scheme).
+    if (!r.boolean(p, "add_prefix_space", true, field + ".add_prefix_space")) {
+      if (c.prepend != PreTokenizerConfig::Prepend::kNever && p.contains("prepend_scheme"))
+        r.fail(field + ".add_prefix_space", "add_prefix_space does not match prepend_scheme");
+      c.prepend = PreTokenizerConfig::Prepend::kNever;
+    }
+    c.split = r.boolean(p, "split", true, field + ".split");
+  } else {
+    r.fail(field, "unsupported pre-tokenizer type " + (type.empty() ? "(none)" : type));
+  }
+  return c;
+}
+
+void read_pre_tokenizer(const Reader& r, const Json& j, TokenizerConfig& c) {
+  auto it = j.find("pre_tokenizer");
+  if (it == j.end() || it->is_null()) return;
+  if (it->is_object() && r.string(*it, "type", "", "pre_tokenizer.type") == "Sequence") {
+    auto list = it->find("pretokenizers");
+    if (list == it->end() || !list->is_array()) r.fail("pre_tokenizer.pretokenizers", "expected a list");
+    for (const Json& p : *list) c.pre_tokenizers.push_back(read_pre_tokenizer_step(r, p, "pre_tokenizer.pretokenizers"));
+    return;
+  }
+  c.pre_tokenizers.push_back(read_pre_tokenizer_step(r, *it, "pre_tokenizer"));
+}
+
 TokenizerConfig read_tokenizer_json(const std::string& path) {
   Reader r(path);
   TokenizerJsonParser parser;
@@ -288,25 +534,9 @@ TokenizerConfig read_tokenizer_json(const std::string& path) {
   const Json& j = parser.root;
   if (!j.is_object()) r.fail("", "expected a JSON object");
   TokenizerConfig c;
-  const Json& model = r.object(j, "model", "model");
-  std::string type = r.string(model, "type", "", "model.type");
-  // Old files carry no model type; WordPiece is recognisable by its fields.
-  if (type.empty() && model.contains("continuing_subword_prefix") && model.contains("max_input_chars_per_word"))
-    type = "WordPiece";
-  if (type != "WordPiece") r.fail("model.type", "unsupported tokenizer type " + (type.empty() ? "(none)" : type));
-  if (!parser.saw_vocab) r.object(model, "vocab", "model.vocab");  // fails: missing or not an object
-  c.model.vocab = std::move(parser.vocab);
-  c.model.unk_token = r.string(model, "unk_token", "[UNK]", "model.unk_token");
-  c.model.continuing_subword_prefix = r.string(model, "continuing_subword_prefix", "##", "model.continuing_subword_prefix");
-  std::int64_t max_chars = r.integer(model, "max_input_chars_per_word", 100, "model.max_input_chars_per_word");
-  if (max_chars < 0) r.fail("model.max_input_chars_per_word", "must not be negative");
-  c.model.max_input_chars_per_word = static_cast<std::size_t>(max_chars);
-
-  read_normalizer(r, j, c.normalizer);
-  auto pre = j.find("pre_tokenizer");
-  std::string pre_type = pre != j.end() && pre->is_object() ? r.string(*pre, "type", "", "pre_tokenizer.type") : "";
-  if (pre_type != "BertPreTokenizer")
-    r.fail("pre_tokenizer", "unsupported pre-tokenizer type " + (pre_type.empty() ? "(none)" : pre_type));
+  read_model(r, j, parser, c);
+  read_normalizer(r, j, c);
+  read_pre_tokenizer(r, j, c);
   read_post_processor(r, j, c);
   read_added_tokens(r, j, c);
   read_truncation_padding(r, j, c);
@@ -391,6 +621,7 @@ TokenizerConfig read_vocab_txt(const std::string& path) {
   std::int32_t cls = find(c.cls_token), sep = find(c.sep_token);
   if (cls < 0) r.fail("", "cls token '" + c.cls_token + "' is not in the vocabulary");
   if (sep < 0) r.fail("", "sep token '" + c.sep_token + "' is not in the vocabulary");
+  c.pre_tokenizers = {PreTokenizerConfig{}};
   c.has_post_processor = true;
   c.single = bert_template(cls, sep, false);
   c.pair = bert_template(cls, sep, true);

@@ -123,3 +123,22 @@ void Normalizer::normalize(std::string_view text, Sink& sink, CombiningRun& run)
 }
 
 }  // namespace hf::tokenizer
+
+namespace hf::tokenizer {
+
+// The other normalizers (NFC/NFD/NFKC/NFKD through utf8proc, Lowercase, Strip, Replace with a
+// literal string, Prepend, and BertNormalizer inside a Sequence), applied one after the other to
+// the whole text as HF's Sequence does.
+class NormalizerChain {
+ public:
+  explicit NormalizerChain(const std::vector<NormalizerStep>& steps);
+  bool empty() const { return steps_.empty(); }
+  // Throws Error(kDataErr) on invalid UTF-8.
+  std::string normalize(std::string_view text) const;
+
+ private:
+  std::vector<NormalizerStep> steps_;
+  std::vector<Normalizer> bert_;  // one per kBert step, in order
+};
+
+}  // namespace hf::tokenizer

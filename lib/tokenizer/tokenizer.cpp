@@ -1,16 +1,21 @@
 // The encoder: added tokens split from the raw text (HF AddedVocabulary), then per piece the
-// streaming normalizer -> BertPreTokenizer -> WordPiece, then truncation (HF utils/truncation.rs),
-// the post-processor template and padding.
+// normalizer -> pre-tokenizer -> model pipeline, then truncation (HF utils/truncation.rs), the
+// post-processor template and padding. BERT's pipeline (BertNormalizer or none, BertPreTokenizer,
+// WordPiece) runs fused and streaming, without building the normalized text; every other
+// combination normalizes each piece to a string, pre-tokenizes it into words and hands those to
+// the model.
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
 #include <array>
 #include <bitset>
+#include <optional>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "tokenizer/config.h"
 #include "tokenizer/normalizer.h"
+#include "tokenizer/pretokenizer.h"
 #include "tokenizer/unicode.h"
 #include "tokenizer/wordpiece.h"
 
@@ -83,13 +88,21 @@ struct Tokenizer::Impl {
   explicit Impl(TokenizerConfig c);
 
   void encode_sequence(std::string_view text, std::vector<std::int32_t>& out, Scratch& s) const;
-  void encode_piece(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const;
+  void encode_piece(std::string_view piece, bool at_start, std::vector<std::int32_t>& out, Scratch& s) const;
+  void encode_piece_general(std::string_view piece, bool at_start, std::vector<std::int32_t>& out, Scratch& s) const;
+  void tokenize_word(std::string_view word, std::vector<std::int32_t>& out) const;
+  std::int32_t model_token_to_id(std::string_view token) const;
   Encoding assemble(std::vector<std::int32_t>& a, std::vector<std::int32_t>* b, const EncodeOptions& o) const;
   void pad(Encoding& e, std::size_t target) const;
 
   TokenizerConfig config;
-  WordPiece model;
+  std::optional<WordPiece> wordpiece;  // the model: exactly one of these is set
+  std::optional<Bpe> bpe;
+  std::optional<Unigram> unigram;
   Normalizer normalizer;
+  NormalizerChain normalizers;
+  PreTokenizer pre_tokenizer;
+  bool fused_bert = false;  // BertPreTokenizer + WordPiece: the streaming path
   const std::uint8_t* flags = unicode::flag_table();
   AddedMatcher raw_added, normalized_added;
   std::size_t n_special[2] = {0, 0};
@@ -131,7 +144,7 @@ class WordSink {
 
   void flush() {
     if (chars_ == 0) return;
-    t_.model.tokenize(std::string_view(data_, size_), chars_, out_);
+    t_.wordpiece->tokenize(std::string_view(data_, size_), chars_, out_);
     size_ = 0;
     chars_ = 0;
   }
@@ -151,7 +164,7 @@ class WordSink {
   }
 
   [[gnu::noinline]] void grow() {
-    if (chars_ > t_.model.max_input_chars_per_word()) {  // [UNK] whatever follows: keep counting only
+    if (chars_ > t_.wordpiece->max_input_chars_per_word()) {  // [UNK] whatever follows: keep counting only
       size_ = 0;
       return;
     }
@@ -178,10 +191,26 @@ std::size_t count_special(const std::vector<TemplatePiece>& pieces) {
 }  // namespace
 
 Tokenizer::Impl::Impl(TokenizerConfig c)
-    : config(std::move(c)), model(config.model), normalizer(config.normalizer) {
+    : config(std::move(c)),
+      normalizer(config.normalizer),
+      normalizers(config.normalizers),
+      pre_tokenizer(config.pre_tokenizers) {
+  switch (config.model_type) {
+    case ModelType::kWordPiece:
+      wordpiece.emplace(config.model);
+      break;
+    case ModelType::kBpe:
+      bpe.emplace(config.bpe);
+      break;
+    case ModelType::kUnigram:
+      unigram.emplace(config.unigram);
+      break;
+  }
+  fused_bert = wordpiece && normalizers.empty() && config.pre_tokenizers.size() == 1 &&
+               config.pre_tokenizers[0].type == PreTokenizerConfig::Type::kBert;
   for (const auto& a : config.added_tokens) {
     if (a.normalized) {
-      normalized_added.add(normalizer.normalize(a.content), a.id);
+      normalized_added.add(normalizers.empty() ? normalizer.normalize(a.content) : normalizers.normalize(a.content), a.id);
     } else {
       raw_added.add(a.content, a.id);
     }
@@ -190,17 +219,19 @@ Tokenizer::Impl::Impl(TokenizerConfig c)
   normalized_added.finish();
   config.model.vocab.clear();  // the model has its own copy
   config.model.vocab.shrink_to_fit();
+  config.bpe = BpeConfig{};
+  config.unigram = UnigramConfig{};
   if (config.has_post_processor) {
     n_special[0] = count_special(config.single);
     n_special[1] = count_special(config.pair);
   }
-  for (char32_t b = 0; b < 128; ++b) {
+  for (char32_t b = 0; fused_bert && b < 128; ++b) {
     if (flags[b] & unicode::kWhitespace) {
       ascii_kind[b] = kSpace;
     } else if (flags[b] & unicode::kPunct) {
       ascii_kind[b] = kPunctChar;
       std::vector<std::int32_t> ids;
-      model.tokenize(std::string(1, static_cast<char>(b)), 1, ids);
+      wordpiece->tokenize(std::string(1, static_cast<char>(b)), 1, ids);
       ascii_punct_id[b] = ids.at(0);
     } else {
       ascii_kind[b] = kWordChar;
@@ -209,15 +240,84 @@ Tokenizer::Impl::Impl(TokenizerConfig c)
   auto lookup = [&](const std::string& token) {
     for (const auto& a : config.added_tokens)
       if (a.content == token) return a.id;
-    return model.token_to_id(token);
+    return model_token_to_id(token);
   };
   pad_id = config.pad_id >= 0 ? config.pad_id : lookup(config.pad_token);
   cls_id = lookup(config.cls_token);
   sep_id = lookup(config.sep_token);
 }
 
-void Tokenizer::Impl::encode_piece(std::string_view piece, std::vector<std::int32_t>& out, Scratch& s) const {
+std::int32_t Tokenizer::Impl::model_token_to_id(std::string_view token) const {
+  if (wordpiece) return wordpiece->token_to_id(token);
+  return bpe ? bpe->token_to_id(token) : unigram->token_to_id(token);
+}
+
+void Tokenizer::Impl::tokenize_word(std::string_view word, std::vector<std::int32_t>& out) const {
+  if (bpe) {
+    bpe->tokenize(word, out);
+    return;
+  }
+  if (unigram) {
+    unigram->tokenize(word, out);
+    return;
+  }
+  std::size_t chars = 0;
+  for (char c : word) chars += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  wordpiece->tokenize(word, chars, out);
+}
+
+namespace {
+
+void check_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+    } else {
+      unicode::decode_utf8(text, i);
+    }
+  }
+}
+
+}  // namespace
+
+// HF order: normalize the piece, split it at added tokens matching the normalized text, and
+// pre-tokenize each non-empty part on its own (so ByteLevel's prefix space goes before each).
+void Tokenizer::Impl::encode_piece_general(std::string_view piece, bool at_start, std::vector<std::int32_t>& out,
+                                           Scratch& s) const {
+  std::string_view text = piece;
+  if (config.normalizer.enabled) {
+    s.normalized = normalizer.normalize(piece);
+    text = s.normalized;
+  } else {
+    check_utf8(piece);
+    if (!normalizers.empty()) {
+      s.normalized = normalizers.normalize(piece);
+      text = s.normalized;
+    }
+  }
+  const WordFn word = [&](std::string_view w) { tokenize_word(w, out); };
+  bool first = at_start;
+  auto part = [&](std::string_view p) {
+    if (!p.empty()) pre_tokenizer.split(p, first, word);
+    first = false;
+  };
+  std::size_t from = 0, pos = 0, len = 0;
+  std::int32_t id = 0;
+  while (!normalized_added.empty() && normalized_added.find(text, from, pos, len, id)) {
+    part(text.substr(from, pos - from));
+    out.push_back(id);
+    from = pos + len;
+  }
+  part(text.substr(from));
+}
+
+void Tokenizer::Impl::encode_piece(std::string_view piece, bool at_start, std::vector<std::int32_t>& out,
+                                   Scratch& s) const {
   if (piece.empty()) return;
+  if (!fused_bert) {
+    encode_piece_general(piece, at_start, out, s);
+    return;
+  }
   if (normalized_added.empty()) {
     WordSink sink(*this, s.word, out);
     normalizer.normalize(piece, sink, s.run);
@@ -250,11 +350,11 @@ void Tokenizer::Impl::encode_sequence(std::string_view text, std::vector<std::in
   std::size_t from = 0, pos = 0, len = 0;
   std::int32_t id = 0;
   while (!raw_added.empty() && raw_added.find(text, from, pos, len, id)) {
-    encode_piece(text.substr(from, pos - from), out, s);
+    encode_piece(text.substr(from, pos - from), from == 0, out, s);
     out.push_back(id);
     from = pos + len;
   }
-  encode_piece(text.substr(from), out, s);
+  encode_piece(text.substr(from), from == 0, out, s);
 }
 
 namespace {
@@ -407,24 +507,31 @@ std::vector<Encoding> Tokenizer::encode_batch(std::span<const std::string_view> 
   return out;
 }
 
-std::size_t Tokenizer::vocab_size() const { return impl_->model.vocab_size(); }
+std::size_t Tokenizer::vocab_size() const {
+  if (impl_->wordpiece) return impl_->wordpiece->vocab_size();
+  return impl_->bpe ? impl_->bpe->vocab_size() : impl_->unigram->vocab_size();
+}
 
 std::int32_t Tokenizer::token_to_id(std::string_view token) const {
   for (const auto& a : impl_->config.added_tokens)
     if (a.content == token) return a.id;
-  return impl_->model.token_to_id(token);
+  return impl_->model_token_to_id(token);
 }
 
 std::string Tokenizer::id_to_token(std::int32_t id) const {
   for (const auto& a : impl_->config.added_tokens)
     if (a.id == id) return a.content;
-  return std::string(impl_->model.id_to_token(id));
+  if (impl_->wordpiece) return std::string(impl_->wordpiece->id_to_token(id));
+  return std::string(impl_->bpe ? impl_->bpe->id_to_token(id) : impl_->unigram->id_to_token(id));
 }
 
 std::int32_t Tokenizer::pad_id() const { return impl_->pad_id; }
 std::int32_t Tokenizer::cls_id() const { return impl_->cls_id; }
 std::int32_t Tokenizer::sep_id() const { return impl_->sep_id; }
-std::int32_t Tokenizer::unk_id() const { return impl_->model.unk_id(); }
+std::int32_t Tokenizer::unk_id() const {
+  if (impl_->wordpiece) return impl_->wordpiece->unk_id();
+  return impl_->bpe ? impl_->bpe->unk_id() : impl_->unigram->unk_id();
+}
 std::size_t Tokenizer::num_special_tokens(bool pair) const { return impl_->n_special[pair ? 1 : 0]; }
 const EncodeOptions& Tokenizer::file_options() const { return impl_->config.file_options; }
 const std::string& Tokenizer::sha256() const { return impl_->config.sha256; }

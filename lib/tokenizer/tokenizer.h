@@ -1,8 +1,10 @@
-// BERT-family WordPiece tokenizer giving bit-for-bit the ids of Hugging Face `tokenizers` (0.23):
-// added/special tokens split out of the raw text, BertNormalizer, BertPreTokenizer, WordPiece,
-// TemplateProcessing / BertProcessing, truncation and padding.
-// Spec: https://huggingface.co/docs/tokenizers/pipeline. Other models (BPE, Unigram) and other
-// normalizers / pre-tokenizers are refused at load time.
+// A tokenizer.json pipeline giving bit-for-bit the ids of Hugging Face `tokenizers` (0.23): added /
+// special tokens split out of the raw text; normalizers BertNormalizer, NFC/NFD/NFKC/NFKD,
+// Lowercase, Strip, Replace (string), Prepend, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
+// Metaspace, Sequence; models WordPiece, BPE (dropout off), Unigram; post-processors
+// TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel; truncation and padding.
+// Spec: https://huggingface.co/docs/tokenizers/pipeline. Any other component or option is refused
+// at load time, naming it.
 #pragma once
 
 #include <cstddef>
@@ -44,7 +46,7 @@ class Tokenizer {
   // `path`: a tokenizer.json, a vocab.txt (tokenizer_config.json beside it is read for
   // do_lower_case / strip_accents / tokenize_chinese_chars / special tokens), or a model directory
   // holding either (tokenizer.json preferred). Throws Error(kNoInput) when missing, Error(kConfig)
-  // when malformed or unsupported ("unsupported tokenizer type BPE").
+  // when malformed or unsupported ("unsupported model type WordLevel").
   static Tokenizer load(const std::string& path);
 
   // Throws Error(kDataErr) on invalid UTF-8, and where HF refuses to truncate: only_first /

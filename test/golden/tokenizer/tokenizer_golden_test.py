@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
 """Golden test: hf-preprocess's token ids against HF `tokenizers` (the installed version), 100% equal.
 
+Group bpe: byte-level BPE tokenizers trained here with `tokenizers` on the shared data (RoBERTa's
+post-processor, GPT-2's layout with "a b" merges and a pair template, prefix / suffix,
+ignore_merges, unk / fuse_unk / byte_fallback), and GPT-2's split regex over every code point.
+Group unigram: a Unigram trained here (NFKC, Metaspace, a pair template), then NFC/NFD/NFKD, a
+Sequence with Lowercase / Strip / Replace, Metaspace's prepend schemes and split, byte_fallback,
+and the Prepend + Replace layout without a pre-tokenizer.
+
 For each fixture (the real all-MiniLM-L6-v2 tokenizer as tokenizer.json, as a directory and as
 vocab.txt + tokenizer_config.json; cased / strip-accents / no-CJK / no-clean / added-token variants
 built here with `tokenizers` from the same vocabulary; character-level vocabularies that make every
@@ -10,7 +17,7 @@ through `hf-preprocess --output -`, single and paired, without and with truncati
 max_lengths under all three strategies. Any difference prints the text and both id lists and makes
 the exit status non-zero.
 
-usage: tokenizer_golden.py --bin PATH/hf-preprocess [--group minilm|variants|truncation|sweep|all]
+usage: tokenizer_golden.py --bin PATH/hf-preprocess [--group minilm|variants|truncation|sweep|bpe|unigram|all]
 """
 import argparse
 import glob
@@ -305,7 +312,186 @@ def group_sweep(c, work, shared, adv):
         c.check(f"{name}, adversarial", ref, path, adv)
 
 
-GROUPS = {"minilm": group_minilm, "variants": group_variants, "truncation": group_truncation, "sweep": group_sweep}
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def train_bpe(texts, vocab_size, pre_tokenizer, model=None, trainer=None):
+    """A BPE trained here with tokenizers: the byte alphabet when the pre-tokenizer is ByteLevel."""
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE(**(model or {})))
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.ByteLevel()
+    kw = dict(trainer or {})
+    if isinstance(pre_tokenizer, pre_tokenizers.ByteLevel):
+        kw.setdefault("initial_alphabet", pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                                       show_progress=False, **kw))
+    return tok
+
+
+def save_json(tok, path, edit=None):
+    """Writes `tok` as tokenizer.json, after `edit(dict)` when given; returns the reference loaded
+    from that very file."""
+    js = json.loads(tok.to_str())
+    if edit:
+        edit(js)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(js, f, ensure_ascii=False)
+    return Tokenizer.from_file(path)
+
+
+def legacy_merges(js):
+    js["model"]["merges"] = [" ".join(m) if isinstance(m, list) else m for m in js["model"]["merges"]]
+
+
+def check_family(c, name, ref, path, shared, adv, truncation=True):
+    pairs_adv = adv[::-1]
+    c.check(f"{name}, shared data", ref, path, shared, fmt="lines")
+    c.check(f"{name}, shared data", ref, path, shared[:2000], shared[1:2001])
+    c.check(f"{name}, adversarial", ref, path, adv)
+    c.check(f"{name}, adversarial", ref, path, adv, pairs_adv)
+    if truncation:
+        # tokenizers keeps every overflowing piece of both sequences (their product, for a pair):
+        # long texts at a small max_length would take minutes and gigabytes on its side alone.
+        texts = [t for t in shared[:400] + adv[:500] if len(t.encode()) < 200]
+        pairs = texts[7:] + texts[:7]
+        for max_length in (8, 64):
+            for strategy in STRATEGIES:
+                c.check(name, ref, path, texts, pairs, max_length, strategy)
+        c.check(name, ref, path, texts, None, 8, "longest_first")
+
+
+def group_bpe(c, work, shared, adv):
+    """Byte-level BPE (RoBERTa / GPT-2 style) and BPE options, trained here on the shared data."""
+    from tokenizers import pre_tokenizers, processors
+    train = shared[:8000]
+    roberta = train_bpe(train, 3000, pre_tokenizers.ByteLevel(add_prefix_space=True))
+    roberta.post_processor = processors.RobertaProcessing(("</s>", roberta.token_to_id("</s>")),
+                                                          ("<s>", roberta.token_to_id("<s>")))
+    roberta.add_tokens([AddedToken("Mr. Darcy", normalized=True), AddedToken("[NEW]", normalized=False)])
+    path = os.path.join(work, "bpe-roberta.json")
+    check_family(c, "byte-level BPE roberta", save_json(roberta, path), path, shared, adv)
+
+    # GPT-2 style: no prefix space, ByteLevel post-processor, merges as "a b" strings, and a
+    # TemplateProcessing with pairs instead.
+    gpt2 = train_bpe(train, 2000, pre_tokenizers.ByteLevel(add_prefix_space=False))
+    gpt2.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1",
+        special_tokens=[("<s>", gpt2.token_to_id("<s>")), ("</s>", gpt2.token_to_id("</s>"))])
+    path = os.path.join(work, "bpe-gpt2-template.json")
+    check_family(c, "byte-level BPE template, legacy merges", save_json(gpt2, path, legacy_merges), path, shared[:3000],
+                 adv)
+    path = os.path.join(work, "bpe-gpt2-bytelevel-pp.json")
+
+    def bytelevel_pp(js):
+        js["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    check_family(c, "byte-level BPE, ByteLevel post-processor", save_json(gpt2, path, bytelevel_pp), path,
+                 shared[:3000], adv, truncation=False)
+
+    # continuing_subword_prefix and end_of_word_suffix, then the same with ignore_merges and with
+    # use_regex off.
+    affix = train_bpe(train, 2500, pre_tokenizers.ByteLevel(add_prefix_space=True),
+                      model=dict(continuing_subword_prefix="##", end_of_word_suffix="</w>"),
+                      trainer=dict(continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    for label, edit in (("prefix+suffix", None),
+                        ("prefix+suffix ignore_merges", lambda js: js["model"].update(ignore_merges=True)),
+                        ("no regex", lambda js: js["pre_tokenizer"].update(use_regex=False))):
+        path = os.path.join(work, f"bpe-{label.replace(' ', '-')}.json")
+        check_family(c, f"BPE {label}", save_json(affix, path, edit), path, shared[:3000], adv, truncation=False)
+
+    # unk_token, fuse_unk and byte_fallback: a small alphabet behind BertPreTokenizer, "<0xHH>"
+    # tokens for bytes below 0xF0 only (4-byte characters fall back to unk).
+    small = train_bpe(train, 1500, pre_tokenizers.BertPreTokenizer(), model=dict(unk_token="<unk>"),
+                      trainer=dict(limit_alphabet=60))
+
+    def options(fuse, fallback, drop_unk=False):
+        def edit(js):
+            m = js["model"]
+            m.update(fuse_unk=fuse, byte_fallback=fallback)
+            if drop_unk:
+                m["unk_token"] = None
+            if fallback:
+                n = max(m["vocab"].values()) + 1
+                for b in range(0xF0):
+                    m["vocab"][f"<0x{b:02X}>"] = n + b
+        return edit
+    for fuse, fallback, drop_unk in ((False, False, False), (True, False, False), (False, True, False),
+                                     (True, True, False), (False, False, True)):
+        label = f"BPE unk fuse_unk={fuse} byte_fallback={fallback}" + (" no unk_token" if drop_unk else "")
+        path = os.path.join(work, label.replace(" ", "-").replace("=", "") + ".json")
+        check_family(c, label, save_json(small, path, options(fuse, fallback, drop_unk)), path, shared[:2002], adv,
+                     truncation=False)
+
+    # GPT-2's regex on every code point: trained on the sweep itself, so that its merges join a
+    # character to its neighbours exactly when the regex keeps them in one word.
+    sweep = tokenizer_corpus.sweep()
+    tok = train_bpe(sweep, 6000, pre_tokenizers.ByteLevel(add_prefix_space=False))
+    path = os.path.join(work, "bpe-sweep.json")
+    ref = save_json(tok, path)
+    c.check("byte-level BPE, every code point", ref, path, sweep)
+    c.check("byte-level BPE, adversarial", ref, path, adv)
+
+
+def group_unigram(c, work, shared, adv):
+    """Unigram (XLM-R / DeBERTa-v3 style) trained here on the shared data, under several normalizers
+    and Metaspace settings."""
+    from tokenizers import models, normalizers, pre_tokenizers, processors, trainers
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<mask>"]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tok.train_from_iterator(shared[:5000], trainers.UnigramTrainer(vocab_size=2000, special_tokens=specials,
+                                                                   unk_token="<unk>", show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
+    tok.add_tokens([AddedToken("Mr. Darcy", normalized=True), AddedToken("[NEW]", normalized=False)])
+    path = os.path.join(work, "unigram-nfkc.json")
+    check_family(c, "Unigram NFKC Metaspace", save_json(tok, path), path, shared, adv)
+
+    def norm(n):
+        return lambda js: js.update(normalizer=json.loads(n.__getstate__()))
+
+    def metaspace(**kw):
+        return lambda js: js.update(pre_tokenizer=dict({"type": "Metaspace", "replacement": "\u2581",
+                                                        "prepend_scheme": "always", "split": True}, **kw))
+
+    def byte_fallback(js):
+        m = js["model"]
+        m["byte_fallback"] = True
+        n = len(m["vocab"])
+        m["vocab"] += [[f"<0x{b:02X}>", -30.0] for b in range(256)]
+        for t in js["added_tokens"]:  # the added tokens after the byte tokens
+            if t["id"] >= n:
+                t["id"] += 256
+
+    seq = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip(),
+                                normalizers.Replace("``", '"'), normalizers.Replace("''", '"')])
+    edits = {
+        "NFC": norm(normalizers.NFC()), "NFD": norm(normalizers.NFD()), "NFKD": norm(normalizers.NFKD()),
+        "Sequence NFKC Lowercase Strip Replace": norm(seq),
+        "Strip left only": norm(normalizers.Strip(left=True, right=False)),
+        "prepend first": metaspace(prepend_scheme="first"),
+        "prepend never, no split": metaspace(prepend_scheme="never", split=False),
+        "replacement _": metaspace(replacement="_"),
+        "byte_fallback": byte_fallback,
+    }
+    for label, edit in edits.items():
+        path = os.path.join(work, "unigram-" + re.sub(r"\W+", "-", label) + ".json")
+        check_family(c, f"Unigram {label}", save_json(tok, path, edit), path, shared[:3000], adv, truncation=False)
+
+    # DeBERTa-v3 / Llama layout: no pre-tokenizer, the normalizer prepends and replaces spaces.
+    def llama(js):
+        js["normalizer"] = json.loads(normalizers.Sequence([normalizers.Prepend("\u2581"),
+                                                            normalizers.Replace(" ", "\u2581")]).__getstate__())
+        js["pre_tokenizer"] = None
+    path = os.path.join(work, "unigram-prepend-replace.json")
+    check_family(c, "Unigram Prepend+Replace, no pre-tokenizer", save_json(tok, path, llama), path, shared[:3000], adv,
+                 truncation=False)
+
+
+GROUPS = {"minilm": group_minilm, "variants": group_variants, "truncation": group_truncation, "sweep": group_sweep,
+          "bpe": group_bpe, "unigram": group_unigram}
 
 
 def main():

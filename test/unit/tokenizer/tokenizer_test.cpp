@@ -77,6 +77,26 @@ std::string tokenizer_json(const std::string& model_type = "WordPiece", const st
             "max_input_chars_per_word": 100, "vocab": {)" + vocab + "}}}";
 }
 
+// A small BPE: vocabulary a b c ab bc abc </s> <s> <pad>, the given merges and pre-tokenizer.
+std::string bpe_json(const std::string& merges, const std::string& model_extra = "",
+                     const std::string& post_processor = "null", const std::string& pre_tokenizer = "null") {
+  return R"({"version": "1.0", "truncation": null, "added_tokens": [], "normalizer": null,
+    "padding": {"strategy": "BatchLongest", "pad_id": 8, "pad_type_id": 0, "pad_token": "<pad>"},
+    "pre_tokenizer": )" + pre_tokenizer + R"(, "post_processor": )" + post_processor + R"(, "decoder": null,
+    "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "c": 2, "ab": 3, "bc": 4, "abc": 5, "</s>": 6, "<s>": 7,
+              "<pad>": 8}, "merges": [)" + merges + "]" + (model_extra.empty() ? "" : ", " + model_extra) + "}}";
+}
+
+// A small Unigram: <unk> ▁ a b ab ▁ab c, the given normalizer and pre-tokenizer.
+std::string unigram_json(const std::string& normalizer = "null",
+                         const std::string& pre_tokenizer = R"({"type": "Metaspace", "replacement": "\u2581",
+                                                                "prepend_scheme": "always", "split": true})") {
+  return R"({"version": "1.0", "added_tokens": [], "post_processor": null, "normalizer": )" + normalizer +
+         R"(, "pre_tokenizer": )" + pre_tokenizer + R"(, "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": false,
+         "vocab": [["<unk>", 0.0], ["\u2581", -2.0], ["a", -1.0], ["b", -1.0], ["ab", -1.5], ["\u2581ab", -1.0],
+                   ["c", -3.0]]}})";
+}
+
 Ids repeat_a(std::size_t n) {
   Ids ids = {2, 16};
   ids.insert(ids.end(), n - 1, 17);
@@ -247,14 +267,36 @@ TEST_CASE("tokenizer: errors") {
     std::string fragment;
   };
   const Case cases[] = {
-      {"bpe", "tokenizer.json", tokenizer_json("BPE"), hf::ErrorKind::kConfig, "unsupported tokenizer type BPE"},
-      {"unigram", "tokenizer.json", tokenizer_json("Unigram"), hf::ErrorKind::kConfig, "unsupported tokenizer type Unigram"},
-      {"nfc", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "NFC"})"), hf::ErrorKind::kConfig,
-       "unsupported normalizer type NFC"},
-      {"seq", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "Sequence", "normalizers": []})"),
-       hf::ErrorKind::kConfig, "unsupported normalizer type Sequence"},
-      {"bytelevel", "tokenizer.json", tokenizer_json("WordPiece", "null", R"({"type": "ByteLevel"})"),
-       hf::ErrorKind::kConfig, "unsupported pre-tokenizer type ByteLevel"},
+      {"bpe", "tokenizer.json", tokenizer_json("BPE"), hf::ErrorKind::kConfig, "model.merges"},
+      {"unigram", "tokenizer.json", tokenizer_json("Unigram"), hf::ErrorKind::kConfig, "expected a list of [token, score]"},
+      {"wordlevel", "tokenizer.json", tokenizer_json("WordLevel"), hf::ErrorKind::kConfig, "unsupported model type WordLevel"},
+      {"bpe_dropout", "tokenizer.json", bpe_json(R"("a b")", R"("dropout": 0.1)"), hf::ErrorKind::kConfig, "dropout"},
+      {"bpe_merge_oov", "tokenizer.json", bpe_json(R"("a x")"), hf::ErrorKind::kConfig, "token 'x' is not in the vocabulary"},
+      {"bpe_merge_bad", "tokenizer.json", bpe_json(R"("a b c")"), hf::ErrorKind::kConfig, "model.merges"},
+      {"bpe_merged_oov", "tokenizer.json", bpe_json(R"("c a")"), hf::ErrorKind::kConfig, "merged token 'ca'"},
+      {"roberta_pp", "tokenizer.json", bpe_json(R"("a b")", "", R"({"type": "RobertaProcessing", "sep": ["</s>"]})"),
+       hf::ErrorKind::kConfig, "expected [token, id]"},
+      {"unknown_pp", "tokenizer.json", bpe_json(R"("a b")", "", R"({"type": "Sequence", "processors": []})"),
+       hf::ErrorKind::kConfig, "unsupported post-processor type Sequence"},
+      {"unknown_pre_in_seq", "tokenizer.json",
+       bpe_json(R"("a b")", "", "null",
+                R"({"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "UnicodeScripts"}]})"),
+       hf::ErrorKind::kConfig, "unsupported pre-tokenizer type UnicodeScripts"},
+      {"strip_accents", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "StripAccents"})"),
+       hf::ErrorKind::kConfig, "unsupported normalizer type StripAccents"},
+      {"seq", "tokenizer.json",
+       tokenizer_json("WordPiece", R"({"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Nmt"}]})"),
+       hf::ErrorKind::kConfig, "unsupported normalizer type Nmt"},
+      {"precompiled", "tokenizer.json", unigram_json(R"({"type": "Precompiled", "precompiled_charsmap": ""})"),
+       hf::ErrorKind::kConfig, "unsupported normalizer type Precompiled"},
+      {"replace_regex", "tokenizer.json",
+       unigram_json(R"({"type": "Replace", "pattern": {"Regex": "a+"}, "content": "b"})"), hf::ErrorKind::kConfig,
+       "only String"},
+      {"metaspace_scheme", "tokenizer.json",
+       unigram_json("null", R"({"type": "Metaspace", "replacement": "_", "prepend_scheme": "sometimes"})"),
+       hf::ErrorKind::kConfig, "unknown scheme sometimes"},
+      {"scripts", "tokenizer.json", tokenizer_json("WordPiece", "null", R"({"type": "UnicodeScripts"})"),
+       hf::ErrorKind::kConfig, "unsupported pre-tokenizer type UnicodeScripts"},
       {"lstrip", "tokenizer.json",
        tokenizer_json("WordPiece", "null", R"({"type": "BertPreTokenizer"})",
                       R"(, {"id": 30, "content": "<x>", "lstrip": true, "rstrip": false, "single_word": false,
@@ -295,4 +337,88 @@ TEST_CASE("tokenizer: errors") {
       CHECK(std::string(e.what()).find("invalid UTF-8") != std::string::npos);
     }
   }
+}
+
+TEST_CASE("tokenizer: BPE merges by rank, in both formats, with RoBERTa's special tokens and padding") {
+  hf::test::TempDir tmp;
+  auto load = [&](const std::string& name, const std::string& json) {
+    write(tmp.file(name), json);
+    return Tokenizer::load(tmp.file(name));
+  };
+  // "b c" ranks before "a b": abc -> a bc (and "a bc" is no merge); the other order gives ab c -> abc.
+  CHECK(load("1.json", bpe_json(R"("b c", "a b", "ab c")")).encode("abc").ids == Ids{0, 4});
+  CHECK(load("2.json", bpe_json(R"("a b", "b c", "ab c")")).encode("abc").ids == Ids{5});
+  CHECK(load("3.json", bpe_json(R"(["a", "b"], ["b", "c"], ["ab", "c"])")).encode("abc").ids == Ids{5});
+  // Equal ranks go left first: "abab" -> ab ab; no pre-tokenizer, so the space stays in the word and,
+  // without unk_token, disappears.
+  CHECK(load("4.json", bpe_json(R"("a b")")).encode("abab c").ids == Ids{3, 3, 2});
+  // ignore_merges takes a whole word found in the vocabulary as it is.
+  CHECK(load("5.json", bpe_json(R"("b c")", R"("ignore_merges": true)")).encode("abc").ids == Ids{5});
+  CHECK(load("6.json", bpe_json(R"("b c")", R"("ignore_merges": true)")).encode("cab").ids == Ids{2, 0, 1});
+
+  Tokenizer r = load("r.json", bpe_json(R"("a b", "ab c")", "",
+                                        R"({"type": "RobertaProcessing", "sep": ["</s>", 6], "cls": ["<s>", 7],
+                                            "trim_offsets": true, "add_prefix_space": true})"));
+  CHECK(r.encode("abc").ids == Ids{7, 5, 6});
+  hf::tokenizer::Encoding p = r.encode_pair("abc", "b");
+  CHECK(p.ids == Ids{7, 5, 6, 6, 1, 6});
+  CHECK(p.type_ids == Ids{0, 0, 0, 0, 0, 0});  // RoBERTa: every type id 0
+  CHECK(r.num_special_tokens(false) == 2);
+  CHECK(r.num_special_tokens(true) == 4);
+  CHECK(r.pad_id() == 8);
+  EncodeOptions o;
+  o.padding = Padding::kMaxLength;
+  o.max_length = 5;
+  CHECK(r.encode("c").ids == Ids{7, 2, 6});
+  hf::tokenizer::Encoding padded = r.encode("c", o);
+  CHECK(padded.ids == Ids{7, 2, 6, 8, 8});
+  CHECK(padded.length == 3);
+  o.max_length = 4;
+  o.padding = Padding::kNone;
+  CHECK(r.encode_pair("abc", "ab c", o).ids == Ids{7, 6, 6, 6});  // 4 = specials only: both emptied
+  CHECK(r.vocab_size() == 9);
+  CHECK(r.token_to_id("abc") == 5);
+  CHECK(r.id_to_token(4) == "bc");
+}
+
+TEST_CASE("tokenizer: byte-level BPE maps bytes to GPT-2's characters and splits like its regex") {
+  hf::test::TempDir tmp;
+  // Vocabulary: the characters for ' ' (U+0120 'Ġ'), 'a', 'b', "'", 's', and merges Ġ+a, a+b, '+s.
+  std::string json = R"({"version": "1.0", "added_tokens": [], "normalizer": null, "post_processor": null,
+    "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+    "model": {"type": "BPE", "vocab": {"Ġ": 0, "a": 1, "b": 2, "'": 3, "s": 4, "Ġa": 5, "ab": 6,
+                                        "'s": 7, "ĠĠ": 8, "Ċ": 9},
+              "merges": ["Ġ a", "a b", "' s", "Ġ Ġ"]}})";
+  write(tmp.file("bl.json"), json);
+  Tokenizer t = Tokenizer::load(tmp.file("bl.json"));
+  // " ab" -> Ġa b (Ġ+a ranks first); "'s" is a word of its own; "  ab": the run keeps one space
+  // for the word after it, so [Ġ] [Ġa b].
+  CHECK(t.encode("ab").ids == Ids{5, 2});
+  CHECK(t.encode("ab's").ids == Ids{5, 2, 7});
+  CHECK(t.encode("a  ab").ids == Ids{5, 0, 5, 2});
+  CHECK(t.encode("a\n").ids == Ids{5, 9});
+  CHECK(t.encode("a   ").ids == Ids{5, 8, 0});  // trailing run: one word, merged Ġ+Ġ then Ġ
+}
+
+TEST_CASE("tokenizer: Unigram picks the best-scoring split, fuses unknown characters, behind Metaspace and normalizers") {
+  hf::test::TempDir tmp;
+  auto load = [&](const std::string& name, const std::string& json) {
+    write(tmp.file(name), json);
+    return Tokenizer::load(tmp.file(name));
+  };
+  Tokenizer t = load("u.json", unigram_json());
+  CHECK(t.encode("ab").ids == Ids{5});         // ▁ab (-1) beats ▁ + ab (-3.5) and ▁ + a + b (-4)
+  CHECK(t.encode("ab ab").ids == Ids{5, 5});   // split: ▁ab ▁ab
+  CHECK(t.encode("xab").ids == Ids{1, 0, 4});  // ▁, x as unk (-3 - 10), ab
+  CHECK(t.encode("xyab").ids == Ids{1, 0, 4}); // adjacent unknowns fuse into one unk
+  CHECK(t.encode("").ids.empty());
+  CHECK(t.vocab_size() == 7);
+  CHECK(t.unk_id() == 0);
+  Tokenizer never = load("n.json", unigram_json("null", R"({"type": "Metaspace", "replacement": "\u2581",
+                                                             "prepend_scheme": "never", "split": false})"));
+  CHECK(never.encode("ab ab").ids == Ids{4, 5});  // ab▁ab, one word
+  Tokenizer nfkc = load("k.json", unigram_json(R"({"type": "Sequence", "normalizers": [{"type": "NFKC"},
+                                                   {"type": "Lowercase"}, {"type": "Strip", "strip_left": true,
+                                                   "strip_right": true}]})"));
+  CHECK(nfkc.encode("  \xef\xbc\xa1" "B  ").ids == Ids{5});  // fullwidth A, B -> ab
 }
