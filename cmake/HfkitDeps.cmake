@@ -9,7 +9,6 @@ find_package(CURL REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
-find_path(HTTPLIB_INCLUDE_DIR httplib.h REQUIRED)
 
 # libtorch: TorchConfig.cmake looks for the CUDA toolkit when the wheel is CUDA-enabled.
 if(HFKIT_CUDA)

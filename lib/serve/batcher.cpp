@@ -27,14 +27,13 @@ Batcher::Batcher(const predict::Predictor& predictor, BatcherOptions options, Me
 
 Batcher::~Batcher() { stop(); }
 
-Batcher::Submitted Batcher::submit(std::vector<std::string> texts, std::vector<std::string> pairs,
-                                   std::future<std::vector<predict::Prediction>>& result) {
+Batcher::Submitted Batcher::submit(std::vector<std::string> texts, std::vector<std::string> pairs, Done done) {
   auto job = std::make_unique<Job>();
   for (std::size_t i = 0; i < texts.size(); ++i)
     job->tokens += estimate_tokens(texts[i], pairs.empty() ? nullptr : &pairs[i], options_.max_length);
   job->texts = std::move(texts);
   job->pairs = std::move(pairs);
-  result = job->done.get_future();
+  job->done = std::move(done);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Submitted::kStopped;
@@ -108,7 +107,7 @@ void Batcher::run(std::vector<std::unique_ptr<Job>>& jobs, bool with_pairs) {
   try {
     all = predictor_.predict(texts, pairs);
   } catch (...) {
-    for (auto& j : jobs) j->done.set_exception(std::current_exception());
+    for (auto& j : jobs) j->done(std::current_exception(), {});
     return;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -118,7 +117,7 @@ void Batcher::run(std::vector<std::unique_ptr<Job>>& jobs, bool with_pairs) {
   std::size_t at = 0;
   for (auto& j : jobs) {
     const auto n = j->texts.size();
-    j->done.set_value(std::vector<predict::Prediction>(std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(at)),
+    j->done(nullptr, std::vector<predict::Prediction>(std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(at)),
                                                        std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(at + n))));
     at += n;
   }

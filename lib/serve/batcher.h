@@ -1,14 +1,16 @@
-// The dynamic batcher: HTTP threads queue requests, one inference thread takes what is waiting
+// The dynamic batcher: HTTP I/O threads queue requests, one inference thread takes what is waiting
 // (up to max_batch_size texts and max_batch_tokens estimated tokens, the first request waiting at
 // most max_wait for company) and runs it through the Predictor in one call. The queue is bounded
-// in texts so a flood is answered 429 instead of growing memory.
+// in texts so a flood is answered 429 instead of growing memory. Completion is a callback run on
+// the inference thread, so a caller never blocks a thread waiting for its answer.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <future>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,11 +40,14 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Queues one request's texts (`pairs` empty, or the second text of each pair). kQueued: `result`
-  // gets one Prediction per text, in order (or the exception predict() threw). kFull: the queue
-  // holds max_queue texts already. Thread-safe.
-  Submitted submit(std::vector<std::string> texts, std::vector<std::string> pairs,
-                   std::future<std::vector<predict::Prediction>>& result);
+  // Called once, on the inference thread: one Prediction per text, in order, or the exception
+  // predict() threw (then the vector is empty). It must be quick (post the work elsewhere).
+  using Done = std::function<void(std::exception_ptr, std::vector<predict::Prediction>)>;
+
+  // Queues one request's texts (`pairs` empty, or the second text of each pair). kQueued: `done`
+  // will be called. kFull (the queue holds max_queue texts already) and kStopped: it never is.
+  // Thread-safe.
+  Submitted submit(std::vector<std::string> texts, std::vector<std::string> pairs, Done done);
   std::size_t depth() const;  // texts waiting
   // Stops taking requests, runs everything already queued, joins the thread. Idempotent.
   void stop();
@@ -52,7 +57,7 @@ class Batcher {
     std::vector<std::string> texts, pairs;
     std::size_t tokens = 0;  // estimate
     std::chrono::steady_clock::time_point queued;
-    std::promise<std::vector<predict::Prediction>> done;
+    Done done;
   };
   void loop();
   void run(std::vector<std::unique_ptr<Job>>& jobs, bool with_pairs);

@@ -30,8 +30,8 @@ struct ServeOptions {
   int max_wait_ms = 5;                 // how long the first request of a batch waits for company
   std::size_t max_queue = 1024;        // texts waiting; beyond: 429 + Retry-After
   std::size_t max_body_bytes = 1 << 20;  // beyond: 413
-  int http_threads = 64;               // connections served at once (keep-alive holds one each)
-  double read_timeout_s = 10;          // a request that sends nothing for this long is dropped
+  int http_threads = 2;                // I/O threads; each serves any number of connections
+  double read_timeout_s = 10;          // a new connection's first byte, a whole header, each body read
   double write_timeout_s = 10;
   std::string api_key_file;            // "" = $HFKIT_API_KEY, or no key
   std::string cache_dir;               // where remote registry models are pulled ("" = XDG cache)

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-queue", s.max_queue, "Texts waiting at most; beyond, 429 + Retry-After")->check(CLI::PositiveNumber);
   app.add_option("--max-body-bytes", s.max_body_bytes, "Largest request body; beyond, 413")
       ->transform(CLI::AsSizeValue(false));
-  app.add_option("--http-threads", s.http_threads, "Connections served at once")->check(CLI::Range(1, 4096));
+  app.add_option("--http-threads", s.http_threads, "I/O threads of --serve (each serves many connections)")->check(CLI::Range(1, 4096));
   app.add_option("--http-read-timeout", s.read_timeout_s, "Seconds a client may stay silent mid-request (--serve)")
       ->check(CLI::PositiveNumber);
   app.add_option("--http-write-timeout", s.write_timeout_s, "Seconds a client may take to read the answer (--serve)")
