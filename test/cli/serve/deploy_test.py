@@ -17,6 +17,7 @@ from servelib import Server
 WORK = tempfile.TemporaryDirectory(prefix="hfkit-deploy-test-")
 SERVE = os.path.join(SRC, "scripts", "sagemaker-serve.sh")
 PIPELINE = os.path.join(SRC, "scripts", "pipeline.sh")
+SLURM_PIPELINE = os.path.join(SRC, "scripts", "slurm", "pipeline.sh")
 # The image puts the binaries on PATH (/opt/hfkit/bin); here the build folder plays that part.
 PATH_ENV = {"PATH": f"{os.path.abspath(BIN)}:{os.environ['PATH']}"}
 
@@ -124,14 +125,16 @@ def test_readme_deploy_examples_name_real_flags_and_keys():
     # Every --flag given to a tool exists in that tool's --help.
     tools = {"hf-registry publish": help_flags(tool("hf-registry"), "publish"),
              "hf-predict": help_flags(tool("hf-predict")), "hf-eval": help_flags(tool("hf-eval")),
-             "pipeline.sh": help_flags("bash", PIPELINE)}
+             "scripts/pipeline.sh": help_flags("bash", PIPELINE),
+             "scripts/slurm/pipeline.sh": help_flags("bash", SLURM_PIPELINE)}
     commands = re.split(r"&&|\|\||;|\n(?!\s)", shell.replace("\\\n", " "))
     checked = 0
     for command in commands:
         for name, flags in tools.items():
             if name in command:
-                args = command.split(name, 1)[1]
-                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", args.split("#")[0]):
+                # After a lone "--" come sbatch's flags (slurm/pipeline.sh passes them on).
+                args = command.split(name, 1)[1].split("#")[0].split(" -- ")[0]
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", args):
                     assert flag in flags, f"README Deploy: {name} has no {flag} ({command.strip()!r})"
                     checked += 1
     assert checked >= 10, f"only {checked} flags found: the README parsing went wrong"
@@ -143,11 +146,13 @@ def test_readme_deploy_examples_name_real_flags_and_keys():
 def test_readme_crontab_line():
     cron = [l for b in code_blocks(deploy_section()) for l in b.splitlines()
             if re.match(r"^[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+\s+[\d*/,-]+\s+\S", l)]
-    assert len(cron) == 1, cron
-    command = cron[0].split(None, 5)[5]
+    commands = [line.split(None, 5)[5] for line in cron]
     # cron turns an unescaped % into a newline: every % must be written \%.
-    assert "%" not in command.replace("\\%", ""), command
-    assert "scripts/pipeline.sh" in command and "flock -n" in command, command
+    for command in commands:
+        assert "%" not in command.replace("\\%", ""), command
+    # One runs the pipeline here, under flock; one submits it to Slurm (whose jobs wait in a queue).
+    assert [c for c in commands if "scripts/pipeline.sh" in c and "flock -n" in c], commands
+    assert [c for c in commands if "scripts/slurm/pipeline.sh --config" in c], commands
 
 
 def test_readme_ci_job():
