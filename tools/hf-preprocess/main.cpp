@@ -5,7 +5,7 @@
 int main(int argc, char** argv) {
   hf::data::PreprocessOptions o;
   hf::cli::Tool tool("hf-preprocess",
-                     "Tokenize labelled text exactly like Hugging Face tokenizers (BERT WordPiece) and\n"
+                     "Tokenize labelled text exactly like Hugging Face tokenizers (WordPiece, BPE, Unigram) and\n"
                      "write a tokenized dataset (one safetensors file per split + dataset.json).",
                      "  hf-preprocess --tokenizer MODEL_DIR --input reviews.jsonl --output data/\n"
                      "  hf-preprocess --tokenizer MODEL_DIR --input a.csv --text-field review --label-field stars \\\n"
