@@ -7,7 +7,11 @@
 namespace hf::dist {
 
 GradientReducer::GradientReducer(Communicator& comm, std::vector<torch::Tensor> params)
-    : comm_(comm), params_(std::move(params)), bucket_of_(params_.size()), filled_(params_.size()) {
+    : comm_(comm),
+      params_(std::move(params)),
+      bucket_of_(params_.size()),
+      offset_of_(params_.size()),
+      filled_(params_.size()) {
   if (comm_.world_size() == 1) return;
   // Reverse order: backward computes the last layers' gradients first.
   std::vector<torch::Tensor> reversed(params_.rbegin(), params_.rend());
@@ -17,7 +21,7 @@ GradientReducer::GradientReducer(Communicator& comm, std::vector<torch::Tensor> 
     for (std::size_t r : members) {
       const std::size_t i = params_.size() - 1 - r;
       b.params.push_back(i);
-      b.offsets.push_back(size);
+      offset_of_[i] = size;
       size += params_[i].numel();
       bucket_of_[i] = buckets_.size();
     }
@@ -35,9 +39,7 @@ GradientReducer::~GradientReducer() {
 }
 
 torch::Tensor GradientReducer::slot(std::size_t param) {
-  const Bucket& b = buckets_[bucket_of_[param]];
-  const auto at = std::find(b.params.begin(), b.params.end(), param) - b.params.begin();
-  return b.flat.narrow(0, b.offsets[static_cast<std::size_t>(at)], params_[param].numel()).view_as(params_[param]);
+  return buckets_[bucket_of_[param]].flat.narrow(0, offset_of_[param], params_[param].numel()).view_as(params_[param]);
 }
 
 void GradientReducer::arm() {

@@ -36,8 +36,7 @@ class GradientReducer {
 
  private:
   struct Bucket {
-    std::vector<std::size_t> params;    // indices into params_
-    std::vector<std::int64_t> offsets;  // of each parameter in flat
+    std::vector<std::size_t> params;  // indices into params_
     torch::Tensor flat;
     std::size_t missing = 0;  // gradients not yet copied in during this step
     std::function<void()> wait;
@@ -50,6 +49,7 @@ class GradientReducer {
   std::vector<torch::Tensor> params_;
   std::vector<Bucket> buckets_;
   std::vector<std::size_t> bucket_of_;  // parameter -> bucket
+  std::vector<std::int64_t> offset_of_;  // parameter -> its offset in that bucket's flat
   std::vector<bool> filled_;            // parameter's slot written during this step
   std::vector<std::pair<std::size_t, unsigned>> hooks_;  // (parameter, hook id)
   std::size_t next_ = 0;  // buckets start in index order on every rank (collectives must match)
