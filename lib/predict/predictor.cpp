@@ -102,12 +102,20 @@ struct Predictor::Impl {
 Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   if (o.batch_size == 0) throw Error(ErrorKind::kUsage, "--batch-size must be at least 1");
   if (o.threads < 0) throw Error(ErrorKind::kUsage, "--threads must be 0 (all cores) or more");
-  const model::DeviceSetup dev = model::resolve_device(o.device);
+  const model::Quantization quantization = model::parse_quantization(o.quantize);
+  const bool int8 = quantization == model::Quantization::kInt8;
+  // Checked on the flag, before any device is probed, so the refusal is the same with or without a GPU.
+  if (int8 && o.device.starts_with("cuda"))
+    throw Error(ErrorKind::kConfig,
+                fmt::format("--quantize int8 runs on the CPU only (fbgemm kernels), not --device {}", o.device));
+  if (int8 && o.device == "auto") log::info("--quantize int8: running on the CPU");
+  const model::DeviceSetup dev = model::resolve_device(int8 && o.device == "auto" ? "cpu" : o.device);
   // The tokenizer first: it is quick, and a directory without one fails before the weights load.
   impl_ = std::make_unique<Impl>(tokenizer::Tokenizer::load(model_dir));
   Impl& m = *impl_;
   m.model = model::from_pretrained(model_dir);
   m.model->eval();
+  m.model->quantize(quantization);
   if (dev.device != torch::kCPU) m.model->to(dev.device);
   m.dev = dev;
   const model::BertConfig& c = m.model->config();
@@ -131,8 +139,9 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   // The pool caps its own size (with a warning); torch gets the same bound.
   m.pool = std::make_unique<ThreadPool>(o.threads);
   if (o.threads > 0) torch::set_num_threads(m.pool->size());
-  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} threads", c.num_labels(),
-             m.encode_options.max_length, m.batch_size, dev.device.str(), torch::get_num_threads());
+  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} threads, quantize {}", c.num_labels(),
+             m.encode_options.max_length, m.batch_size, dev.device.str(), torch::get_num_threads(),
+             model::to_string(quantization));
 }
 
 Predictor::~Predictor() = default;

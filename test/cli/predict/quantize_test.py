@@ -1,0 +1,181 @@
+"""hf-predict --quantize int8 on the real binary: on all-MiniLM-L6-v2 with a trained sentiment head
+(the real pre-trained encoder, whose int8 error is the one users meet; the 2-label head is fitted
+by logistic regression on 400 reviews, so labels are decided by the model, not by coin flips),
+int8 labels agree with fp32 on >= 99% of 1,000 other reviews and probabilities within INT8_TOL;
+the same through --config and through --serve; the refusals (unknown value, CUDA, in YAML and
+env too) with their exit codes; --help documents the flag. The full fine-tuned measurement
+(accuracy cost, speed) is bench/predict_bench.py's."""
+import functools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.request
+
+import torch
+from transformers import AutoTokenizer, BertForSequenceClassification
+
+from hfkit_testlib import MINILM, DATA, expect_error, main, run, tool
+
+PREDICT = tool("hf-predict")
+REVIEWS = [os.path.join(DATA, "sentiment", f) for f in ("amazon.jsonl", "yelp.jsonl")]
+TOKENIZER_FILES = ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+FIT, HELD_OUT = 400, 1000  # reviews the head is fitted on / reviews predicted
+MIN_AGREEMENT = 0.99       # int8 vs fp32 labels (issue 14)
+# Max |probability difference| int8 vs fp32 measured on this fixture: see the report in the test's
+# output. About 2-3x that, so a broken scale (per-tensor weights, 8-bit saturated activations) fails.
+INT8_TOL = 0.1
+WORK = tempfile.TemporaryDirectory(prefix="hfkit-quantize-test-")
+
+
+@functools.cache
+def reviews():
+    out = []
+    for path in REVIEWS:
+        with open(path, encoding="utf-8") as f:
+            out.extend(json.loads(l) for l in f)
+    # Interleave the two sources so both parts hold Amazon and Yelp reviews.
+    return out[0::2] + out[1::2]
+
+
+@functools.cache
+def trained_minilm():
+    """MiniLM + a 2-label head fitted on FIT reviews' pooled outputs; saved by transformers."""
+    out = os.path.join(WORK.name, "minilm-sentiment")
+    torch.manual_seed(0)
+    names = ["negative", "positive"]
+    model = BertForSequenceClassification.from_pretrained(
+        MINILM, num_labels=2, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}).eval()
+    tok = AutoTokenizer.from_pretrained(MINILM)
+    fit = reviews()[:FIT]
+    with torch.inference_mode():
+        enc = tok([r["text"] for r in fit], padding=True, truncation=True, max_length=128, return_tensors="pt")
+        pooled = model.bert(**enc).pooler_output  # [FIT, H]
+    y = torch.tensor([names.index(r["label"]) for r in fit])
+    head = torch.nn.Linear(pooled.shape[1], 2)
+    opt = torch.optim.LBFGS(head.parameters(), max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(pooled.clone()), y) + 1e-3 * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        model.classifier.weight.copy_(head.weight)
+        model.classifier.bias.copy_(head.bias)
+    model.save_pretrained(out)
+    for name in TOKENIZER_FILES:
+        if os.path.exists(os.path.join(MINILM, name)):
+            shutil.copyfile(os.path.join(MINILM, name), os.path.join(out, name))
+    return out
+
+
+@functools.cache
+def held_out_input():
+    path = os.path.join(WORK.name, "held-out.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for r in reviews()[FIT:FIT + HELD_OUT]:
+            f.write(json.dumps(r) + "\n")
+    return path
+
+
+def predict(*flags):
+    p = run([PREDICT, "--model", trained_minilm(), "--input", held_out_input(), "--scores", "--threads", "2",
+             "--device", "cpu", *flags], check=0)
+    return [json.loads(l) for l in p.stdout.splitlines()]
+
+
+@functools.cache
+def fp32():
+    return predict()
+
+
+@functools.cache
+def int8():
+    return predict("--quantize", "int8")
+
+
+def test_int8_labels_agree_with_fp32_on_a_trained_head():
+    a, b = fp32(), int8()
+    assert len(a) == len(b) == HELD_OUT
+    agree = sum(x["prediction"] == y["prediction"] for x, y in zip(a, b)) / len(a)
+    diff = max(abs(x["scores"][k] - y["scores"][k]) for x, y in zip(a, b) for k in x["scores"])
+    acc = {name: sum(r["prediction"] == r["label"] for r in rs) / len(rs) for name, rs in (("fp32", a), ("int8", b))}
+    print(f"int8 vs fp32 on {len(a)} reviews: labels agree {agree:.2%}, max |p diff| {diff:.4f} (tolerance "
+          f"{INT8_TOL}), accuracy fp32 {acc['fp32']:.2%} int8 {acc['int8']:.2%}")
+    assert acc["fp32"] > 0.7, "the head is not trained: labels would be coin flips"
+    assert agree >= MIN_AGREEMENT
+    assert diff <= INT8_TOL
+    assert diff > 0, "int8 output equals fp32: the quantized kernels did not run"
+
+
+def test_config_key_and_env_equal_the_flag():
+    cfg = os.path.join(WORK.name, "int8.yaml")
+    with open(cfg, "w") as f:
+        f.write("quantize: int8\n")
+    assert predict("--config", cfg) == int8()
+    # The flag wins over the file, as every flag does.
+    assert predict("--config", cfg, "--quantize", "none") == fp32()
+
+
+def test_refusals_and_exit_codes():
+    model = trained_minilm()
+    expect_error([PREDICT, "--model", model, "--quantize", "int4"], 64, "--quantize")
+    expect_error([PREDICT, "--model", model, "--quantize", "int8", "--device", "cuda"], 78,
+                 "--quantize int8 runs on the CPU only")
+    p = run([PREDICT, "--model", model, "--quantize", "int8"], env={"HFKIT_DEVICE": "cuda:0"}, input="", check=78)
+    assert "--quantize int8 runs on the CPU only" in p.stderr, p.stderr
+    bad = os.path.join(WORK.name, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("threads: 1\nquantize: int4\n")
+    expect_error([PREDICT, "--model", model, "--config", bad], 78, f"{bad}:2", "quantize")
+    # --serve builds the same Predictor: the same refusal, before it listens.
+    expect_error([PREDICT, "--model", model, "--serve", "--port", "0", "--quantize", "int8", "--device", "cuda:1"],
+                 78, "--quantize int8 runs on the CPU only")
+
+
+def test_serve_answers_as_batch_int8():
+    log = os.path.join(WORK.name, "serve.log")
+    with open(log, "w") as err:
+        server = subprocess.Popen([PREDICT, "--model", trained_minilm(), "--serve", "--port", "0", "--quantize", "int8",
+                                   "--threads", "2", "--max-wait-ms", "0"], stderr=err)
+    try:
+        port = None
+        for _ in range(1200):
+            with open(log) as f:
+                for line in f:
+                    if "listening on http://" in line:
+                        port = int(line.rsplit(":", 1)[1])
+            if port or server.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert port, open(log).read()
+        text = reviews()[FIT]["text"]
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                     data=json.dumps({"text": text}).encode(),
+                                     headers={"Content-Type": "application/jsonlines"})
+        answer = json.loads(urllib.request.urlopen(req, timeout=60).read().decode().splitlines()[0])
+        # Activations are quantized per batch (one scale from the batch's range), so an int8 answer
+        # depends on its batch: the server's one-text batch equals batch mode's one-text input.
+        one = os.path.join(WORK.name, "one.jsonl")
+        with open(one, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"text": text}) + "\n")
+        batch = json.loads(run([PREDICT, "--model", trained_minilm(), "--input", one, "--quantize", "int8",
+                                "--threads", "2"], check=0).stdout)
+        assert answer["prediction"] == batch["prediction"]
+        assert abs(answer["score"] - batch["score"]) < 1e-5, (answer, batch)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def test_help_documents_the_flag():
+    out = run([PREDICT, "--help"], check=0).stdout
+    assert "--quantize" in out and "int8" in out
+
+
+if __name__ == "__main__":
+    main(globals())
