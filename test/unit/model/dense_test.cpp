@@ -42,8 +42,8 @@ TEST_CASE("dense: fp32 is x W^T + b and int8 stays close to it, with one scale p
   d->quantize_int8();  // idempotent
   CHECK(d->quantized());
   const torch::Tensor y = d(x);
-  CHECK(y.sizes() == ref.sizes());
-  CHECK(y.scalar_type() == torch::kFloat);
+  CHECK((y.sizes() == ref.sizes()));
+  CHECK((y.scalar_type() == torch::kFloat));
   // Relative error per output channel: int8 weights (2^-8 of the row's range) and 7-bit activations.
   const torch::Tensor err = (y - ref).abs().amax({0, 1}) / ref.abs().amax({0, 1});  // [48]
   MESSAGE("int8 worst relative error per channel: ", err.max().item<double>());
