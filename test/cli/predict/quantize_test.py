@@ -1,27 +1,26 @@
-"""hf-predict --quantize int8 on the real binary: on all-MiniLM-L6-v2 with a trained sentiment head
-(the real pre-trained encoder, whose int8 error is the one users meet; the 2-label head is fitted
-by logistic regression on 400 reviews, so labels are decided by the model, not by coin flips),
-int8 labels agree with fp32 on >= 99% of 1,000 other reviews and probabilities within INT8_TOL;
-the same through --config and through --serve; the refusals (unknown value, CUDA, in YAML and
-env too) with their exit codes; --help documents the flag. The full fine-tuned measurement
-(accuracy cost, speed) is bench/predict_bench.py's."""
+"""hf-predict --quantize int8 on the real binary: all-MiniLM-L6-v2 (the real pre-trained encoder,
+whose int8 error is the one users meet) fine-tuned by hf-train on 1,000 reviews, as a user's model
+is; int8 labels agree with fp32 on >= 99% of the 1,000 other reviews and probabilities within
+INT8_TOL; the same through --config and through --serve; the refusals (unknown value, CUDA, in YAML
+and env too) with their exit codes; --help documents the flag. The speed and the accuracy cost on
+the bench's 6-label model are bench/predict_bench.py's.
+
+A head fitted on the frozen encoder is not a fair fixture: its margins are so thin that PyTorch's
+own quantize_dynamic flips 12% of its labels (measured); fine-tuning is what users do."""
 import functools
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import urllib.request
 
-import torch
-from transformers import AutoTokenizer, BertForSequenceClassification
 
 from hfkit_testlib import MINILM, DATA, expect_error, main, run, tool
 
 PREDICT = tool("hf-predict")
 REVIEWS = [os.path.join(DATA, "sentiment", f) for f in ("amazon.jsonl", "yelp.jsonl")]
-TOKENIZER_FILES = ["vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
-FIT, HELD_OUT = 400, 1000  # reviews the head is fitted on / reviews predicted
+FIT, HELD_OUT = 1000, 1000  # reviews the model is fine-tuned on / reviews predicted
+TRAIN_STEPS = 60             # of batch 16: about one epoch; fp32 accuracy well above chance
 MIN_AGREEMENT = 0.99       # int8 vs fp32 labels (issue 14)
 # Max |probability difference| int8 vs fp32 measured on this fixture: see the report in the test's
 # output. About 2-3x that, so a broken scale (per-tensor weights, 8-bit saturated activations) fails.
@@ -41,35 +40,17 @@ def reviews():
 
 @functools.cache
 def trained_minilm():
-    """MiniLM + a 2-label head fitted on FIT reviews' pooled outputs; saved by transformers."""
-    out = os.path.join(WORK.name, "minilm-sentiment")
-    torch.manual_seed(0)
-    names = ["negative", "positive"]
-    model = BertForSequenceClassification.from_pretrained(
-        MINILM, num_labels=2, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}).eval()
-    tok = AutoTokenizer.from_pretrained(MINILM)
-    fit = reviews()[:FIT]
-    with torch.inference_mode():
-        enc = tok([r["text"] for r in fit], padding=True, truncation=True, max_length=128, return_tensors="pt")
-        pooled = model.bert(**enc).pooler_output  # [FIT, H]
-    y = torch.tensor([names.index(r["label"]) for r in fit])
-    head = torch.nn.Linear(pooled.shape[1], 2)
-    opt = torch.optim.LBFGS(head.parameters(), max_iter=200)
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(head(pooled.clone()), y) + 1e-3 * head.weight.square().sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        model.classifier.weight.copy_(head.weight)
-        model.classifier.bias.copy_(head.bias)
-    model.save_pretrained(out)
-    for name in TOKENIZER_FILES:
-        if os.path.exists(os.path.join(MINILM, name)):
-            shutil.copyfile(os.path.join(MINILM, name), os.path.join(out, name))
+    """MiniLM fine-tuned by hf-preprocess + hf-train on the first FIT reviews (sentiment)."""
+    train = os.path.join(WORK.name, "fit.jsonl")
+    with open(train, "w", encoding="utf-8") as f:
+        for r in reviews()[:FIT]:
+            f.write(json.dumps(r) + "\n")
+    data, out = os.path.join(WORK.name, "fit-data"), os.path.join(WORK.name, "minilm-sentiment")
+    run([tool("hf-preprocess"), "--tokenizer", MINILM, "--input", train, "--output", data, "--split", "train=1.0",
+         "--max-length", "64", "-q"], check=0)
+    run([tool("hf-train"), "--model", MINILM, "--data", data, "--output-dir", out, "--max-steps", str(TRAIN_STEPS),
+         "--per-device-train-batch-size", "16", "--learning-rate", "5e-5", "--warmup-ratio", "0.1",
+         "--save-strategy", "no", "--threads", "2", "--seed", "0", "-q"], check=0, timeout=1200)
     return out
 
 
@@ -106,7 +87,7 @@ def test_int8_labels_agree_with_fp32_on_a_trained_head():
     acc = {name: sum(r["prediction"] == r["label"] for r in rs) / len(rs) for name, rs in (("fp32", a), ("int8", b))}
     print(f"int8 vs fp32 on {len(a)} reviews: labels agree {agree:.2%}, max |p diff| {diff:.4f} (tolerance "
           f"{INT8_TOL}), accuracy fp32 {acc['fp32']:.2%} int8 {acc['int8']:.2%}")
-    assert acc["fp32"] > 0.7, "the head is not trained: labels would be coin flips"
+    assert acc["fp32"] > 0.8, "the model is not fine-tuned: labels would be near coin flips"
     assert agree >= MIN_AGREEMENT
     assert diff <= INT8_TOL
     assert diff > 0, "int8 output equals fp32: the quantized kernels did not run"
