@@ -35,6 +35,12 @@ foreach(arch IN LISTS HFKIT_CUDA_ARCHS)
 endforeach()
 set(TORCH_CUDA_ARCH_LIST "${_torch_archs}" CACHE STRING "Arch list TorchConfig uses (from HFKIT_CUDA_ARCHS)")
 set(_hfkit_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
+# Caffe2's config (libtorch_cpu's imported target) sits beside Torch's. A build folder configured
+# with an older venv keeps that venv's Caffe2_DIR in its cache and would link its libtorch_cpu.
+if(Torch_DIR)
+  get_filename_component(_caffe2_dir "${Torch_DIR}/../Caffe2" ABSOLUTE)
+  set(Caffe2_DIR "${_caffe2_dir}" CACHE PATH "Caffe2 config of the libtorch in Torch_DIR" FORCE)
+endif()
 find_package(Torch REQUIRED)
 # TorchConfig resets CMAKE_CUDA_ARCHITECTURES; our own kernels (lib/gpu) use HFKIT_CUDA_ARCHS.
 set(CMAKE_CUDA_ARCHITECTURES "${_hfkit_cuda_archs}")

@@ -1,9 +1,12 @@
-# hfkit_tool(name [TORCH]): one executable per tool from tools/<name>/main.cpp, linked to hfkit
-# (or hfkit_torch for tools that run models).
+# hfkit_tool(name [TORCH] [TORCH_CUDA]): one executable per tool from tools/<name>/main.cpp, linked
+# to hfkit, or hfkit_torch for tools that run models (libtorch_cuda loaded at run time when needed),
+# or hfkit_torch_cuda for tools that call into libtorch_cuda directly.
 function(hfkit_tool name)
-  cmake_parse_arguments(ARG "TORCH" "" "" ${ARGN})
+  cmake_parse_arguments(ARG "TORCH;TORCH_CUDA" "" "" ${ARGN})
   add_executable(${name} ${CMAKE_CURRENT_SOURCE_DIR}/${name}/main.cpp)
-  if(ARG_TORCH)
+  if(ARG_TORCH_CUDA)
+    target_link_libraries(${name} PRIVATE hfkit_torch_cuda)
+  elseif(ARG_TORCH)
     target_link_libraries(${name} PRIVATE hfkit_torch)
   else()
     target_link_libraries(${name} PRIVATE hfkit)

@@ -14,11 +14,15 @@
 namespace hf::model {
 namespace {
 
-// int8 weights are symmetric in [-127, 127]: zero point 0, so fbgemm skips the weight-offset terms.
-constexpr double kInt8Max = 127.0;
-// Activations are quantized to 7 bits (reduce_range), as PyTorch does on x86: fbgemm's AVX2 kernels
-// (vpmaddubsw) add u8*s8 products pairwise in int16, which full 8-bit activations can saturate.
-constexpr bool kReduceRange = true;
+// fbgemm's AVX2 kernels (vpmaddubsw) add u8*s8 products pairwise in int16, so one operand must give
+// up a bit: 2 * 255 * 63 fits, 2 * 255 * 127 can saturate. PyTorch takes it from the activations
+// (7-bit, reduce_range); we take it from the weights, which have one scale per output channel,
+// while the activations share one scale per batch and suffer more from a lost bit. On MiniLM
+// fine-tuned for sentiment (cli.predict_int8's fixture), measured against fp32 on 1,000 reviews:
+// labels agree 99.4% (max |p diff| 0.087) this way, 98.7% (0.149) PyTorch's way.
+// Weights are symmetric in [-63, 63]: zero point 0, so fbgemm skips the weight-offset terms.
+constexpr double kWeightMax = 63.0;
+constexpr bool kReduceRange = false;  // activations: full 8 bits
 
 c10::OperatorHandle op(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
@@ -75,7 +79,7 @@ void DenseImpl::quantize_int8() {
     throw Error(ErrorKind::kUnavailable, "int8 quantization needs libtorch's fbgemm kernels (an x86 CPU with AVX2)");
   torch::NoGradGuard no_grad;
   const torch::Tensor w = weight.detach().to(torch::kFloat).contiguous();                    // [out, in]
-  const torch::Tensor scales = (w.abs().amax(/*dim=*/1).to(torch::kDouble) / kInt8Max).clamp_min(1e-12);  // [out]
+  const torch::Tensor scales = (w.abs().amax(/*dim=*/1).to(torch::kDouble) / kWeightMax).clamp_min(1e-12);  // [out]
   const torch::Tensor zero_points = torch::zeros({w.size(0)}, torch::kLong);
   // libtorch warns (once, on stderr) that quantized tensor creation is deprecated; stderr is the
   // user's, and the packed weights below are all this layer keeps of the quantized tensor.

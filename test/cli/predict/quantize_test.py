@@ -10,6 +10,7 @@ own quantize_dynamic flips 12% of its labels (measured); fine-tuning is what use
 import functools
 import json
 import os
+import re
 import subprocess
 import tempfile
 import urllib.request
@@ -22,9 +23,10 @@ REVIEWS = [os.path.join(DATA, "sentiment", f) for f in ("amazon.jsonl", "yelp.js
 FIT, HELD_OUT = 1000, 1000  # reviews the model is fine-tuned on / reviews predicted
 TRAIN_STEPS = 60             # of batch 16: about one epoch; fp32 accuracy well above chance
 MIN_AGREEMENT = 0.99       # int8 vs fp32 labels (issue 14)
-# Max |probability difference| int8 vs fp32 measured on this fixture: see the report in the test's
-# output. About 2-3x that, so a broken scale (per-tensor weights, 8-bit saturated activations) fails.
-INT8_TOL = 0.1
+# Max |probability difference| int8 vs fp32 measured on this fixture: 0.087 (one review near the
+# boundary); typical differences are a few thousandths. About 2x that: a broken scale (per-tensor
+# weights, saturated 8-bit products) moves probabilities by far more.
+INT8_TOL = 0.2
 WORK = tempfile.TemporaryDirectory(prefix="hfkit-quantize-test-")
 
 
@@ -128,8 +130,9 @@ def test_serve_answers_as_batch_int8():
         for _ in range(1200):
             with open(log) as f:
                 for line in f:
-                    if "listening on http://" in line:
-                        port = int(line.rsplit(":", 1)[1])
+                    m = re.search(r"listening on http://[^ ]+:(\d+)", line)
+                    if m:
+                        port = int(m.group(1))
             if port or server.poll() is not None:
                 break
             subprocess.run(["sleep", "0.1"])
