@@ -2,6 +2,7 @@
 // in input order, every input field passed through; or, with --serve, the same answers over HTTP.
 #include "cli/build_info.h"
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "predict/predict.h"
 #include "serve/serve.h"
 
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
   s.version = std::string(hf::cli::kHfkitVersion) + " (" + hf::cli::kGitCommit + ")";
   return tool.run(argc, argv, [&] {
     tool.set_stop_is_success(serve);
+    o.model = hf::hub::resolve_model_arg(o.model);  // org/name[@rev] -> HF cache snapshot
     if (serve) return hf::serve::run_server(s);
     o.model = hf::serve::resolve_model(o.model, s.cache_dir, s.storage);
     return hf::predict::run_batch(o);

@@ -1,6 +1,7 @@
 // hf-train: fine-tune an HF BERT checkpoint on an hf-preprocess dataset (see README.md).
 #include "cli/build_info.h"
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "track/track.h"
 #include "train/train.h"
 
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
     if (gib->count() > 0) o.greater_is_better = greater_is_better;
     hf::track::parse_report_to(o.report_to);  // a bad name fails before any work
     o.resolved_config_yaml = tool.resolved_config_yaml();
+    o.model = hf::hub::resolve_model_arg(o.model);  // after the saved config, which keeps the name
     o.run_tags = {{"hfkit.version", hf::cli::kHfkitVersion}, {"hfkit.git_commit", hf::cli::kGitCommit}};
     return hf::train::train(o);
   });
