@@ -282,7 +282,7 @@ void fetch_blob(Session& s, const FileMeta& meta, const std::string& blob, const
     if (r.overflow)
       throw Error(ErrorKind::kDataErr, fmt::format("{}: the server sent more than the {} bytes announced",
                                                    storage::redact_url(url), *meta.size));
-    if (r.status != 0 && !r.ok()) s.fail(r, url, file);
+    if (r.status != 0 && (r.status < 200 || r.status >= 300)) s.fail(r, url, file);
     if (r.curl_code != 0 || (meta.size && have < *meta.size))
       throw Error(ErrorKind::kTempFail,
                   fmt::format("{}: download interrupted after {} of {} bytes ({}); run again to resume from {}", file,
