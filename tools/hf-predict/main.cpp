@@ -20,11 +20,14 @@ int main(int argc, char** argv) {
                      "  hf-predict --model nli/ --text-field premise --text-pair-field hypothesis < pairs.jsonl\n"
                      "  hf-predict --model tags/ --threshold 0.4,spam=0.8 < posts.jsonl\n"
                      "  hf-predict --model run/ --serve --port 8080\n"
+                     "  hf-predict --model org/name@main < texts.jsonl    (HF cache, downloaded when missing)\n"
                      "  hf-predict --model s3://bucket/models/sentiment@latest --serve");
   auto& app = tool.app();
   auto& p = o.predictor;
   tool.require(app.add_option("-m,--model", o.model,
-                              "Model directory (config.json, model.safetensors, tokenizer), or REGISTRY/NAME[@VERSION]")
+                              "Model directory (config.json, model.safetensors, tokenizer), REGISTRY/NAME[@VERSION], "
+                              "or a Hugging Face org/name[@revision] (HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, "
+                              "HF_HUB_OFFLINE)")
                    ->envname("HFKIT_MODEL"));
   app.add_option("-i,--input", o.input, "Input file ('-' = stdin)");
   app.add_option("-o,--output", o.output, "Output file, written atomically ('-' = stdout)");

@@ -12,9 +12,11 @@ int main(int argc, char** argv) {
                      "  hf-preprocess --tokenizer MODEL_DIR --input a.csv --text-field review --label-field stars \\\n"
                      "      --split train=0.9,test=0.1 --stratify --dedupe --max-length 128 --output data/\n"
                      "  hf-preprocess --tokenizer vocab.txt --input - --format lines --output - < texts.txt\n"
+                     "  hf-preprocess --tokenizer sentence-transformers/all-MiniLM-L6-v2 --input a.jsonl --output data/\n"
                      "  hf-preprocess --config preprocess.yaml");
   auto& app = tool.app();
-  tool.require(app.add_option("--tokenizer", o.tokenizer, "tokenizer.json, vocab.txt or a model directory")
+  tool.require(app.add_option("--tokenizer", o.tokenizer, "tokenizer.json, vocab.txt, a model directory, or org/name[@revision] from the HF cache "
+                                                 "or Hub (HF_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE)")
                    ->envname("HFKIT_TOKENIZER"));
   app.add_option("-i,--input", o.inputs, "Input files ('-' = stdin); several are concatenated");
   tool.require(app.add_option("-o,--output", o.output, "Output dataset directory, or '-' for JSONL on stdout"));
