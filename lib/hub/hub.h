@@ -61,7 +61,8 @@ std::optional<std::string> find_cached(const RepoRef& ref, const Settings& setti
 bool is_wanted_file(std::string_view filename);
 
 // The local snapshot directory for `ref`: from the cache when complete there, else downloaded into
-// it (offline: any cached snapshot, else Error(kNoInput)). Throws Error: kNoPerm for 401/403
+// it (offline: any cached snapshot, else Error(kNoInput); endpoint unreachable: any cached
+// snapshot, with a warning, as huggingface_hub falls back). Throws Error: kNoPerm for 401/403
 // (private or gated, token missing or refused), kNoInput for 404 (repo, revision or file),
 // kTempFail for 429/5xx/timeouts and interrupted transfers (a re-run resumes the .incomplete
 // blob), kUnavailable when the endpoint cannot be reached, kDataErr for a corrupt download or an

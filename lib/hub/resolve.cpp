@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "hub/hub.h"
 #include "hub/internal.h"
+#include "storage/storage.h"
 
 namespace fs = std::filesystem;
 
@@ -29,10 +30,20 @@ std::string resolve(const RepoRef& ref, const Settings& settings) {
     log::info("model {}: {}", name, *dir);
     return *dir;
   }
-  log::info("model {}: not a local directory; fetching it from {} into {}", name, settings.endpoint, settings.cache_dir);
-  std::string dir = download(ref, settings);
-  log::info("model {}: {}", name, dir);
-  return dir;
+  log::info("model {}: not a local directory; fetching it from {} into {}", name,
+            storage::redact_url(settings.endpoint), settings.cache_dir);
+  try {
+    std::string dir = download(ref, settings);
+    log::info("model {}: {}", name, dir);
+    return dir;
+  } catch (const Error& e) {
+    // As huggingface_hub does when the Hub cannot be reached: what the cache has is used.
+    if (e.kind() != ErrorKind::kUnavailable) throw;
+    std::optional<std::string> dir = find_cached(ref, settings, /*complete=*/false);
+    if (!dir) throw;
+    log::warn("{}; using the cached snapshot {}", e.what(), *dir);
+    return *dir;
+  }
 }
 
 std::string resolve_model_arg(const std::string& arg) {

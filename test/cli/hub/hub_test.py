@@ -94,6 +94,9 @@ def test_python_cache_used_offline():
         # @v1 names another commit whose snapshot holds config.json only: that snapshot is chosen
         p = predict(f"{REPO}@v1", env, check=66)
         assert os.path.join(storage(cache), "snapshots", COMMIT_V1) in p.stderr, p.stderr
+        # online with the endpoint unreachable: the incomplete cached snapshot, with a warning
+        p = predict(f"{REPO}@v1", env_for(cache), check=66)
+        assert "cannot reach" in p.stderr and "using the cached snapshot" in p.stderr, p.stderr
         # hf-preprocess and hf-train take the same names
         data, out = os.path.join(d, "data"), os.path.join(d, "run")
         run([PREPROCESS, "--tokenizer", REPO, "--input", AMAZON, "--output", data, "--max-length", "32", "-q"],
