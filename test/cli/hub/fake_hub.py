@@ -114,6 +114,16 @@ class FakeHub:
             return False
         return True
 
+    def _lookup(self, h, repo_id, rev, body):
+        """(repo, commit) the request may see, or (None, None) after sending the refusal."""
+        repo = self.repos.get(repo_id)
+        if not self._authorized(h, repo, body):
+            return None, None
+        commit = repo.commit(urllib.parse.unquote(rev))
+        if commit is None:
+            self._error(h, 404, "RevisionNotFound", body)
+        return repo, commit
+
     def _handle(self, h, body):
         parsed = urllib.parse.urlsplit(h.path)
         path = parsed.path
@@ -126,13 +136,9 @@ class FakeHub:
                 if kind in rest:
                     repo_id, rev = rest.split(kind, 1)
                     repo_id = urllib.parse.unquote(repo_id)
-                    rev = urllib.parse.unquote(rev)
-                    repo = self.repos.get(repo_id)
-                    if not self._authorized(h, repo, body):
-                        return
-                    commit = repo.commit(rev)
+                    repo, commit = self._lookup(h, repo_id, rev, body)
                     if commit is None:
-                        return self._error(h, 404, "RevisionNotFound", body)
+                        return
                     files = repo.commits[commit]
                     if kind == "/revision/":
                         info = {"id": repo_id, "sha": commit, "private": repo.private,
@@ -144,14 +150,10 @@ class FakeHub:
         if "/resolve/" in path:
             repo_id, rest = path.lstrip("/").split("/resolve/", 1)
             rev, _, filename = rest.partition("/")
-            rev = urllib.parse.unquote(rev)
             filename = urllib.parse.unquote(filename)
-            repo = self.repos.get(repo_id)
-            if not self._authorized(h, repo, body):
-                return
-            commit = repo.commit(rev)
+            repo, commit = self._lookup(h, repo_id, rev, body)
             if commit is None:
-                return self._error(h, 404, "RevisionNotFound", body)
+                return
             data = repo.commits[commit].get(filename)
             if data is None:
                 return self._error(h, 404, "EntryNotFound", body, commit)
