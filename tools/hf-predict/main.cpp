@@ -2,6 +2,7 @@
 // in input order, every input field passed through; or, with --serve, the same answers over HTTP.
 #include "cli/build_info.h"
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "predict/predict.h"
 #include "serve/serve.h"
 
@@ -20,11 +21,14 @@ int main(int argc, char** argv) {
                      "  hf-predict --model tags/ --threshold 0.4,spam=0.8 < posts.jsonl\n"
                      "  hf-predict --model run/ --quantize int8 --threads 2 < test.jsonl > predictions.jsonl\n"
                      "  hf-predict --model run/ --serve --port 8080\n"
+                     "  hf-predict --model org/name@main < texts.jsonl    (HF cache, downloaded when missing)\n"
                      "  hf-predict --model s3://bucket/models/sentiment@latest --serve");
   auto& app = tool.app();
   auto& p = o.predictor;
   tool.require(app.add_option("-m,--model", o.model,
-                              "Model directory (config.json, model.safetensors, tokenizer), or REGISTRY/NAME[@VERSION]")
+                              "Model directory (config.json, model.safetensors, tokenizer), REGISTRY/NAME[@VERSION], "
+                              "or a Hugging Face org/name[@revision] (HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, "
+                              "HF_HUB_OFFLINE)")
                    ->envname("HFKIT_MODEL"));
   app.add_option("-i,--input", o.input, "Input file ('-' = stdin)");
   app.add_option("-o,--output", o.output, "Output file, written atomically ('-' = stdout)");
@@ -74,6 +78,7 @@ int main(int argc, char** argv) {
   s.version = std::string(hf::cli::kHfkitVersion) + " (" + hf::cli::kGitCommit + ")";
   return tool.run(argc, argv, [&] {
     tool.set_stop_is_success(serve);
+    o.model = hf::hub::resolve_model_arg(o.model);  // org/name[@rev] -> HF cache snapshot
     if (serve) return hf::serve::run_server(s);
     o.model = hf::serve::resolve_model(o.model, s.cache_dir, s.storage);
     return hf::predict::run_batch(o);

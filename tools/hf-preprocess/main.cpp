@@ -1,5 +1,6 @@
 // hf-preprocess: labelled text (JSONL/CSV/TSV/lines) -> tokenized dataset directory, or JSONL.
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "data/data.h"
 
 int main(int argc, char** argv) {
@@ -11,9 +12,11 @@ int main(int argc, char** argv) {
                      "  hf-preprocess --tokenizer MODEL_DIR --input a.csv --text-field review --label-field stars \\\n"
                      "      --split train=0.9,test=0.1 --stratify --dedupe --max-length 128 --output data/\n"
                      "  hf-preprocess --tokenizer vocab.txt --input - --format lines --output - < texts.txt\n"
+                     "  hf-preprocess --tokenizer sentence-transformers/all-MiniLM-L6-v2 --input a.jsonl --output data/\n"
                      "  hf-preprocess --config preprocess.yaml");
   auto& app = tool.app();
-  tool.require(app.add_option("--tokenizer", o.tokenizer, "tokenizer.json, vocab.txt or a model directory")
+  tool.require(app.add_option("--tokenizer", o.tokenizer, "tokenizer.json, vocab.txt, a model directory, or org/name[@revision] from the HF cache "
+                                                 "or Hub (HF_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE)")
                    ->envname("HFKIT_TOKENIZER"));
   app.add_option("-i,--input", o.inputs, "Input files ('-' = stdin); several are concatenated");
   tool.require(app.add_option("-o,--output", o.output, "Output dataset directory, or '-' for JSONL on stdout"));
@@ -34,5 +37,8 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", o.threads, "Worker threads (0 = all cores)")->envname("HFKIT_THREADS");
   app.add_option("--on-bad-record", o.on_bad_record, "What a malformed record does")
       ->check(CLI::IsMember({"error", "skip"}));
-  return tool.run(argc, argv, [&] { return hf::data::preprocess(o); });
+  return tool.run(argc, argv, [&] {
+    o.tokenizer = hf::hub::resolve_model_arg(o.tokenizer);  // org/name[@rev] -> HF cache snapshot
+    return hf::data::preprocess(o);
+  });
 }

@@ -1,6 +1,7 @@
 // hf-train: fine-tune an HF BERT checkpoint on an hf-preprocess dataset (see README.md).
 #include "cli/build_info.h"
 #include "cli/cli.h"
+#include "hub/hub.h"
 #include "track/track.h"
 #include "train/train.h"
 
@@ -32,9 +33,11 @@ int main(int argc, char** argv) {
                      "  hf-train --config configs/demo-sentiment.yaml --model M --data D --output-dir run/\n"
                      "  hf-train --config configs/tiny.yaml --model tiny/ --data D --output-dir run/ --max-steps 20\n"
                      "  hf-train --model M --data D --output-dir run/ --sync-to s3://bucket/runs/bert --resume auto\n"
+                     "  hf-train --model sentence-transformers/all-MiniLM-L6-v2 --data D --output-dir run/\n"
                      "  scripts/launch-local.sh 2 -- hf-train --model M --data D --output-dir run/ --resume auto");
   auto& app = tool.app();
-  tool.require(app.add_option("--model", o.model, "HF model directory (config.json, model.safetensors, tokenizer)"));
+  tool.require(app.add_option("--model", o.model, "HF model directory (config.json, model.safetensors, tokenizer), or org/name[@revision] "
+                                                 "from the HF cache or Hub (HF_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE)"));
   tool.require(app.add_option("--data", o.data, "Dataset directory written by hf-preprocess"));
   tool.require(app.add_option("--output-dir", o.output_dir, "Checkpoints, then the fine-tuned HF model directory"));
   app.add_option("--train-split", o.train_split, "Split to train on");
@@ -97,6 +100,7 @@ int main(int argc, char** argv) {
     if (gib->count() > 0) o.greater_is_better = greater_is_better;
     hf::track::parse_report_to(o.report_to);  // a bad name fails before any work
     o.resolved_config_yaml = tool.resolved_config_yaml();
+    o.model = hf::hub::resolve_model_arg(o.model);  // after the saved config, which keeps the name
     o.run_tags = {{"hfkit.version", hf::cli::kHfkitVersion}, {"hfkit.git_commit", hf::cli::kGitCommit}};
     return hf::train::train(o);
   });
