@@ -22,9 +22,11 @@ struct Family {
   std::string_view model_type;
   std::unique_ptr<ModelConfig> (*parse)(const Json&, const std::string&);
 };
-const Family kFamilies[] = {{"bert", parse_bert}};
+const Family kFamilies[] = {{"bert", parse_bert},        {"distilbert", parse_distilbert},
+                            {"roberta", parse_roberta},  {"xlm-roberta", parse_roberta},
+                            {"electra", parse_electra}};
 // Encoder families users ask for that are not built yet (issue 11): refused by name.
-const std::string_view kNotYet[] = {"distilbert", "roberta", "xlm-roberta", "electra", "modernbert", "deberta-v2", "deberta"};
+const std::string_view kNotYet[] = {"modernbert", "deberta-v2", "deberta"};
 
 std::string supported_families() {
   std::vector<std::string_view> names;
