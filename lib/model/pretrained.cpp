@@ -1,6 +1,6 @@
 // from_pretrained / save_pretrained over HF model directories: config.json plus model.safetensors
 // or a sharded model.safetensors.index.json ({"weight_map": {key: file}}), keys with or without the
-// "bert." prefix of BertForSequenceClassification, as transformers' PreTrainedModel does.
+// family's base prefix ("bert.", "roberta.", ...), as transformers' PreTrainedModel does.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -19,7 +19,6 @@ namespace hf::model {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr const char* kBasePrefix = "bert.";  // BertForSequenceClassification.base_model_prefix
 
 // The checkpoint's tensors by key; the files stay mapped while this lives.
 struct Checkpoint {
@@ -85,7 +84,7 @@ torch::ScalarType torch_dtype(io::Dtype dtype, const std::string& file, const st
 
 std::string join_keys(const std::vector<std::string>& keys) { return fmt::format("{}", fmt::join(keys, ", ")); }
 
-void apply_options(BertConfig& c, const LoadOptions& o) {
+void apply_options(ModelConfig& c, const LoadOptions& o) {
   if (!o.labels.empty()) {
     if (o.num_labels && *o.num_labels != static_cast<std::int64_t>(o.labels.size()))
       throw Error(ErrorKind::kUsage,
@@ -102,13 +101,16 @@ void apply_options(BertConfig& c, const LoadOptions& o) {
 
 }  // namespace
 
-BertForSequenceClassification from_pretrained(const std::string& dir, const LoadOptions& options, LoadReport* report) {
+std::shared_ptr<SequenceClassifier> from_pretrained(const std::string& dir, const LoadOptions& options,
+                                                    LoadReport* report) {
   if (!fs::is_directory(dir)) throw Error(ErrorKind::kNoInput, fmt::format("{}: no such model directory", dir));
-  BertConfig config = BertConfig::load(dir);
-  apply_options(config, options);
+  const std::unique_ptr<ModelConfig> config = ModelConfig::load(dir);
+  apply_options(*config, options);
   const Checkpoint ck = open_checkpoint(dir);
 
-  BertForSequenceClassification model(config);
+  const std::shared_ptr<SequenceClassifier> model = config->make_model();
+  const std::string base_prefix(model->base_prefix());
+  const std::string label_layer = std::string(model->label_layer()) + ".";
   torch::NoGradGuard no_grad;
   auto params = model->named_parameters();
   LoadReport r;
@@ -118,7 +120,7 @@ BertForSequenceClassification from_pretrained(const std::string& dir, const Load
     // A buffer of old checkpoints (HF made it non-persistent); transformers skips it too.
     if (key.ends_with("embeddings.position_ids")) continue;
     std::string name = key;
-    if (params.find(name) == nullptr && params.find(kBasePrefix + key) != nullptr) name = kBasePrefix + key;
+    if (params.find(name) == nullptr && params.find(base_prefix + key) != nullptr) name = base_prefix + key;
     torch::Tensor* p = params.find(name);
     if (p == nullptr) {
       r.unexpected.push_back(key);
@@ -130,7 +132,7 @@ BertForSequenceClassification from_pretrained(const std::string& dir, const Load
       if (!options.ignore_mismatched_sizes)
         throw ShapeMismatch(Where{file, 0, key},
                             fmt::format("shape [{}] but the model (config.json{}) needs [{}]", fmt::join(shape, ", "),
-                                        name.starts_with("classifier.") ? ", num_labels" : "",
+                                        name.starts_with(label_layer) ? ", num_labels" : "",
                                         fmt::join(p->sizes(), ", ")),
                             name);
       r.mismatched.push_back(key);
@@ -151,7 +153,7 @@ BertForSequenceClassification from_pretrained(const std::string& dir, const Load
   for (const auto& p : params)
     if (!loaded.count(p.key())) r.missing.push_back(p.key());
   for (const std::string& k : r.mismatched) {
-    const std::string name = params.find(k) ? k : kBasePrefix + k;
+    const std::string name = params.find(k) ? k : base_prefix + k;
     model->init_parameter(name);
   }
   if (!r.missing.empty())
@@ -163,7 +165,7 @@ BertForSequenceClassification from_pretrained(const std::string& dir, const Load
   return model;
 }
 
-void save_pretrained(const BertForSequenceClassificationImpl& model, const std::string& dir) {
+void save_pretrained(const SequenceClassifier& model, const std::string& dir) {
   make_dirs(dir);
   io::SafetensorsWriter writer;
   std::vector<torch::Tensor> keep;  // the bytes must outlive write()

@@ -38,7 +38,7 @@ struct PredictorOptions {
   // A server sets false: it drains on a signal, answering what it already accepted.
   bool stop_on_signal = true;
   // "none" (fp32) | "int8": dynamic int8 of the encoder's Linear layers on fbgemm (CPU only;
-  // model::BertForSequenceClassificationImpl::quantize). With device "auto", int8 picks the CPU.
+  // model::SequenceClassifier::quantize). With device "auto", int8 picks the CPU.
   std::string quantize = "none";
 };
 

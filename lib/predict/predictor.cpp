@@ -25,7 +25,7 @@ constexpr float kDefaultThreshold = 0.5f;  // multi-label decision threshold whe
 constexpr std::size_t kMinGrain = 16;      // texts per tokenizer task: below, threads cost more than they save
 
 // HF's reading of the head: problem_type when set, else regression for one label, else softmax.
-Task task_of(const model::BertConfig& c) {
+Task task_of(const model::ModelConfig& c) {
   if (c.problem_type) {
     switch (*c.problem_type) {
       case model::ProblemType::kSingleLabelClassification: return Task::kSingleLabel;
@@ -78,7 +78,7 @@ std::vector<float> parse_thresholds(std::string_view spec, std::span<const std::
 }
 
 struct Predictor::Impl {
-  model::BertForSequenceClassification model{nullptr};
+  std::shared_ptr<model::SequenceClassifier> model;
   tokenizer::Tokenizer tok;
   model::DeviceSetup dev;  // device + bf16 autocast
   tokenizer::EncodeOptions encode_options;
@@ -118,15 +118,17 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   m.model->quantize(quantization);
   if (dev.device != torch::kCPU) m.model->to(dev.device);
   m.dev = dev;
-  const model::BertConfig& c = m.model->config();
+  const model::ModelConfig& c = m.model->config();
   m.task = task_of(c);
   m.batch_size = o.batch_size;
   m.stop_on_signal = o.stop_on_signal;
-  const auto max_positions = static_cast<std::size_t>(c.max_position_embeddings);
+  const auto max_positions = static_cast<std::size_t>(c.max_length());
   m.encode_options.max_length = o.max_length == 0 ? max_positions : o.max_length;
   if (m.encode_options.max_length > max_positions)
-    throw Error(ErrorKind::kUsage, fmt::format("--max-length {} exceeds the model's max_position_embeddings ({})",
-                                               o.max_length, max_positions));
+    throw Error(ErrorKind::kUsage,
+                fmt::format("--max-length {} exceeds the model's max_position_embeddings ({}{})", o.max_length,
+                            max_positions,
+                            c.max_length() == c.max_position_embeddings ? "" : " usable positions"));
   if (m.encode_options.max_length < m.tok.num_special_tokens(true) + 2)
     throw Error(ErrorKind::kUsage, fmt::format("--max-length {} leaves no room for text", o.max_length));
   m.pad_id = m.tok.pad_id() >= 0 ? m.tok.pad_id() : static_cast<std::int32_t>(c.pad_token_id);
@@ -235,7 +237,7 @@ void Predictor::Impl::run_batch(std::span<const std::size_t> rows, const std::ve
       if (with_types) types = types.pin_memory().to(device, /*non_blocking=*/true);
     }
     // forward() is not const but is thread-safe in eval mode under inference mode (model.h).
-    logits = model.ptr()->forward(ids, mask, types).to(torch::kCPU, torch::kFloat).contiguous();  // [B, L]
+    logits = model->forward(ids, mask, types).to(torch::kCPU, torch::kFloat).contiguous();  // [B, L]
   }
   const std::int64_t num_labels = logits.size(1);
   const float* lp = logits.data_ptr<float>();

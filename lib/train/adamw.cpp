@@ -9,7 +9,7 @@
 namespace hf::train {
 
 bool AdamW::no_decay(const std::string& name) {
-  return name.ends_with(".bias") || name.find("LayerNorm") != std::string::npos;
+  return name.ends_with(".bias") || model::is_layer_norm(name);
 }
 
 AdamW::AdamW(const torch::OrderedDict<std::string, torch::Tensor>& params, Options options) : options_(options) {

@@ -131,7 +131,7 @@ void copy_tokenizer_files(const std::string& from, const std::string& to) {
 }
 
 std::string write_checkpoint(const std::string& output_dir, std::int64_t step,
-                             const model::BertForSequenceClassificationImpl& model, const AdamW& optimizer,
+                             const model::SequenceClassifier& model, const AdamW& optimizer,
                              const CheckpointParts& parts, const std::string& tokenizer_dir) {
   const fs::path out(output_dir);
   const fs::path tmp = out / fmt::format(".{}.tmp", checkpoint_name(step));

@@ -17,7 +17,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-torch::Tensor forward_loss(model::BertForSequenceClassification& model, const Batch& batch, const Runtime& rt,
+torch::Tensor forward_loss(model::SequenceClassifier& model, const Batch& batch, const Runtime& rt,
                            model::ProblemType problem_type, torch::Tensor* logits_out) {
   const bool async = rt.device.is_cuda();  // batches are pinned on CUDA
   const torch::Tensor ids = batch.input_ids.to(rt.device, async);
@@ -27,14 +27,14 @@ torch::Tensor forward_loss(model::BertForSequenceClassification& model, const Ba
   torch::Tensor logits;
   {
     model::AutocastGuard autocast(rt.autocast_bf16);
-    logits = model->forward(ids, mask, types);  // [B, L]
+    logits = model.forward(ids, mask, types);  // [B, L]
   }
   logits = logits.to(torch::kFloat);  // the loss in fp32, as autocast runs it
   if (logits_out) *logits_out = logits;
   return model::classification_loss(problem_type, logits, labels);
 }
 
-nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, const data::Dataset& dataset,
+nlohmann::ordered_json evaluate(model::SequenceClassifier& model, const data::Dataset& dataset,
                                 std::int64_t batch_size, const Runtime& rt, const std::vector<std::int64_t>& label_map,
                                 model::ProblemType problem_type, dist::Communicator& comm) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -54,7 +54,7 @@ nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, con
   for (std::int64_t b = rank; b < num_batches; b += world)
     mine.insert(mine.end(), order.begin() + b * batch_size,
                 order.begin() + std::min<std::int64_t>((b + 1) * batch_size, static_cast<std::int64_t>(n)));
-  const std::vector<std::string>& names = model->config().id2label;
+  const std::vector<std::string>& names = model.config().id2label;
   const std::int64_t num_labels = static_cast<std::int64_t>(names.size());
   const bool single = problem_type == model::ProblemType::kSingleLabelClassification;
   const bool multi = problem_type == model::ProblemType::kMultiLabelClassification;
@@ -64,10 +64,10 @@ nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, con
   torch::Tensor losses = torch::zeros({num_batches}, torch::kDouble);
   torch::Tensor rows = torch::zeros({static_cast<std::int64_t>(n), width}, torch::kDouble);
 
-  model->eval();
+  model.eval();
   {
     torch::NoGradGuard no_grad;
-    BatchLoader loader(dataset, mine, batch_size, 0, 0, model->config().pad_token_id, label_map, rt.device.is_cuda());
+    BatchLoader loader(dataset, mine, batch_size, 0, 0, model.config().pad_token_id, label_map, rt.device.is_cuda());
     for (std::int64_t j = 0; j < loader.num_batches(); ++j) {
       const std::int64_t b = rank + j * world;
       const Batch batch = loader.next();
@@ -88,7 +88,7 @@ nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, con
       }
     }
   }
-  model->train();
+  model.train();
   std::vector<torch::Tensor> shared = {losses, rows};
   comm.allreduce_sum(shared);
 

@@ -60,12 +60,12 @@ using Runtime = model::DeviceSetup;
 // eval_f1_macro, ...), then eval_runtime, eval_samples_per_second, eval_steps_per_second.
 // Collective: every rank of `comm` calls it, evaluates its share of the batches, and all get the
 // metrics one process would compute.
-nlohmann::ordered_json evaluate(model::BertForSequenceClassification& model, const data::Dataset& dataset,
+nlohmann::ordered_json evaluate(model::SequenceClassifier& model, const data::Dataset& dataset,
                                 std::int64_t batch_size, const Runtime& rt, const std::vector<std::int64_t>& label_map,
                                 model::ProblemType problem_type, dist::Communicator& comm);
 
 // Loss of one batch under the runtime's autocast; logits stay as computed.
-torch::Tensor forward_loss(model::BertForSequenceClassification& model, const Batch& batch, const Runtime& rt,
+torch::Tensor forward_loss(model::SequenceClassifier& model, const Batch& batch, const Runtime& rt,
                            model::ProblemType problem_type, torch::Tensor* logits = nullptr);
 
 // Whole safetensors files of CPU tensors (F32, I64, U8) for optimizer and RNG state.
@@ -121,7 +121,7 @@ struct CheckpointParts {
 // Writes output_dir/checkpoint-<step>/ through a temp dir, renames it into place and then writes
 // the completeness marker. Returns the final path. Throws Error(kCantCreate/kIo).
 std::string write_checkpoint(const std::string& output_dir, std::int64_t step,
-                             const model::BertForSequenceClassificationImpl& model, const AdamW& optimizer,
+                             const model::SequenceClassifier& model, const AdamW& optimizer,
                              const CheckpointParts& parts, const std::string& tokenizer_dir);
 // Size of each regular file directly in `dir`. Throws Error(kIo).
 std::map<std::string, std::uintmax_t> file_sizes(const std::string& dir);

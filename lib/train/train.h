@@ -1,5 +1,5 @@
-// Fine-tuning BertForSequenceClassification: the training loop (dynamic padding, length-grouped
-// sampling, gradient accumulation, AdamW, HF's LR schedules, clipping, eval, early stopping),
+// Fine-tuning a model::SequenceClassifier (any lib/model family): the training loop (dynamic
+// padding, length-grouped sampling, gradient accumulation, AdamW, HF's LR schedules, clipping, eval, early stopping),
 // checkpoints that resume exactly (model, optimizer, scheduler, RNG, data cursor) and the final HF
 // model directory. Option names and defaults follow HF TrainingArguments. One process per device;
 // under a launcher (torchrun-style or Slurm environment, see lib/dist) the processes train one model

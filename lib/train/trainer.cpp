@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <set>
 
@@ -142,7 +143,7 @@ std::optional<std::vector<std::int64_t>> map_labels(const std::vector<std::strin
 }
 
 struct LoadedModel {
-  model::BertForSequenceClassification model{nullptr};
+  std::shared_ptr<model::SequenceClassifier> model;
   std::vector<std::int64_t> label_map;
 };
 
@@ -152,7 +153,8 @@ struct LoadedModel {
 // LABEL_0.. names and the right size -> kept, renamed; any other head -> error, or a fresh head
 // with --ignore-mismatched-sizes.
 LoadedModel load_fresh(const TrainOptions& o, const data::DatasetMeta& meta) {
-  const model::BertConfig cfg = model::BertConfig::load(o.model);
+  const std::unique_ptr<model::ModelConfig> loaded_cfg = model::ModelConfig::load(o.model);
+  const model::ModelConfig& cfg = *loaded_cfg;
   const std::vector<std::string>& data_labels = meta.label_names;
   LoadedModel out;
   model::LoadOptions load;
@@ -180,11 +182,12 @@ LoadedModel load_fresh(const TrainOptions& o, const data::DatasetMeta& meta) {
   } catch (const model::ShapeMismatch& e) {
     // A classifier of another size: say what it means here. Any other error about the head
     // (NaN weights, a truncated tensor) keeps its own message.
-    if (e.parameter().starts_with("classifier.")) throw mismatch();
+    if (e.parameter().starts_with("classifier.")) throw mismatch();  // every family's head is "classifier.*"
     throw;
   }
-  auto listed = [](const std::vector<std::string>& keys) {
-    return std::find(keys.begin(), keys.end(), "classifier.weight") != keys.end();
+  const std::string label_layer(out.model->label_layer());  // "classifier", "classifier.out_proj"
+  auto listed = [&](const std::vector<std::string>& keys) {
+    return std::find(keys.begin(), keys.end(), label_layer + ".weight") != keys.end();
   };
   // A head loaded as it was (not missing, not re-initialised for its size) with other labels.
   const bool wrong_names = !listed(report.missing) && !listed(report.mismatched) && custom_names && !remap;
@@ -192,8 +195,8 @@ LoadedModel load_fresh(const TrainOptions& o, const data::DatasetMeta& meta) {
   if (wrong_names) {
     log::warn("{}: the head's labels [{}] are not the data's [{}]: training a new head", o.model,
               fmt::join(cfg.id2label, ", "), fmt::join(data_labels, ", "));
-    out.model->init_parameter("classifier.weight");
-    out.model->init_parameter("classifier.bias");
+    out.model->init_parameter(label_layer + ".weight");
+    out.model->init_parameter(label_layer + ".bias");
   }
   if (!out.label_map.empty())
     log::info("data labels mapped onto the model's label ids [{}]", fmt::join(cfg.id2label, ", "));
@@ -387,15 +390,18 @@ RunData open_data(const TrainOptions& o, int world_size) {
   d.train_file = fmt::format("{}/{}.safetensors", o.data, o.train_split);
   if (d.train_set.size() == 0) throw Error(ErrorKind::kDataErr, d.train_file + ": no examples to train on");
   if (meta.label_names.empty()) throw Error(ErrorKind::kDataErr, d.train_file + ": no labels (preprocessed without --label-field?)");
-  const model::BertConfig cfg = model::BertConfig::load(o.model);
-  check_token_ids(d.train_set, d.train_file, cfg.vocab_size, cfg.type_vocab_size);
+  const std::unique_ptr<model::ModelConfig> cfg = model::ModelConfig::load(o.model);
+  // A family without token types (DistilBERT) ignores them, as HF's Trainer drops the column.
+  const std::int64_t type_vocab_size =
+      cfg->type_vocab_size > 0 ? cfg->type_vocab_size : std::numeric_limits<std::int32_t>::max();
+  check_token_ids(d.train_set, d.train_file, cfg->vocab_size, type_vocab_size);
   if (o.eval_strategy != Strategy::kNo) {
     d.eval_set = data::Dataset::open(o.data, o.eval_split);
     const std::string eval_file = fmt::format("{}/{}.safetensors", o.data, o.eval_split);
     if (d.eval_set->size() == 0) throw Error(ErrorKind::kDataErr, eval_file + ": no examples to evaluate on");
     const data::Dataset* splits[] = {&d.train_set, &*d.eval_set};
     data::check_same_run(splits);  // the one rule for "same preprocess run" lives in lib/data
-    check_token_ids(*d.eval_set, eval_file, cfg.vocab_size, cfg.type_vocab_size);
+    check_token_ids(*d.eval_set, eval_file, cfg->vocab_size, type_vocab_size);
   }
   d.n = static_cast<std::int64_t>(d.train_set.size());
   d.global_batch = o.per_device_train_batch_size * world_size;
@@ -485,7 +491,7 @@ class Run {
   RemoteSync* remote_;
   dist::Communicator& comm_;
   std::optional<OutputLock> lock_;
-  model::BertForSequenceClassification model_{nullptr};
+  std::shared_ptr<model::SequenceClassifier> model_;
   std::vector<std::int64_t> label_map_;
   std::unique_ptr<AdamW> optimizer_;
   std::vector<torch::Tensor> params_;
@@ -577,7 +583,7 @@ void Run::load_or_resume(const std::vector<std::string>& candidates) {
       log::warn("cannot resume from {}: {}", dir, e.what());
     }
   }
-  const bool resumed = !model_.is_empty();
+  const bool resumed = model_ != nullptr;
   if (!model_) {
     if (!candidates.empty()) log::warn("no usable checkpoint in {}: starting fresh", o_.output_dir);
     torch::manual_seed(o_.seed);
@@ -698,7 +704,7 @@ double Run::step(BatchLoader& loader, std::int64_t group, std::int64_t& step_exa
   const std::int64_t mine = std::clamp<std::int64_t>(loader.num_batches() - st_.batch_in_epoch, 0, group);
   for (std::int64_t k = 0; k < mine; ++k) {
     const Batch batch = loader.next();
-    const torch::Tensor loss = forward_loss(model_, batch, rt_, problem_type_);
+    const torch::Tensor loss = forward_loss(*model_, batch, rt_, problem_type_);
     const double value = loss.item<double>();
     // With several ranks all of them must fail at the same step: the summed loss is checked below.
     if (!std::isfinite(value) && comm_.world_size() == 1) throw diverged(value);
@@ -747,7 +753,7 @@ void Run::log_step(double grad_norm) {
 }
 
 bool Run::evaluate_now() {
-  json rec = evaluate(model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_, comm_);
+  json rec = evaluate(*model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_, comm_);
   if (!rec.contains(metric_key_))
     throw Error(ErrorKind::kUsage, fmt::format("metric_for_best_model: evaluation does not report {}", metric_key_));
   const double value = rec[metric_key_].get<double>();
@@ -904,7 +910,7 @@ void Run::write_final_model() {
   if (d_.eval_set) {
     json rec = last_eval_step_ == st_.global_step && !reloaded
                    ? last_eval_
-                   : evaluate(model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_, comm_);
+                   : evaluate(*model_, *d_.eval_set, o_.per_device_eval_batch_size, rt_, label_map_, problem_type_, comm_);
     rec["epoch"] = st_.epoch;
     if (comm_.is_main()) {
       write_file_atomic((fs::path(o_.output_dir) / "eval_results.json").string(), rec.dump(2) + "\n");

@@ -1,5 +1,5 @@
 // Test driver for the model golden tests (not a product tool): loads an HF model directory with
-// hf::model::from_pretrained (or builds a fresh one from its config with --init), runs a batch read
+// hf::model::from_pretrained (or builds a fresh one of its family from its config with --init), runs a batch read
 // as JSON from stdin and prints JSON on stdout:
 //   in:  {"input_ids": [[...]], "attention_mask": [[...]], "token_type_ids": [[...]], "labels": [...]}
 //   out: {"logits": [[...]], "loss": x (when labels), "missing": [...], "unexpected": [...],
@@ -60,14 +60,14 @@ int run(int argc, char** argv) {
   if (dir.empty()) throw hf::Error(hf::ErrorKind::kUsage, "missing MODEL_DIR");
 
   hf::model::LoadReport report;
-  hf::model::BertForSequenceClassification model{nullptr};
+  std::shared_ptr<hf::model::SequenceClassifier> model;
   if (init) {
-    hf::model::BertConfig config = hf::model::BertConfig::load(dir);
-    if (options.num_labels) config.set_num_labels(*options.num_labels);
-    if (!options.labels.empty()) config.id2label = options.labels;
-    if (options.problem_type) config.problem_type = options.problem_type;
+    const std::unique_ptr<hf::model::ModelConfig> config = hf::model::ModelConfig::load(dir);
+    if (options.num_labels) config->set_num_labels(*options.num_labels);
+    if (!options.labels.empty()) config->id2label = options.labels;
+    if (options.problem_type) config->problem_type = options.problem_type;
     torch::manual_seed(seed);
-    model = hf::model::BertForSequenceClassification(config);
+    model = config->make_model();
     model->eval();
   } else {
     model = hf::model::from_pretrained(dir, options, &report);

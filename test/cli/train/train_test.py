@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from torch_loop import compare_with_torch_loop
 from hfkit_testlib import (AMAZON, BIN, MAKE_TINY, MINILM, TINY_YAML, complete_checkpoints, expect_error,
                            jsonl, main, make_tiny_bert, read, run, same_training, tokenize_amazon,
                            tool, wait_for)
@@ -126,60 +127,7 @@ def test_output_dir_is_an_hf_model_directory():
 def test_updates_equal_a_pytorch_loop():
     """Full-batch steps (dropout off): AdamW (fused, decay groups as HF), linear warmup schedule and
     gradient clipping must give the parameters a plain transformers + torch loop gives."""
-    import torch
-    from safetensors.numpy import load_file
-    from safetensors.torch import load_file as load_torch
-    from transformers import AutoModelForSequenceClassification, get_linear_schedule_with_warmup
-
-    steps, lr, wd, clip, warmup = 6, 2e-3, 0.1, 0.5, 2
-    t = load_file(os.path.join(SMALL, "train.safetensors"))
-    offs, ids, labels = t["offsets"], t["input_ids"], t["labels"]
-    n = len(offs) - 1
-    width = max(int(offs[i + 1] - offs[i]) for i in range(n))
-    input_ids = torch.zeros(n, width, dtype=torch.long)
-    mask = torch.zeros(n, width, dtype=torch.long)
-    for i in range(n):
-        row = torch.from_numpy(ids[offs[i]:offs[i + 1]].astype(np.int64))
-        input_ids[i, :len(row)] = row
-        mask[i, :len(row)] = 1
-    torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(TINY_NODROP)
-    model.train()
-    decay = [p for name, p in model.named_parameters() if not ("bias" in name or "LayerNorm" in name)]
-    no_decay = [p for name, p in model.named_parameters() if "bias" in name or "LayerNorm" in name]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, fused=True)
-    sched = get_linear_schedule_with_warmup(opt, warmup, steps)
-    for _ in range(steps):
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=torch.from_numpy(labels)).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-    want = {k: v.detach() for k, v in model.state_dict().items()}
-
-    common = ["--max-steps", str(steps), "--learning-rate", str(lr), "--weight-decay", str(wd), "--max-grad-norm",
-              str(clip), "--warmup-steps", str(warmup), "--save-strategy", "no", "--threads", "1"]
-    for label, extra in [("one batch", ["--per-device-train-batch-size", "64"]),
-                         ("2 x accumulation", ["--per-device-train-batch-size", "24", "--gradient-accumulation-steps", "2"])]:
-        out = os.path.join(WORK, "vs-torch-" + extra[1])
-        train(out, *common, *extra, model=TINY_NODROP, data=SMALL)
-        got = load_torch(os.path.join(out, "model.safetensors"))
-        worst, worst_key = 0.0, ""
-        moved = 0.0
-        for k, v in want.items():
-            if k not in got:
-                continue
-            d = float((got[k] - v).abs().max())
-            if d > worst:
-                worst, worst_key = d, k
-        start_w = load_torch(os.path.join(TINY_NODROP, "model.safetensors"))
-        moved = max(float((want[k] - start_w[k]).abs().max()) for k in start_w if k in want)
-        assert set(got) >= {k for k in want if not k.endswith("position_ids")}, set(want) - set(got)
-        print(f"  {label}: max |param diff| vs torch loop {worst:.2e} at {worst_key} (params moved up to {moved:.2e}; "
-              f"tolerance 2e-6)")
-        assert worst < 2e-6, (label, worst_key, worst)  # ~17x the 1.2e-7 observed: a dropped term shows
+    compare_with_torch_loop(train, TINY_NODROP, SMALL, WORK)
 
 
 # ---- exact resume ----

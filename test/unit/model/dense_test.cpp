@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "model/dense.h"
-#include "model/model.h"
+#include "model/bert.h"
 #undef CHECK  // libtorch's c10 logging defines its own CHECK; doctest's must win in this file.
 #include <doctest/doctest.h>
 

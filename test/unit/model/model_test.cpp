@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "model/model.h"
+#include "model/bert.h"
 #include "support/temp_dir.h"
 // libtorch's c10 logging defines its own CHECK; doctest's must win in this file.
 #undef CHECK

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "model/model.h"
+#include "model/bert.h"
 #include "predict/predict.h"
 #include "support/temp_dir.h"
 #include "tokenizer/tokenizer.h"

@@ -1,0 +1,153 @@
+// The family-neutral model API without Python: dispatch on model_type (and its refusals), each
+// family's HF parameter names, and padded batches equal to each text alone for every family.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "support/temp_dir.h"
+// libtorch's c10 logging defines its own CHECK; doctest's must win in this file.
+#undef CHECK
+#include <doctest/doctest.h>
+
+using hf::model::ModelConfig;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+// A tiny config of each family (vocab 50, hidden 8, 1 layer, 2 heads).
+Json tiny(const std::string& model_type) {
+  if (model_type == "distilbert")
+    return {{"model_type", "distilbert"}, {"vocab_size", 50}, {"dim", 8},          {"n_layers", 1},
+            {"n_heads", 2},               {"hidden_dim", 16}, {"max_position_embeddings", 16}};
+  Json j = {{"model_type", model_type},    {"vocab_size", 50},       {"hidden_size", 8},
+            {"num_hidden_layers", 1},      {"num_attention_heads", 2}, {"intermediate_size", 16},
+            {"max_position_embeddings", 18}, {"type_vocab_size", 2}};
+  if (model_type == "electra") j["embedding_size"] = 4;
+  return j;
+}
+
+std::vector<std::string> names_of(const hf::model::SequenceClassifier& m) {
+  std::vector<std::string> names;
+  for (const auto& p : m.named_parameters()) names.push_back(p.key());
+  return names;
+}
+
+bool has(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+}  // namespace
+
+TEST_CASE("families: model_type picks the family and its HF names") {
+  struct Case {
+    const char* model_type;
+    const char* prefix;
+    const char* label_layer;
+    std::vector<std::string> some;  // keys transformers' *ForSequenceClassification has
+  };
+  const Case cases[] = {
+      {"distilbert", "distilbert.", "classifier",
+       {"distilbert.embeddings.word_embeddings.weight", "distilbert.embeddings.LayerNorm.bias",
+        "distilbert.transformer.layer.0.attention.q_lin.weight", "distilbert.transformer.layer.0.attention.out_lin.bias",
+        "distilbert.transformer.layer.0.sa_layer_norm.weight", "distilbert.transformer.layer.0.ffn.lin1.weight",
+        "distilbert.transformer.layer.0.ffn.lin2.bias", "distilbert.transformer.layer.0.output_layer_norm.weight",
+        "pre_classifier.weight", "classifier.bias"}},
+      {"roberta", "roberta.", "classifier.out_proj",
+       {"roberta.embeddings.position_embeddings.weight", "roberta.encoder.layer.0.attention.self.query.weight",
+        "roberta.encoder.layer.0.output.LayerNorm.bias", "classifier.dense.weight", "classifier.out_proj.bias"}},
+      {"xlm-roberta", "roberta.", "classifier.out_proj",
+       {"roberta.embeddings.token_type_embeddings.weight", "classifier.out_proj.weight"}},
+      {"electra", "electra.", "classifier.out_proj",
+       {"electra.embeddings.word_embeddings.weight", "electra.embeddings_project.weight",
+        "electra.encoder.layer.0.intermediate.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight"}},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.model_type);
+    const auto config = ModelConfig::from_json(tiny(c.model_type), "config.json");
+    CHECK(config->model_type == c.model_type);
+    const auto m = config->make_model();
+    CHECK(std::string(m->base_prefix()) == c.prefix);
+    CHECK(std::string(m->label_layer()) == c.label_layer);
+    const auto names = names_of(*m);
+    for (const auto& n : c.some) CHECK_MESSAGE(has(names, n), n);
+    CHECK(!has(names, std::string(c.prefix) + "pooler.dense.weight"));  // no pooler outside BERT
+    const Json saved = config->to_json();
+    CHECK(saved["model_type"].get<std::string>() == c.model_type);
+    const bool round_trips = ModelConfig::from_json(saved, "again")->to_json() == saved;
+    CHECK(round_trips);
+  }
+  // RoBERTa's positions start after padding_idx (default 1): 18 positions hold 16 tokens.
+  CHECK(ModelConfig::from_json(tiny("roberta"), "c")->max_length() == 16);
+  CHECK(ModelConfig::from_json(tiny("distilbert"), "c")->type_vocab_size == 0);
+  Json same = tiny("electra");
+  same["embedding_size"] = 8;
+  CHECK(!has(names_of(*ModelConfig::from_json(same, "c")->make_model()), "electra.embeddings_project.weight"));
+}
+
+TEST_CASE("families: unknown model types and unsupported options are config errors naming them") {
+  struct Bad {
+    Json j;
+    std::vector<std::string> words;
+  };
+  Json sinusoidal = tiny("distilbert");
+  sinusoidal["sinusoidal_pos_embds"] = true;
+  Json relative = tiny("roberta");
+  relative["position_embedding_type"] = "relative_key";
+  Json heads = tiny("distilbert");
+  heads["n_heads"] = 3;
+  const Bad bad[] = {{{{"model_type", "gpt2"}}, {"model_type", "'gpt2' is not supported (supported: bert"}},
+                     {{{"model_type", "modernbert"}}, {"'modernbert' is not supported yet"}},
+                     {{{"model_type", "deberta-v2"}}, {"'deberta-v2' is not supported yet"}},
+                     {sinusoidal, {"sinusoidal_pos_embds"}},
+                     {relative, {"position_embedding_type", "relative_key"}},
+                     {heads, {"n_heads"}}};
+  for (const Bad& b : bad) {
+    CAPTURE(b.j.dump());
+    try {
+      ModelConfig::from_json(b.j, "cfg.json");
+      FAIL("no error");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kConfig);
+      const std::string what = e.what();
+      CHECK(what.find("cfg.json") != std::string::npos);
+      for (const auto& w : b.words) CHECK_MESSAGE(what.find(w) != std::string::npos, what);
+    }
+  }
+}
+
+TEST_CASE("families: a padded batch equals each text alone, and saved directories load back") {
+  for (const char* family : {"distilbert", "roberta", "xlm-roberta", "electra"}) {
+    CAPTURE(family);
+    torch::manual_seed(11);
+    const auto m = ModelConfig::from_json(tiny(family), "config.json")->make_model();
+    m->eval();
+    const std::int64_t pad = m->config().pad_token_id;
+    const std::vector<std::vector<std::int64_t>> texts = {{2, 9, 4, 7, 3}, {2, 3}, {2, 11, 12, 13, 14, 15, 3}};
+    const std::int64_t t = 7;
+    torch::Tensor ids = torch::full({3, t}, pad, torch::kLong), mask = torch::zeros({3, t}, torch::kLong);
+    for (std::size_t i = 0; i < texts.size(); ++i)
+      for (std::size_t k = 0; k < texts[i].size(); ++k) {
+        ids[static_cast<std::int64_t>(i)][static_cast<std::int64_t>(k)] = texts[i][k];
+        mask[static_cast<std::int64_t>(i)][static_cast<std::int64_t>(k)] = 1;
+      }
+    torch::NoGradGuard no_grad;
+    const torch::Tensor batch = m->forward(ids, mask);
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      const torch::Tensor one = m->forward(torch::tensor(texts[i]).unsqueeze(0));
+      CHECK_MESSAGE(torch::allclose(batch[static_cast<std::int64_t>(i)], one[0], /*rtol=*/1e-5, /*atol=*/1e-6),
+                    "text ", i);
+    }
+    CHECK_THROWS_AS(m->forward(torch::full({1, 19}, 5, torch::kLong)), hf::Error);  // beyond the positions
+    hf::test::TempDir dir;
+    hf::model::save_pretrained(*m, dir.path());
+    hf::model::LoadReport report;
+    const auto back = hf::model::from_pretrained(dir.path(), {}, &report);
+    CHECK(report.missing.empty());
+    CHECK(report.unexpected.empty());
+    CHECK(back->config().model_type == family);
+    const bool same = torch::equal(back->forward(ids, mask), batch);
+    CHECK(same);
+  }
+}
