@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   hf::predict::BatchOptions& o = s.batch;
   bool serve = false;
   hf::cli::Tool tool("hf-predict",
-                     "Classify text with a fine-tuned BERT model directory (HF layout). Writes one JSON object per\n"
+                     "Classify text with a fine-tuned model directory (HF layout; bert, distilbert, roberta,\n"
+                     "xlm-roberta, electra). Writes one JSON object per\n"
                      "input record, in input order: the input's fields plus \"prediction\", \"score\" and, with\n"
                      "--scores, \"scores\" ({label: probability}) — the fields hf-eval reads.",
                      "  hf-predict --model run/ < test.jsonl > predictions.jsonl\n"

@@ -1,0 +1,230 @@
+"""hf::model's non-BERT families against transformers (fp32, CPU, eval mode): DistilBERT, RoBERTa,
+XLM-RoBERTa, ELECTRA (with and without the embedding projection).
+
+For each family a tiny random *ForSequenceClassification built by transformers from a small
+*Config: logits on a padded batch within 1e-4, losses within 1e-5 (single-label, multi-label,
+regression); in reverse, the directory hfkit saves loads in transformers with no missing or
+unexpected keys and the same logits; a fresh hfkit model (--init) initialised as HF does; a bare
+encoder (*Model, keys without the prefix) gets a fresh head. Unknown or not-yet-supported
+model_type values and unsupported options exit 78 naming them.
+"""
+import json
+import os
+
+import torch
+import transformers as tr
+
+from hfkit_testlib import expect_error, main, run, tempdir
+
+DRIVER = os.environ.get("HFKIT_MODEL_LOGITS", "build/test/golden/model/model_logits")
+TOL = 1e-4
+LOSS_TOL = 1e-5
+MAX_DIFF = [0.0]
+torch.set_grad_enabled(False)
+
+VOCAB = 99
+# initializer_range 0.2: activations well into the non-linear range, so a wrong activation shows.
+COMMON = dict(vocab_size=VOCAB, max_position_embeddings=40, initializer_range=0.2)
+BERTLIKE = dict(COMMON, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+
+# family -> (config class, classification class, bare encoder class, config kwargs, prefix, pad id)
+FAMILIES = {
+    "distilbert": (tr.DistilBertConfig, tr.DistilBertForSequenceClassification, tr.DistilBertModel,
+                   dict(COMMON, dim=32, n_layers=2, n_heads=4, hidden_dim=37, activation="gelu"), "distilbert", 0),
+    "roberta": (tr.RobertaConfig, tr.RobertaForSequenceClassification, tr.RobertaModel,
+                dict(BERTLIKE, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                     max_position_embeddings=42), "roberta", 1),
+    "xlm-roberta": (tr.XLMRobertaConfig, tr.XLMRobertaForSequenceClassification, tr.XLMRobertaModel,
+                    dict(BERTLIKE, type_vocab_size=1, pad_token_id=1, max_position_embeddings=42,
+                         hidden_act="gelu_new", classifier_dropout=0.3), "roberta", 1),
+    "electra": (tr.ElectraConfig, tr.ElectraForSequenceClassification, tr.ElectraModel,
+                dict(BERTLIKE, embedding_size=16, hidden_act="relu"), "electra", 0),
+    "electra-no-projection": (tr.ElectraConfig, tr.ElectraForSequenceClassification, tr.ElectraModel,
+                              dict(BERTLIKE, embedding_size=32), "electra", 0),
+}
+LENGTHS = [7, 12, 3, 12, 9]  # mixed lengths: padding in the batch
+
+
+def make_batch(family, lengths=LENGTHS, seed=0):
+    """Random ids (never the pad id) right-padded with the family's pad id; token types where the
+    family has them."""
+    pad = FAMILIES[family][5]
+    g = torch.Generator().manual_seed(seed)
+    t = max(lengths)
+    ids = torch.full((len(lengths), t), pad, dtype=torch.long)
+    mask = torch.zeros((len(lengths), t), dtype=torch.long)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(3, VOCAB, (n,), generator=g)
+        mask[i, :n] = 1
+    b = {"input_ids": ids.tolist(), "attention_mask": mask.tolist()}
+    if family.startswith("electra"):  # a text pair in row 1
+        types = torch.zeros_like(ids)
+        types[1, 6:12] = 1
+        b["token_type_ids"] = types.tolist()
+    return b
+
+
+def build(family, out, seed=0, **overrides):
+    config_cls, model_cls = FAMILIES[family][:2]
+    torch.manual_seed(seed)
+    model_cls(config_cls(**dict(FAMILIES[family][3], **overrides))).save_pretrained(out)
+    return out
+
+
+def hf_model(path):
+    return tr.AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
+
+
+def hf_forward(model, b, labels=None):
+    args = {k: torch.tensor(v) for k, v in b.items()}
+    if labels is not None:
+        args["labels"] = torch.tensor(labels)
+    return model(**args)
+
+
+def ours(path, *flags, request=None):
+    p = run([DRIVER, *flags, path], input=json.dumps(request) if request is not None else "", check=0)
+    return json.loads(p.stdout)
+
+
+def compare(name, ours_logits, hf_logits, tol=TOL):
+    a = torch.tensor(ours_logits, dtype=torch.float64)
+    b = hf_logits.to(torch.float64)
+    assert a.shape == b.shape, f"{name}: shape {tuple(a.shape)} vs transformers {tuple(b.shape)}"
+    diff = (a - b).abs().max().item()
+    MAX_DIFF[0] = max(MAX_DIFF[0], diff)
+    print(f"  {name}: max |logits diff| = {diff:.3g} (tolerance {tol})", flush=True)
+    assert diff <= tol, f"{name}: logits differ by {diff} > {tol}"
+    # The random heads must not be degenerate, or a wrong encoder could still pass.
+    assert b.abs().max().item() > 1e-3, f"{name}: logits all ~0"
+
+
+def check(family, d, labels=None):
+    b = make_batch(family)
+    out = ours(d, request=dict(b, labels=labels) if labels is not None else b)
+    assert out["missing"] == [] and out["unexpected"] == [], out
+    model = hf_model(d)
+    res = hf_forward(model, b, labels)
+    compare(f"{family}/{os.path.basename(d)}", out["logits"], res.logits)
+    if labels is not None:
+        diff = abs(out["loss"] - res.loss.item())
+        print(f"  {family}/{os.path.basename(d)}: {out['problem_type']} loss {out['loss']:.6f} vs {res.loss.item():.6f}")
+        assert out["problem_type"] == model.config.problem_type, (out["problem_type"], model.config.problem_type)
+        assert diff <= LOSS_TOL, f"loss differs by {diff}"
+    return out
+
+
+def test_logits_and_losses_equal_transformers():
+    n = len(LENGTHS)
+    for i, family in enumerate(FAMILIES):
+        with tempdir() as t:
+            check(family, build(family, os.path.join(t, "single"), seed=i, id2label={0: "neg", 1: "neu", 2: "pos"}),
+                  labels=[0, 2, 1, 1, 0])
+            check(family, build(family, os.path.join(t, "multi"), seed=10 + i, num_labels=4,
+                                problem_type="multi_label_classification"),
+                  labels=[[1.0, 0.0, 1.0, 0.0]] * (n - 1) + [[0.0] * 4])
+            check(family, build(family, os.path.join(t, "regression"), seed=20 + i, num_labels=1),
+                  labels=[0.5, -1.0, 2.25, 0.0, 3.0])
+
+
+def test_reverse_transformers_loads_what_we_save():
+    for i, family in enumerate(FAMILIES):
+        with tempdir() as t:
+            src = build(family, os.path.join(t, "src"), seed=30 + i, id2label={0: "a", 1: "b", 2: "c"})
+            d = os.path.join(t, "ours")
+            b = make_batch(family, seed=1)
+            mine = ours(src, "--save", d, request=b)
+            model, info = tr.AutoModelForSequenceClassification.from_pretrained(d, dtype=torch.float32,
+                                                                               output_loading_info=True)
+            assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), (family, info)
+            assert type(model).__name__ == FAMILIES[family][1].__name__, type(model)
+            assert model.config.architectures == [FAMILIES[family][1].__name__], model.config.architectures
+            assert model.config.id2label == {0: "a", 1: "b", 2: "c"}, model.config.id2label
+            compare(f"{family} saved by hfkit, loaded by transformers", mine["logits"],
+                    hf_forward(model.eval(), b).logits)
+
+
+def test_fresh_model_is_initialised_as_transformers_does():
+    for i, family in enumerate(FAMILIES):
+        with tempdir() as t:
+            cfg_dir = build(family, os.path.join(t, "cfg"), seed=40 + i)
+            d = os.path.join(t, "fresh")
+            b = make_batch(family, seed=2)
+            mine = ours(os.path.join(cfg_dir, "config.json"), "--init", "--seed", "7", "--num-labels", "5",
+                        "--problem-type", "multi_label_classification", "--save", d, request=b)
+            model = hf_model(d)
+            assert model.config.problem_type == "multi_label_classification" and model.config.num_labels == 5
+            compare(f"fresh hfkit {family} in transformers", mine["logits"], hf_forward(model, b).logits)
+            sd = model.state_dict()
+            prefix = FAMILIES[family][4]
+            pad = FAMILIES[family][5]
+            words = sd[f"{prefix}.embeddings.word_embeddings.weight"]
+            assert abs(words[pad + 1:].std().item() - 0.2) < 0.02, words.std()
+            assert words[pad].abs().max().item() == 0, f"{family}: padding row not zero"
+            if family in ("roberta", "xlm-roberta"):  # nn.Embedding(padding_idx=pad) for positions too
+                assert sd["roberta.embeddings.position_embeddings.weight"][pad].abs().max().item() == 0
+            norms = [k for k in sd if "LayerNorm.weight" in k or "layer_norm.weight" in k]
+            assert norms and all((sd[k] == 1).all() for k in norms), norms
+            biases = [k for k in sd if k.endswith(".bias") and "orm" not in k]
+            assert biases and all(sd[k].abs().max().item() == 0 for k in biases), biases
+
+
+def test_bare_encoder_gets_a_fresh_head():
+    heads = {"distilbert": ["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"]}
+    roberta_head = ["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias",
+                    "classifier.out_proj.weight"]
+    for i, family in enumerate(FAMILIES):
+        config_cls, _, base_cls, kwargs, prefix, _ = FAMILIES[family]
+        with tempdir() as t:
+            bare = os.path.join(t, "bare")
+            torch.manual_seed(50 + i)
+            # The classifier's RobertaModel has no pooler; a bare one saved with it would list
+            # pooler.* as unexpected, as transformers does.
+            no_pooler = {"add_pooling_layer": False} if base_cls in (tr.RobertaModel, tr.XLMRobertaModel) else {}
+            base_cls(config_cls(**kwargs), **no_pooler).save_pretrained(bare)  # keys without the prefix
+            d = os.path.join(t, "with-head")
+            b = make_batch(family, seed=3)
+            mine = ours(bare, "--save", d, request=b)
+            assert sorted(mine["missing"]) == heads.get(family, roberta_head), (family, mine)
+            assert mine["unexpected"] == [], (family, mine)
+            enc = hf_model(d)
+            ref = base_cls.from_pretrained(bare, dtype=torch.float32, **no_pooler).eval()
+            for k, v in ref.state_dict().items():
+                assert torch.equal(getattr(enc, prefix).state_dict()[k], v), (family, k)
+            compare(f"bare {family} encoder + our head", mine["logits"], hf_forward(enc, b).logits)
+
+
+def test_the_label_layer_of_each_family_is_the_one_resized():
+    for family, layer in [("distilbert", "classifier"), ("roberta", "classifier.out_proj"),
+                          ("electra", "classifier.out_proj")]:
+        with tempdir() as t:
+            src = build(family, os.path.join(t, "two"))
+            expect_error([DRIVER, "--num-labels", "3", src], 65, "model.safetensors", f"{layer}.", "num_labels",
+                         input="")
+            out = ours(src, "--num-labels", "3", "--ignore-mismatched-sizes")
+            assert sorted(out["mismatched"]) == [f"{layer}.bias", f"{layer}.weight"], out
+
+
+def test_unknown_and_unsupported_configs_exit_78_naming_them():
+    with tempdir() as t:
+        src = build("distilbert", os.path.join(t, "d"))
+        cfg_path = os.path.join(src, "config.json")
+        cfg = json.load(open(cfg_path))
+        for model_type, words in [("gpt2", ["'gpt2' is not supported (supported:"]),
+                                  ("modernbert", ["'modernbert' is not supported yet"]),
+                                  ("deberta-v2", ["'deberta-v2' is not supported yet"])]:
+            json.dump(dict(cfg, model_type=model_type), open(cfg_path, "w"))
+            p = expect_error([DRIVER, src], 78, "config.json", "model_type", *words, input="")
+            assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        for key, value in [("sinusoidal_pos_embds", True), ("activation", "gelu_10"), ("n_heads", 5)]:
+            json.dump(dict(cfg, **{key: value}), open(cfg_path, "w"))
+            expect_error([DRIVER, src], 78, "config.json", key, input="")
+        json.dump(dict(cfg, model_type="roberta", position_embedding_type="relative_key", hidden_size=32,
+                       num_attention_heads=4), open(cfg_path, "w"))
+        expect_error([DRIVER, src], 78, "position_embedding_type", "relative_key", input="")
+
+
+if __name__ == "__main__":
+    import atexit
+    atexit.register(lambda: print(f"max |hfkit - transformers| logits = {MAX_DIFF[0]:.3g} (tolerance {TOL})"))
+    main(globals())
