@@ -410,9 +410,9 @@ struct Service {
         json_error(res, status, message);
         res.keep_alive(false);
         res.prepare_payload();
+        access(method, path, status, 0, res.body().size(), start, remote);
         stream.expires_after(seconds(options.write_timeout_s));
         co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
-        access(method, path, status, 0, res.body().size(), start, remote);
         co_await linger_close(stream);
         co_return;
       }
@@ -434,9 +434,11 @@ struct Service {
         res.body().clear();
         res.content_length(bytes_out);
       }
+      // Counted before the answer leaves: a client that reads /metrics right after its answer
+      // (cli.serve does) must find its request there.
+      access(method, path, res.result_int(), req.body().size(), bytes_out, start, remote);
       stream.expires_after(seconds(options.write_timeout_s));
       auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
-      access(method, path, res.result_int(), req.body().size(), bytes_out, start, remote);
       if (wec || !keep) break;
     }
     stream.socket().shutdown(tcp::socket::shutdown_both, ec);

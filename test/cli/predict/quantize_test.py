@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import tempfile
+import urllib.error
 import urllib.request
 
 
@@ -137,6 +138,13 @@ def test_serve_answers_as_batch_int8():
                 break
             subprocess.run(["sleep", "0.1"])
         assert port, open(log).read()
+        # The server listens while the model loads (/ping answers 503 until it is ready).
+        for _ in range(1200):
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=10).status == 200:
+                    break
+            except urllib.error.HTTPError:
+                subprocess.run(["sleep", "0.1"])
         text = reviews()[FIT]["text"]
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
                                      data=json.dumps({"text": text}).encode(),
