@@ -183,8 +183,11 @@ def test_mlflow_server_gone_mid_run_costs_nothing():
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, **mlflow_env(server)})
         m = os.path.join(out, "metrics.jsonl")
-        wait_for(lambda: os.path.exists(m) and any(r.get("step", 0) >= 10 for r in jsonl(m)), p, interval=0.005)
+        assert wait_for(lambda: os.path.exists(m) and any(r.get("step", 0) >= 10 for r in jsonl(m)), p,
+                        interval=0.005), "the run ended before step 10 was logged"
+        p.send_signal(signal.SIGSTOP)  # a fast host would otherwise finish the run while the server stops
         server.stop()
+        p.send_signal(signal.SIGCONT)
         _, err = p.communicate(timeout=600)
     finally:
         server.stop()
@@ -205,32 +208,38 @@ def mlflow_histories(client, rid):
 
 def kill_after_logging_past_a_checkpoint(out, args, env, client, newer_than):
     """Starts hf-train and kill -9s it once a checkpoint newer than step `newer_than` is complete and
-    the MLflow run holds a loss step after it; returns that checkpoint's step."""
+    the MLflow run holds a loss step after it; returns that checkpoint's step.
+
+    The run takes seconds on a fast host, a checkpoint every half second: polling a moving run lost
+    the race (CI). So once metrics.jsonl is past a new checkpoint the run is frozen with SIGSTOP, the
+    server asked, and the run either killed where it stands or let go on to try again."""
     p = subprocess.Popen([TRAIN, "--model", TINY, "--data", DATA, "--output-dir", out, *LONG_ARGS, *args],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **env})
 
-    last_query = [0.0]
-
-    def logged_past_checkpoint():
+    def logged_locally_past_a_new_checkpoint():
         done = complete_checkpoints(out)
         if not done or done[-1] <= newer_than:
             return False
-        try:  # cheap first: the loop has logged past the checkpoint
-            if not any(r.get("step", 0) > done[-1] for r in jsonl(os.path.join(out, "metrics.jsonl"))):
-                return False
+        try:
+            return any(r.get("step", 0) > done[-1] for r in jsonl(os.path.join(out, "metrics.jsonl")))
         except ValueError:  # a line being written
             return False
-        # The server has one worker: asking it too often would starve hf-train's own requests.
-        if time.time() - last_query[0] < 0.25:
-            return False
-        last_query[0] = time.time()
+
+    def server_past_newest_checkpoint():
         try:
             steps = [m.step for m in client.get_metric_history(run_id(out), "loss")]
         except (OSError, KeyError, ValueError):  # no run yet
             return False
-        # Checkpoints again: the query may have taken longer than a checkpoint interval.
         return bool(steps) and max(steps) > complete_checkpoints(out)[-1]
-    assert wait_for(logged_past_checkpoint, p, interval=0.02), p.communicate()[1].decode()[-3000:]
+
+    while True:
+        assert wait_for(logged_locally_past_a_new_checkpoint, p, interval=0.01), \
+            p.communicate()[1].decode()[-3000:]
+        p.send_signal(signal.SIGSTOP)
+        if logged_locally_past_a_new_checkpoint() and server_past_newest_checkpoint():
+            break
+        p.send_signal(signal.SIGCONT)  # its log requests may still be on the way: let it send them
+        time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
     newest = complete_checkpoints(out)[-1]
