@@ -89,11 +89,11 @@ def flush(window, results, out):
 def python_loop(args):
     """The peer: a plain PyTorch inference loop as a user would write it."""
     import torch
-    from transformers import AutoTokenizer, BertForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     torch.set_num_threads(args.threads)
     tok = AutoTokenizer.from_pretrained(args.model)
-    model = BertForSequenceClassification.from_pretrained(args.model).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(args.model).eval()
     max_length = model.config.max_position_embeddings
 
     def infer(ids, rows):
@@ -162,7 +162,7 @@ def fine_tune(bin_dir, work, train_lines, threads, env):
                 [os.path.join(bin_dir, "hf-train"), "--model", minilm_dir(), "--data", data, "--output-dir", run,
                  "--max-steps", str(TRAIN_STEPS), "--per-device-train-batch-size", "16", "--learning-rate", "1e-4",
                  "--warmup-ratio", "0.1", "--logging-steps", "100", "--save-strategy", "no", "--threads",
-                 str(threads), "-q"]):
+                 str(threads), "--resume", "auto", "-q"]):  # a bench stopped mid-way saved a checkpoint
         p = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if p.returncode != 0:
             raise SystemExit(f"{os.path.basename(cmd[0])} failed ({p.returncode}):\n{p.stderr[-3000:]}")

@@ -14,7 +14,7 @@ py="${HFKIT_VENV:?run through make bench}/bin/python"
 flock "${HFKIT_CACHE:?run through make bench}/setup.lock" "$py" -m pip install -q --disable-pip-version-check \
   -r "$here/../scripts/requirements-bench.txt" >&2
 status=0
-for b in tokenize_bench.py train_bench.py ddp_bench.py predict_bench.py serve_bench.py track_bench.py; do
+for b in tokenize_bench.py train_bench.py families_bench.py ddp_bench.py predict_bench.py serve_bench.py track_bench.py; do
   [[ -f "$here/$b" && $b == *"${BENCH_ONLY:-}"* ]] || continue
   echo "== $b" >&2
   "$py" "$here/$b" || status=1

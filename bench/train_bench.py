@@ -12,6 +12,7 @@ loading excluded on both sides), peak RSS is the whole process's. Prints samples
 Env: BIN (built tools), HFKIT_DATA, BENCH_OUT, BENCH_THREADS (default: all cores),
 BENCH_STEPS (default 50 = one epoch at batch 32), BENCH_BATCH (default 32).
 """
+import inspect
 import json
 import os
 import subprocess
@@ -84,6 +85,7 @@ def python_loop(args):
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
     model.train()
+    takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
     decay = [p for name, p in model.named_parameters() if not ("bias" in name or "LayerNorm" in name)]
     no_decay = [p for name, p in model.named_parameters() if "bias" in name or "LayerNorm" in name]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
@@ -108,8 +110,8 @@ def python_loop(args):
             mask[r, :len(row)] = 1
             tokens += len(row)
         y = torch.from_numpy(labels[idx])
-        loss = model(input_ids=input_ids, attention_mask=mask, token_type_ids=torch.zeros_like(input_ids),
-                     labels=y).loss
+        types = {"token_type_ids": torch.zeros_like(input_ids)} if takes_types else {}  # DistilBERT has none
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=y, **types).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

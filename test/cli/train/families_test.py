@@ -2,8 +2,8 @@
 RoBERTa, XLM-RoBERTa and ELECTRA, a tiny random model built by transformers and a tokenizer trained
 here with HF `tokenizers` (WordPiece for DistilBERT/ELECTRA, byte-level BPE for the RoBERTas) saved
 as tokenizer.json in the model directory. hf-train's updates equal a PyTorch loop over the
-transformers model; SIGKILL + --resume auto on RoBERTa ends byte-identical to an uninterrupted
-run; hf-predict on each trained directory answers as transformers does on the same ids."""
+transformers model; per family, SIGKILL twice (seeded plan) + --resume auto ends byte-identical to an
+uninterrupted run; hf-predict on each trained directory answers as transformers does on the same ids."""
 import json
 import os
 import shutil
@@ -107,28 +107,32 @@ def test_updates_equal_a_pytorch_loop():
         compare_with_torch_loop(train, model_dir(family), data_dir(family, True), WORK, name=f"-{family}")
 
 
-def test_sigkill_and_resume_is_byte_identical_for_roberta():
-    """Killed twice, each time after a checkpoint of its own, at a different moment; --resume auto
-    must end with the uninterrupted run's model and losses, byte for byte."""
+def test_sigkill_and_resume_is_byte_identical_for_every_family():
+    """Per family: killed twice, each time after a checkpoint of its own, at moments drawn from a
+    seeded plan (different per family); --resume auto must end with the uninterrupted run's model
+    and losses, byte for byte."""
+    import random
     import subprocess
-    family = "roberta"
-    model, data = model_dir(family, dropout=True), data_dir(family)
-    ref = os.path.join(WORK, "resume-ref")
-    train(ref, *RESUME_ARGS, model=model, data=data)
-    out = os.path.join(WORK, "resume-killed")
-    resumed = []
-    for kill_after in (5, 15):
-        proc = subprocess.Popen([TRAIN, "--model", model, "--data", data, "--output-dir", out, *RESUME_ARGS,
-                                 "--resume", "auto"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert wait_for(lambda: kill_after in complete_checkpoints(out), proc, timeout=300), proc.communicate()[1]
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate()
-        resumed.append(complete_checkpoints(out)[-1])
-        assert proc.returncode == -signal.SIGKILL, err[-2000:]
-    p = train(out, *RESUME_ARGS, "--resume", "auto", model=model, data=data)
-    assert f"resuming from {out}/checkpoint-{resumed[-1]}" in p.stderr, p.stderr
-    print(f"  {family}: killed after checkpoints {resumed}, resumed to the end")
-    same_training(out, ref)
+    plan = random.Random(11)
+    for family in FAMILIES:
+        model, data = model_dir(family, dropout=True), data_dir(family)
+        ref = os.path.join(WORK, f"resume-ref-{family}")
+        train(ref, *RESUME_ARGS, model=model, data=data)
+        out = os.path.join(WORK, f"resume-killed-{family}")
+        resumed = []
+        for kill_after in sorted(plan.sample(range(5, 30, 5), 2)):
+            proc = subprocess.Popen([TRAIN, "--model", model, "--data", data, "--output-dir", out, *RESUME_ARGS,
+                                     "--resume", "auto"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            assert wait_for(lambda: kill_after in complete_checkpoints(out), proc, timeout=300), \
+                (family, kill_after, proc.communicate()[1][-2000:])
+            proc.send_signal(signal.SIGKILL)
+            _, err = proc.communicate()
+            resumed.append(complete_checkpoints(out)[-1])
+            assert proc.returncode == -signal.SIGKILL, err[-2000:]
+        p = train(out, *RESUME_ARGS, "--resume", "auto", model=model, data=data)
+        assert f"resuming from {out}/checkpoint-{resumed[-1]}" in p.stderr, p.stderr
+        print(f"  {family}: killed after checkpoints {resumed}, resumed to the end")
+        same_training(out, ref)
 
 
 def test_trained_directory_loads_in_transformers_and_hf_predict_agrees():
