@@ -79,8 +79,29 @@ torch::Tensor attend(const torch::Tensor& q_rows, const torch::Tensor& k_rows, c
   return context.transpose(1, 2).reshape({b, t, h});                                                      // [B, T, H]
 }
 
+torch::Tensor attend_first(const torch::Tensor& q_first, const torch::Tensor& k_rows, const torch::Tensor& v_rows,
+                           const TokenLayout& layout, std::int64_t num_heads, double dropout_p) {
+  const std::int64_t h = q_first.size(-1), b = q_first.size(0);
+  const std::int64_t t = layout.packed() ? layout.length : k_rows.size(1);
+  auto heads = [&](const torch::Tensor& y) {
+    const torch::Tensor padded =
+        layout.packed() ? torch::zeros({b * t, h}, y.options()).index_copy(0, layout.index, y) : y;
+    return padded.view({b, t, num_heads, h / num_heads}).transpose(1, 2);
+  };
+  const torch::Tensor q = q_first.view({b, 1, num_heads, h / num_heads}).transpose(1, 2);  // [B, N, 1, D]
+  const std::optional<torch::Tensor> attn_mask = layout.mask.defined() ? std::optional(layout.mask) : std::nullopt;
+  return at::scaled_dot_product_attention(q, heads(k_rows), heads(v_rows), attn_mask, dropout_p, /*is_causal=*/false)
+      .transpose(1, 2)
+      .reshape({b, h});  // [B, H]
+}
+
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& x, const TokenLayout& layout) {
   return attend(query(x), key(x), value(x), layout, num_heads_, is_training() ? dropout_p_ : 0.0);
+}
+
+torch::Tensor BertSelfAttentionImpl::forward_first(const torch::Tensor& x, const torch::Tensor& first,
+                                                   const TokenLayout& layout) {
+  return attend_first(query(first), key(x), value(x), layout, num_heads_, is_training() ? dropout_p_ : 0.0);
 }
 
 BertResidualOutputImpl::BertResidualOutputImpl(const BertConfig& c, std::int64_t in_features) {
@@ -102,6 +123,11 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& x, const TokenLayo
   return output(self_attention(x, layout), x);
 }
 
+torch::Tensor BertAttentionImpl::forward_first(const torch::Tensor& x, const torch::Tensor& first,
+                                               const TokenLayout& layout) {
+  return output(self_attention->forward_first(x, first, layout), first);
+}
+
 BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) : activation_(activation(c.hidden_act)) {
   dense = register_module("dense", Dense(c.hidden_size, c.intermediate_size));
 }
@@ -119,6 +145,11 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const TokenLayout& 
   return output(intermediate(a), a);
 }
 
+torch::Tensor BertLayerImpl::forward_first(const torch::Tensor& x, const TokenLayout& layout) {
+  const torch::Tensor a = attention->forward_first(x, layout.first(x), layout);  // [B, H]
+  return output(intermediate(a), a);
+}
+
 BertEncoderImpl::BertEncoderImpl(const BertConfig& c) {
   layer = register_module("layer", nn::ModuleList());
   for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
@@ -129,13 +160,21 @@ torch::Tensor BertEncoderImpl::forward(torch::Tensor x, const TokenLayout& layou
   return x;
 }
 
+torch::Tensor BertEncoderImpl::first_tokens(torch::Tensor x, const TokenLayout& layout) {
+  // Training keeps the full last layer: hf-train's updates are compared bit for bit with HF's, and
+  // dropout draws its masks over every row. So does a batch padded at position 0 (not hfkit's own).
+  if (is_training() || layer->size() == 0 || (layout.packed() && !layout.starts.defined()))
+    return layout.first(forward(std::move(x), layout));
+  const std::size_t last = layer->size() - 1;
+  for (std::size_t i = 0; i < last; ++i) x = layer[i]->as<BertLayerImpl>()->forward(x, layout);
+  return layer[last]->as<BertLayerImpl>()->forward_first(x, layout);  // [B, H]
+}
+
 BertPoolerImpl::BertPoolerImpl(const BertConfig& c) {
   dense = register_module("dense", Dense(c.hidden_size, c.hidden_size));
 }
 
-torch::Tensor BertPoolerImpl::forward(const torch::Tensor& sequence) {
-  return torch::tanh(dense(sequence.select(/*dim=*/1, /*index=*/0)));
-}
+torch::Tensor BertPoolerImpl::forward(const torch::Tensor& first) { return torch::tanh(dense(first)); }
 
 BertModelImpl::BertModelImpl(const BertConfig& c) {
   embeddings = register_module("embeddings", BertEmbeddings(c));
@@ -155,6 +194,11 @@ TokenLayout TokenLayout::of(const torch::Tensor& attention_mask) {
       layout.index = real.reshape({-1}).nonzero().squeeze(1);
       layout.batch = real.size(0);
       layout.length = real.size(1);
+      // Packed rows run text by text; a text whose position 0 is real starts at the count before it.
+      if (real.select(1, 0).all().item<bool>()) {
+        const torch::Tensor counts = real.sum(1);  // [B] int64
+        layout.starts = counts.cumsum(0) - counts;
+      }
     }
   }
   return layout;
@@ -166,12 +210,17 @@ torch::Tensor TokenLayout::unpack(const torch::Tensor& x) const {
   return torch::zeros({batch * length, h}, x.options()).index_copy(0, index, x).view({batch, length, h});
 }
 
+torch::Tensor TokenLayout::first(const torch::Tensor& x) const {
+  if (!packed()) return x.select(/*dim=*/1, /*index=*/0);
+  if (starts.defined()) return x.index_select(0, starts);
+  return unpack(x).select(/*dim=*/1, /*index=*/0);
+}
+
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                      const torch::Tensor& token_type_ids) {
   const torch::Tensor types = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
   const TokenLayout layout = TokenLayout::of(attention_mask);
-  const torch::Tensor x = encoder(embeddings(input_ids, types, layout), layout);  // [B, T, H] or [R, H]
-  return pooler(layout.unpack(x));  // [B, H]
+  return pooler(encoder->first_tokens(embeddings(input_ids, types, layout), layout));  // [B, H]
 }
 
 BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(BertConfig c) : config_(std::move(c)) {

@@ -52,6 +52,8 @@ struct BertConfig : ModelConfig {
 struct TokenLayout {
   torch::Tensor mask;   // [B, 1, 1, T] bool, true = attend; undefined: no padding
   torch::Tensor index;  // [R] int64 rows of the flattened [B * T] batch; undefined: x is [B, T, H]
+  torch::Tensor starts;  // [B] int64 row of each text's position 0 in a packed x; undefined: not packed,
+                         // or some text has padding at position 0 (left padding)
   std::int64_t batch = 0, length = 0;
   bool packed() const { return index.defined(); }
 
@@ -59,6 +61,8 @@ struct TokenLayout {
   static TokenLayout of(const torch::Tensor& attention_mask);
   // x [R, H] of a packed layout -> [B, T, H] with zero rows for padding; x itself otherwise.
   torch::Tensor unpack(const torch::Tensor& x) const;
+  // x [R, H] or [B, T, H] -> [B, H]: each text's position 0 (the classifier's token).
+  torch::Tensor first(const torch::Tensor& x) const;
 };
 
 // Multi-head attention through scaled_dot_product_attention (fused kernels on CPU and CUDA; equal
@@ -66,6 +70,10 @@ struct TokenLayout {
 // [R, H]) -> context of the same shape. dropout_p applies to the attention weights.
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const TokenLayout& layout,
                      std::int64_t num_heads, double dropout_p);
+// The same for the queries of each text's first token only: q [B, H] -> context [B, H]; k and v
+// as above.
+torch::Tensor attend_first(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                           const TokenLayout& layout, std::int64_t num_heads, double dropout_p);
 
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:
@@ -87,6 +95,8 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   explicit BertSelfAttentionImpl(const BertConfig& c);
   // x [B, T, H] -> context [B, T, H], or x [R, H] -> [R, H] when layout.packed().
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);
+  // The context of the first tokens only, first = layout.first(x): -> [B, H].
+  torch::Tensor forward_first(const torch::Tensor& x, const torch::Tensor& first, const TokenLayout& layout);
 
   Dense query{nullptr}, key{nullptr}, value{nullptr};
 
@@ -113,6 +123,7 @@ class BertAttentionImpl : public torch::nn::Module {
  public:
   explicit BertAttentionImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);  // [B, T, H] or [R, H]
+  torch::Tensor forward_first(const torch::Tensor& x, const torch::Tensor& first, const TokenLayout& layout);  // [B, H]
 
   BertSelfAttention self_attention{nullptr};  // registered as "self"
   BertResidualOutput output{nullptr};
@@ -135,6 +146,8 @@ class BertLayerImpl : public torch::nn::Module {
  public:
   explicit BertLayerImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout);  // [B, T, H] or [R, H]
+  // The layer's output at each text's first token only: [B, H].
+  torch::Tensor forward_first(const torch::Tensor& x, const TokenLayout& layout);
 
   BertAttention attention{nullptr};
   BertIntermediate intermediate{nullptr};
@@ -146,6 +159,10 @@ class BertEncoderImpl : public torch::nn::Module {
  public:
   explicit BertEncoderImpl(const BertConfig& c);
   torch::Tensor forward(torch::Tensor x, const TokenLayout& layout);  // [B, T, H] or [R, H]
+  // The last hidden state of each text's first token, [B, H]: what every classification head of
+  // the BERT-like families reads. In eval mode the last layer runs for those tokens only (keys and
+  // values still come from every token), which skips most of its work; the values are the same.
+  torch::Tensor first_tokens(torch::Tensor x, const TokenLayout& layout);
 
   torch::nn::ModuleList layer{nullptr};
 };
@@ -154,7 +171,7 @@ TORCH_MODULE(BertEncoder);
 class BertPoolerImpl : public torch::nn::Module {
  public:
   explicit BertPoolerImpl(const BertConfig& c);
-  torch::Tensor forward(const torch::Tensor& sequence);  // [B, T, H] -> tanh(dense(first token)) [B, H]
+  torch::Tensor forward(const torch::Tensor& first);  // first token [B, H] -> tanh(dense(first)) [B, H]
 
   Dense dense{nullptr};
 };

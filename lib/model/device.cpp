@@ -101,7 +101,7 @@ DeviceSetup resolve_device(const std::string& spec) {
     at::globalContext().setAllowTF32CuBLAS(true);
     at::globalContext().setAllowTF32CuDNN(true);
   }
-  log::info("device: {} ({})", setup.device.str(), setup.autocast_bf16 ? "bf16 autocast, TF32" : "fp32");
+  log::info("device: {} ({})", setup.device.str(), setup.autocast_bf16 ? "bf16 tensor cores, TF32" : "fp32");
   return setup;
 }
 

@@ -94,6 +94,9 @@ class MultiHeadSelfAttentionImpl : public nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout) {
     return out_lin(attend(q_lin(x), k_lin(x), v_lin(x), layout, n_heads_, is_training() ? dropout_p_ : 0.0));
   }
+  torch::Tensor forward_first(const torch::Tensor& x, const torch::Tensor& first, const TokenLayout& layout) {
+    return out_lin(attend_first(q_lin(first), k_lin(x), v_lin(x), layout, n_heads_, is_training() ? dropout_p_ : 0.0));
+  }
 
   Dense q_lin{nullptr}, k_lin{nullptr}, v_lin{nullptr}, out_lin{nullptr};
 
@@ -132,6 +135,11 @@ class TransformerBlockImpl : public nn::Module {
     const torch::Tensor a = sa_layer_norm(attention(x, layout) + x);
     return output_layer_norm(ffn(a) + a);
   }
+  torch::Tensor forward_first(const torch::Tensor& x, const TokenLayout& layout) {  // -> [B, H]
+    const torch::Tensor first = layout.first(x);
+    const torch::Tensor a = sa_layer_norm(attention->forward_first(x, first, layout) + first);
+    return output_layer_norm(ffn(a) + a);
+  }
 
   MultiHeadSelfAttention attention{nullptr};
   nn::LayerNorm sa_layer_norm{nullptr}, output_layer_norm{nullptr};
@@ -149,6 +157,15 @@ class TransformerImpl : public nn::Module {
     for (const auto& l : *layer) x = l->as<TransformerBlockImpl>()->forward(x, layout);
     return x;
   }
+  // The first tokens' last hidden state [B, H]; in eval mode the last block runs for them only (as
+  // BertEncoder::first_tokens).
+  torch::Tensor first_tokens(torch::Tensor x, const TokenLayout& layout) {
+    if (is_training() || layer->size() == 0 || (layout.packed() && !layout.starts.defined()))
+      return layout.first(forward(std::move(x), layout));
+    const std::size_t last = layer->size() - 1;
+    for (std::size_t i = 0; i < last; ++i) x = layer[i]->as<TransformerBlockImpl>()->forward(x, layout);
+    return layer[last]->as<TransformerBlockImpl>()->forward_first(x, layout);
+  }
 
   nn::ModuleList layer{nullptr};
 };
@@ -163,7 +180,7 @@ class DistilBertModelImpl : public nn::Module {
   // -> the first token's hidden state [B, H]
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
     const TokenLayout layout = TokenLayout::of(attention_mask);
-    return layout.unpack(transformer(embeddings(input_ids, layout), layout)).select(/*dim=*/1, /*index=*/0);
+    return transformer->first_tokens(embeddings(input_ids, layout), layout);
   }
 
   Embeddings embeddings{nullptr};

@@ -62,8 +62,7 @@ class ElectraModelImpl : public nn::Module {
     const TokenLayout layout = TokenLayout::of(attention_mask);
     torch::Tensor x = embeddings(input_ids, types, layout);  // [B, T, E] or [R, E]
     if (!embeddings_project.is_empty()) x = embeddings_project(x);
-    x = encoder(x, layout);
-    return layout.unpack(x).select(/*dim=*/1, /*index=*/0);
+    return encoder->first_tokens(x, layout);  // [B, H]
   }
 
   BertEmbeddings embeddings{nullptr};

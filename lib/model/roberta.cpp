@@ -57,8 +57,7 @@ class RobertaModelImpl : public nn::Module {
     const torch::Tensor positions = real.cumsum(1) * real + padding_idx_;  // [B, T]
     const torch::Tensor types = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
     const TokenLayout layout = TokenLayout::of(attention_mask);
-    const torch::Tensor x = encoder(embeddings(input_ids, types, layout, positions), layout);  // [B, T, H] or [R, H]
-    return layout.unpack(x).select(/*dim=*/1, /*index=*/0);
+    return encoder->first_tokens(embeddings(input_ids, types, layout, positions), layout);  // [B, H]
   }
 
   BertEmbeddings embeddings{nullptr};

@@ -40,6 +40,10 @@ struct PredictorOptions {
   // "none" (fp32) | "int8": dynamic int8 of the encoder's Linear layers on fbgemm (CPU only;
   // model::SequenceClassifier::quantize). With device "auto", int8 picks the CPU.
   std::string quantize = "none";
+  // The dtype of the weights and activations, end to end (HF's torch_dtype names): "auto" (bfloat16
+  // on a CUDA device with bf16 tensor cores, else float32) | "float32" | "bfloat16" | "float16".
+  // Logits are read back as float32 either way. Half dtypes and int8 exclude each other.
+  std::string dtype = "auto";
 };
 
 // What one text got. `error` non-empty means this input could not be predicted (e.g. invalid
@@ -63,8 +67,8 @@ class Predictor {
   // Throws Error(kNoInput) when the directory, weights or tokenizer are missing, Error(kDataErr)
   // when the weights are malformed or hold NaN/inf, Error(kConfig) when config.json or the
   // tokenizer files are, Error(kUsage) for a bad threshold spec (unknown label name,
-  // value outside [0, 1], a threshold for a model that is not multi-label), device string or
-  // quantize value, Error(kConfig) for int8 on a CUDA device, Error(kUnavailable) when CUDA is
+  // value outside [0, 1], a threshold for a model that is not multi-label), device string,
+  // quantize or dtype value, Error(kConfig) for int8 on a CUDA device or with a half dtype, Error(kUnavailable) when CUDA is
   // asked for and absent or int8 is asked for on a CPU fbgemm cannot run on.
   Predictor(const std::string& model_dir, const PredictorOptions& options);
   ~Predictor();

@@ -77,10 +77,31 @@ std::vector<float> parse_thresholds(std::string_view spec, std::span<const std::
   return out;
 }
 
+namespace {
+
+// --dtype -> the weights' dtype. "auto" keeps what the device's fast path is: bf16 where CUDA has
+// bf16 tensor cores (the whole model in bf16, not autocast: half the memory traffic), else fp32.
+torch::ScalarType resolve_dtype(const std::string& name, const model::DeviceSetup& dev, bool int8) {
+  torch::ScalarType t = torch::kFloat;
+  if (name == "auto") t = dev.autocast_bf16 && !int8 ? torch::kBFloat16 : torch::kFloat;
+  else if (name == "bfloat16") t = torch::kBFloat16;
+  else if (name == "float16") t = torch::kHalf;
+  else if (name != "float32")
+    throw Error(ErrorKind::kUsage,
+                fmt::format("--dtype '{}' is not one of auto, float32, bfloat16, float16", name));
+  if (int8 && t != torch::kFloat)
+    throw Error(ErrorKind::kConfig, fmt::format("--quantize int8 computes in float32; it cannot run with --dtype {}",
+                                                name));
+  return t;
+}
+
+}  // namespace
+
 struct Predictor::Impl {
   std::shared_ptr<model::SequenceClassifier> model;
   tokenizer::Tokenizer tok;
-  model::DeviceSetup dev;  // device + bf16 autocast
+  model::DeviceSetup dev;
+  torch::ScalarType dtype = torch::kFloat;  // of the weights and activations
   tokenizer::EncodeOptions encode_options;
   std::size_t batch_size = 32;
   bool stop_on_signal = true;
@@ -110,14 +131,17 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
                 fmt::format("--quantize int8 runs on the CPU only (fbgemm kernels), not --device {}", o.device));
   if (int8 && o.device == "auto") log::info("--quantize int8: running on the CPU");
   const model::DeviceSetup dev = model::resolve_device(int8 && o.device == "auto" ? "cpu" : o.device);
+  const torch::ScalarType dtype = resolve_dtype(o.dtype, dev, int8);
   // The tokenizer first: it is quick, and a directory without one fails before the weights load.
   impl_ = std::make_unique<Impl>(tokenizer::Tokenizer::load(model_dir));
   Impl& m = *impl_;
   m.model = model::from_pretrained(model_dir);
   m.model->eval();
   m.model->quantize(quantization);
-  if (dev.device != torch::kCPU) m.model->to(dev.device);
+  if (dev.device != torch::kCPU || dtype != torch::kFloat) m.model->to(dev.device, dtype);
   m.dev = dev;
+  m.dtype = dtype;
+  if (dtype != torch::kFloat) log::info("dtype: {} weights and activations", c10::toString(dtype));
   const model::ModelConfig& c = m.model->config();
   m.task = task_of(c);
   m.batch_size = o.batch_size;
@@ -141,9 +165,9 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   // The pool caps its own size (with a warning); torch gets the same bound.
   m.pool = std::make_unique<ThreadPool>(o.threads);
   if (o.threads > 0) torch::set_num_threads(m.pool->size());
-  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} threads, quantize {}", c.num_labels(),
-             m.encode_options.max_length, m.batch_size, dev.device.str(), torch::get_num_threads(),
-             model::to_string(quantization));
+  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} threads, quantize {}, dtype {}",
+             c.num_labels(), m.encode_options.max_length, m.batch_size, dev.device.str(), torch::get_num_threads(),
+             model::to_string(quantization), c10::toString(dtype));
 }
 
 Predictor::~Predictor() = default;
@@ -228,7 +252,6 @@ void Predictor::Impl::run_batch(std::span<const std::size_t> rows, const std::ve
   torch::Tensor logits;
   {
     c10::InferenceMode guard;
-    model::AutocastGuard autocast(dev.autocast_bf16);
     const torch::Device& device = dev.device;
     if (device != torch::kCPU) {
       // Page-locked staging lets the copies run asynchronously on the current stream.

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
                      "  hf-predict --model nli/ --text-field premise --text-pair-field hypothesis < pairs.jsonl\n"
                      "  hf-predict --model tags/ --threshold 0.4,spam=0.8 < posts.jsonl\n"
                      "  hf-predict --model run/ --quantize int8 --threads 2 < test.jsonl > predictions.jsonl\n"
+                     "  hf-predict --model run/ --device cuda --dtype bfloat16 --batch-size 256 < big.jsonl > out.jsonl\n"
                      "  hf-predict --model run/ --serve --port 8080\n"
                      "  hf-predict --model org/name@main < texts.jsonl    (HF cache, downloaded when missing)\n"
                      "  hf-predict --model s3://bucket/models/sentiment@latest --serve");
@@ -51,6 +52,10 @@ int main(int argc, char** argv) {
   app.add_option("--quantize", p.quantize,
                  "none, or int8: dynamic int8 Linear layers in the encoder (CPU, fbgemm; faster, ~same labels)")
       ->check(CLI::IsMember({"none", "int8"}));
+  app.add_option("--dtype", p.dtype,
+                 "Weights and activations: auto (bfloat16 on a CUDA GPU with bf16 tensor cores, else float32), "
+                 "float32, bfloat16 or float16")
+      ->check(CLI::IsMember({"auto", "float32", "bfloat16", "float16"}));
   app.add_option("--device", p.device, "auto, cpu, cuda or cuda:N")->envname("HFKIT_DEVICE");
   app.add_option("--on-bad-record", o.on_bad_record, "What a malformed record does (skip: warn, count, leave it out)")
       ->check(CLI::IsMember({"error", "skip"}));

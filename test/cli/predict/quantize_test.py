@@ -2,7 +2,8 @@
 whose int8 error is the one users meet) fine-tuned by hf-train on 1,000 reviews, as a user's model
 is; int8 labels agree with fp32 on >= 99% of the 1,000 other reviews and probabilities within
 INT8_TOL; the same through --config and through --serve; the refusals (unknown value, CUDA, in YAML
-and env too) with their exit codes; --help documents the flag. The speed and the accuracy cost on
+and env too) with their exit codes; --help documents the flag. --dtype bfloat16 (the whole model
+cast, the GPU fast path) agrees with fp32 on the same model, and its refusals. The speed and the accuracy cost on
 the bench's 6-label model are bench/predict_bench.py's.
 
 A head fitted on the frozen encoder is not a fair fixture: its margins are so thin that PyTorch's
@@ -28,6 +29,10 @@ MIN_AGREEMENT = 0.99       # int8 vs fp32 labels (issue 14)
 # boundary); typical differences are a few thousandths. About 2x that: a broken scale (per-tensor
 # weights, saturated 8-bit products) moves probabilities by far more.
 INT8_TOL = 0.2
+# bfloat16 keeps 8 significant bits through every layer: measured on this fixture, see
+# test_bfloat16_end_to_end_agrees_with_fp32's output.
+BF16_MIN_AGREEMENT = 0.98
+BF16_TOL = 0.2
 WORK = tempfile.TemporaryDirectory(prefix="hfkit-quantize-test-")
 
 
@@ -164,9 +169,42 @@ def test_serve_answers_as_batch_int8():
         server.wait(timeout=60)
 
 
-def test_help_documents_the_flag():
+@functools.cache
+def bf16():
+    p = run([PREDICT, "--model", trained_minilm(), "--input", held_out_input(), "--scores", "--threads", "2",
+             "--device", "cpu", "--dtype", "bfloat16"], check=0)
+    assert "dtype: BFloat16 weights and activations" in p.stderr, p.stderr
+    return [json.loads(l) for l in p.stdout.splitlines()]
+
+
+def test_bfloat16_end_to_end_agrees_with_fp32():
+    """--dtype bfloat16 casts the whole model (the GPU fast path; runnable on the CPU): its labels
+    agree with fp32 on the fine-tuned model, and its probabilities differ (bf16 really ran)."""
+    a, b = fp32(), bf16()
+    assert len(a) == len(b) == HELD_OUT
+    agree = sum(x["prediction"] == y["prediction"] for x, y in zip(a, b)) / len(a)
+    diff = max(abs(x["scores"][k] - y["scores"][k]) for x, y in zip(a, b) for k in x["scores"])
+    print(f"bfloat16 vs fp32 on {len(a)} reviews: labels agree {agree:.2%}, max |p diff| {diff:.4f}")
+    assert agree >= BF16_MIN_AGREEMENT
+    assert 0 < diff <= BF16_TOL
+    assert predict("--dtype", "float32") == fp32()  # auto on a CPU is float32
+
+
+def test_dtype_refusals_and_exit_codes():
+    model = trained_minilm()
+    expect_error([PREDICT, "--model", model, "--dtype", "float8"], 64, "--dtype")
+    expect_error([PREDICT, "--model", model, "--dtype", "bfloat16", "--quantize", "int8"], 78,
+                 "--quantize int8 computes in float32")
+    bad = os.path.join(WORK.name, "bad-dtype.yaml")
+    with open(bad, "w") as f:
+        f.write("dtype: half\n")
+    expect_error([PREDICT, "--model", model, "--config", bad], 78, f"{bad}:1", "dtype")
+
+
+def test_help_documents_the_flags():
     out = run([PREDICT, "--help"], check=0).stdout
     assert "--quantize" in out and "int8" in out
+    assert "--dtype" in out and "bfloat16" in out
 
 
 if __name__ == "__main__":

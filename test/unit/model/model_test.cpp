@@ -193,3 +193,30 @@ TEST_CASE("model: a padded batch runs on its real tokens and equals each text al
   m->forward(ids, mask, tt).sum().backward();
   CHECK(m->bert->encoder->named_parameters()["layer.0.attention.self.query.weight"].grad().defined());
 }
+
+TEST_CASE("model: in eval mode the last layer runs for the first tokens only, with the full layer's values") {
+  torch::manual_seed(6);
+  Json j = tiny();
+  j["num_hidden_layers"] = 3;
+  hf::model::BertForSequenceClassification m(BertConfig::from_json(j, "config.json"));
+  m->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor ids = torch::randint(4, 50, {3, 6}, torch::kLong);
+  const torch::Tensor types = torch::zeros_like(ids);
+  // No padding; right padding (packed rows, as hf-predict batches); left padding (position 0 is a
+  // pad: the full path's result, whatever it is, must not change).
+  const std::vector<torch::Tensor> masks = {torch::ones({3, 6}, torch::kLong),
+                                            torch::tensor({1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0},
+                                                          torch::kLong).view({3, 6}),
+                                            torch::tensor({1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1},
+                                                          torch::kLong).view({3, 6})};
+  for (std::size_t n = 0; n < masks.size(); ++n) {
+    const auto layout = hf::model::TokenLayout::of(masks[n]);
+    CHECK(layout.starts.defined() == (n == 1));
+    const torch::Tensor x = m->bert->embeddings(ids, types, layout);
+    const torch::Tensor want = layout.first(m->bert->encoder->forward(x, layout));  // every row, every layer
+    const torch::Tensor got = m->bert->encoder->first_tokens(x, layout);
+    REQUIRE(got.sizes() == want.sizes());
+    CHECK_MESSAGE(torch::allclose(got, want, /*rtol=*/1e-5, /*atol=*/1e-6), "mask ", n);
+  }
+}
