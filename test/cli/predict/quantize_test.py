@@ -30,8 +30,8 @@ MIN_AGREEMENT = 0.99       # int8 vs fp32 labels (issue 14)
 # weights, saturated 8-bit products) moves probabilities by far more.
 INT8_TOL = 0.2
 # bfloat16 keeps 8 significant bits through every layer. Measured on this fixture: labels agree on
-# 99.9%, max |p diff| 0.0042; the bounds leave room for another CPU's kernels, not for a wrong cast
-# (fp16 weights read as bf16, a layer left in fp32 would not differ at all: diff > 0 is asserted).
+# 99.9%, max |p diff| 0.0042. The bounds leave room for other CPUs' kernels; diff > 0 proves the
+# cast happened.
 BF16_MIN_AGREEMENT = 0.99
 BF16_TOL = 0.05
 WORK = tempfile.TemporaryDirectory(prefix="hfkit-quantize-test-")
