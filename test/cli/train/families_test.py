@@ -1,9 +1,10 @@
 """hf-train and hf-predict on the non-BERT families, end to end on the real binaries: for DistilBERT,
-RoBERTa, XLM-RoBERTa and ELECTRA, a tiny random model built by transformers and a tokenizer trained
-here with HF `tokenizers` (WordPiece for DistilBERT/ELECTRA, byte-level BPE for the RoBERTas) saved
-as tokenizer.json in the model directory. hf-train's updates equal a PyTorch loop over the
-transformers model; per family, SIGKILL twice (seeded plan) + --resume auto ends byte-identical to an
-uninterrupted run; hf-predict on each trained directory answers as transformers does on the same ids."""
+RoBERTa, XLM-RoBERTa, ELECTRA and DeBERTa-v3, a tiny random model built by transformers and a
+tokenizer trained here with HF `tokenizers` (WordPiece for DistilBERT/ELECTRA, byte-level BPE for
+the RoBERTas, Unigram + Metaspace for DeBERTa) saved as tokenizer.json in the model directory.
+hf-train's updates equal a PyTorch loop over the transformers model; per family, SIGKILL twice
+(seeded plan) + --resume auto ends byte-identical to an uninterrupted run; hf-predict on each
+trained directory answers as transformers does on the same ids."""
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ TRAIN = tool("hf-train")
 PRE = tool("hf-preprocess")
 PREDICT = tool("hf-predict")
 WORK = tempfile.mkdtemp(prefix="hfkit-families-test-")
-FAMILIES = ["distilbert", "roberta", "xlm-roberta", "electra"]
+FAMILIES = ["distilbert", "roberta", "xlm-roberta", "electra", "deberta-v2"]
 LABELS = {0: "negative", 1: "positive"}
 RESUME_ARGS = ["--config", TINY_YAML, "--threads", "1", "--max-steps", "30", "--save-steps", "5",
                "--eval-steps", "10", "--logging-steps", "5", "--save-total-limit", "3"]
@@ -29,9 +30,20 @@ def texts():
 
 
 def train_tokenizer(family, out):
-    """tokenizer.json: WordPiece with BERT's pipeline, or byte-level BPE with RoBERTa's."""
+    """tokenizer.json: WordPiece with BERT's pipeline, byte-level BPE with RoBERTa's, or Unigram with
+    DeBERTa-v3's (NFKC standing in for its Precompiled charsmap, which hfkit's tokenizer lacks)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    if family in ("roberta", "xlm-roberta"):
+    if family == "deberta-v2":
+        tok = Tokenizer(models.Unigram())
+        tok.normalizer = normalizers.NFKC()
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
+        tok.decoder = decoders.Metaspace(prepend_scheme="always")
+        trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"],
+                                          unk_token="[UNK]")
+        tok.train_from_iterator(texts(), trainer)
+        tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                           special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    elif family in ("roberta", "xlm-roberta"):
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
@@ -70,6 +82,11 @@ def make_model(family, out, dropout, seed=0):
         cfg = tr.RobertaConfig(**bertlike, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1)
     elif family == "xlm-roberta":
         cfg = tr.XLMRobertaConfig(**bertlike, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1)
+    elif family == "deberta-v2":  # DeBERTa-v3's options, 16 buckets: the 64-token inputs reach the log ones
+        cfg = tr.DebertaV2Config(**bertlike, max_position_embeddings=128, relative_attention=True,
+                                 pos_att_type=["p2c", "c2p"], position_buckets=16, norm_rel_ebd="layer_norm",
+                                 share_att_key=True, position_biased_input=False, type_vocab_size=0, pad_token_id=0,
+                                 pooler_dropout=p)
     else:
         cfg = tr.ElectraConfig(**bertlike, embedding_size=16, max_position_embeddings=128)
     torch.manual_seed(seed)

@@ -1,5 +1,6 @@
 """hf::model's non-BERT families against transformers (fp32, CPU, eval mode): DistilBERT, RoBERTa,
-XLM-RoBERTa, ELECTRA (with and without the embedding projection).
+XLM-RoBERTa, ELECTRA (with and without the embedding projection), DeBERTa-v2/v3 (relative
+attention variants, and long inputs over its log buckets).
 
 For each family a tiny random *ForSequenceClassification built by transformers from a small
 *Config: logits on a padded batch within 1e-4, losses within 1e-5 (single-label, multi-label,
@@ -26,6 +27,11 @@ VOCAB = 99
 # initializer_range 0.2: activations well into the non-linear range, so a wrong activation shows.
 COMMON = dict(vocab_size=VOCAB, max_position_embeddings=40, initializer_range=0.2)
 BERTLIKE = dict(COMMON, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+# DeBERTa-v3's shape (microsoft/deberta-v3-base), small. Buckets 18 over 26 positions: HF's float32
+# log/ceil puts distance 15 in bucket 13 where exact arithmetic says 14 (test_deberta_long_inputs).
+DEBERTA_V3 = dict(BERTLIKE, max_position_embeddings=26, relative_attention=True, pos_att_type=["p2c", "c2p"],
+                  position_buckets=18, max_relative_positions=-1, norm_rel_ebd="layer_norm", share_att_key=True,
+                  position_biased_input=False, type_vocab_size=0)
 
 # family -> (config class, classification class, bare encoder class, config kwargs, prefix, pad id)
 FAMILIES = {
@@ -41,6 +47,23 @@ FAMILIES = {
                 dict(BERTLIKE, embedding_size=16, hidden_act="relu"), "electra", 0),
     "electra-no-projection": (tr.ElectraConfig, tr.ElectraForSequenceClassification, tr.ElectraModel,
                               dict(BERTLIKE, embedding_size=32), "electra", 0),
+    "deberta-v2": (tr.DebertaV2Config, tr.DebertaV2ForSequenceClassification, tr.DebertaV2Model, DEBERTA_V3,
+                   "deberta", 0),
+    # Separate position projections, absolute positions and token types, c2p alone, no buckets
+    # (a span of 6 < the batch's 12 tokens: clamped distances), other activations and cls_dropout.
+    "deberta-v2-c2p": (tr.DebertaV2Config, tr.DebertaV2ForSequenceClassification, tr.DebertaV2Model,
+                       dict(BERTLIKE, relative_attention=True, pos_att_type=["c2p"], share_att_key=False,
+                            position_biased_input=True, type_vocab_size=2, position_buckets=-1,
+                            max_relative_positions=6, hidden_act="gelu_new", pooler_hidden_act="tanh",
+                            cls_dropout=0.2), "deberta", 0),
+    # p2c alone with its own projection, buckets 8 over 20 distances, embed_proj (embedding_size 16).
+    "deberta-v2-p2c": (tr.DebertaV2Config, tr.DebertaV2ForSequenceClassification, tr.DebertaV2Model,
+                       dict(BERTLIKE, relative_attention=True, pos_att_type=["p2c"], share_att_key=False,
+                            position_buckets=8, max_relative_positions=20, embedding_size=16), "deberta", 0),
+    # No relative attention: pos_att_type still scales the scores; norm_rel_ebd's LayerNorm exists unused.
+    "deberta-v2-absolute": (tr.DebertaV2Config, tr.DebertaV2ForSequenceClassification, tr.DebertaV2Model,
+                            dict(BERTLIKE, relative_attention=False, pos_att_type=["c2p", "p2c"],
+                                 norm_rel_ebd="layer_norm", type_vocab_size=2), "deberta", 0),
 }
 LENGTHS = [7, 12, 3, 12, 9]  # mixed lengths: padding in the batch
 
@@ -57,7 +80,7 @@ def make_batch(family, lengths=LENGTHS, seed=0):
         ids[i, :n] = torch.randint(3, VOCAB, (n,), generator=g)
         mask[i, :n] = 1
     b = {"input_ids": ids.tolist(), "attention_mask": mask.tolist()}
-    if family.startswith("electra"):  # a text pair in row 1
+    if family.startswith("electra") or FAMILIES[family][3].get("type_vocab_size", 0) > 1:  # a text pair in row 1
         types = torch.zeros_like(ids)
         types[1, 6:12] = 1
         b["token_type_ids"] = types.tolist()
@@ -105,11 +128,15 @@ def check(family, d, labels=None):
     assert out["missing"] == [] and out["unexpected"] == [], out
     model = hf_model(d)
     res = hf_forward(model, b, labels)
-    compare(f"{family}/{os.path.basename(d)}", out["logits"], res.logits)
+    # DeBERTa's regression loss without problem_type flattens the logits it returns to [B].
+    compare(f"{family}/{os.path.basename(d)}", out["logits"], res.logits.reshape(len(b["input_ids"]), -1))
     if labels is not None:
         diff = abs(out["loss"] - res.loss.item())
         print(f"  {family}/{os.path.basename(d)}: {out['problem_type']} loss {out['loss']:.6f} vs {res.loss.item():.6f}")
-        assert out["problem_type"] == model.config.problem_type, (out["problem_type"], model.config.problem_type)
+        # DeBERTa's head picks its loss without writing problem_type back into the config.
+        want = model.config.problem_type or ("regression" if model.config.num_labels == 1 else
+                                             "single_label_classification")
+        assert out["problem_type"] == want, (out["problem_type"], model.config.problem_type)
         assert diff <= LOSS_TOL, f"loss differs by {diff}"
     return out
 
@@ -171,6 +198,8 @@ def test_fresh_model_is_initialised_as_transformers_does():
 
 def test_bare_encoder_gets_a_fresh_head():
     heads = {"distilbert": ["classifier.bias", "classifier.weight", "pre_classifier.bias", "pre_classifier.weight"]}
+    heads.update({f: ["classifier.bias", "classifier.weight", "pooler.dense.bias", "pooler.dense.weight"]
+                  for f in FAMILIES if f.startswith("deberta")})
     roberta_head = ["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias",
                     "classifier.out_proj.weight"]
     for i, family in enumerate(FAMILIES):
@@ -196,7 +225,7 @@ def test_bare_encoder_gets_a_fresh_head():
 
 def test_the_label_layer_of_each_family_is_the_one_resized():
     for family, layer in [("distilbert", "classifier"), ("roberta", "classifier.out_proj"),
-                          ("electra", "classifier.out_proj")]:
+                          ("electra", "classifier.out_proj"), ("deberta-v2", "classifier")]:
         with tempdir() as t:
             src = build(family, os.path.join(t, "two"))
             expect_error([DRIVER, "--num-labels", "3", src], 65, "model.safetensors", f"{layer}.", "num_labels",
@@ -212,7 +241,7 @@ def test_unknown_and_unsupported_configs_exit_78_naming_them():
         cfg = json.load(open(cfg_path))
         for model_type, words in [("gpt2", ["'gpt2' is not supported (supported:"]),
                                   ("modernbert", ["'modernbert' is not supported yet"]),
-                                  ("deberta-v2", ["'deberta-v2' is not supported yet"])]:
+                                  ("deberta", ["'deberta' is not supported yet"])]:
             json.dump(dict(cfg, model_type=model_type), open(cfg_path, "w"))
             p = expect_error([DRIVER, src], 78, "config.json", "model_type", *words, input="")
             assert len(p.stderr.strip().splitlines()) == 1, p.stderr
@@ -222,6 +251,36 @@ def test_unknown_and_unsupported_configs_exit_78_naming_them():
         json.dump(dict(cfg, model_type="roberta", position_embedding_type="relative_key", hidden_size=32,
                        num_attention_heads=4), open(cfg_path, "w"))
         expect_error([DRIVER, src], 78, "position_embedding_type", "relative_key", input="")
+
+
+def test_deberta_long_inputs_over_the_log_buckets():
+    """Up to max_position_embeddings tokens: every distance, the log buckets (where float32 rounding
+    moves distance 15 to another bucket than exact arithmetic would) and clamped spans."""
+    for i, family in enumerate(f for f in FAMILIES if f.startswith("deberta")):
+        with tempdir() as t:
+            d = build(family, os.path.join(t, "long"), seed=60 + i)
+            top = json.load(open(os.path.join(d, "config.json")))["max_position_embeddings"]
+            b = make_batch(family, lengths=[top, 17, 4, top - 1], seed=4)
+            compare(f"{family} long inputs", ours(d, request=b)["logits"], hf_forward(hf_model(d), b).logits)
+
+
+def test_deberta_unsupported_options_exit_78_naming_them():
+    with tempdir() as t:
+        src = build("deberta-v2", os.path.join(t, "d"))
+        cfg_path = os.path.join(src, "config.json")
+        cfg = json.load(open(cfg_path))
+        for key, value, word in [("conv_kernel_size", 3, "convolution"), ("pos_att_type", ["c2p", "p2p"], "'p2p'"),
+                                 ("pos_att_type", "p2c|c2p|p2p", "'p2p'"), ("hidden_act", "gelu_10", "gelu_10"),
+                                 ("pooler_hidden_act", "gelu_10", "gelu_10"), ("attention_head_size", 16, "16 x 4"),
+                                 ("pooler_hidden_size", 64, "64"), ("norm_rel_ebd", "layer_norm|scale", "'scale'"),
+                                 ("position_buckets", 1, "1"), ("num_attention_heads", 5, "5 heads")]:
+            json.dump(dict(cfg, **{key: value}), open(cfg_path, "w"))
+            p = expect_error([DRIVER, src], 78, "config.json", key, word, input="")
+            assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        # The old string form of pos_att_type is read as HF reads it.
+        json.dump(dict(cfg, pos_att_type="P2C|c2p"), open(cfg_path, "w"))
+        b = make_batch("deberta-v2")
+        compare("pos_att_type as 'P2C|c2p'", ours(src, request=b)["logits"], hf_forward(hf_model(src), b).logits)
 
 
 if __name__ == "__main__":

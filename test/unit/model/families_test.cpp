@@ -25,6 +25,9 @@ Json tiny(const std::string& model_type) {
             {"num_hidden_layers", 1},      {"num_attention_heads", 2}, {"intermediate_size", 16},
             {"max_position_embeddings", 18}, {"type_vocab_size", 2}};
   if (model_type == "electra") j["embedding_size"] = 4;
+  if (model_type == "deberta-v2")  // DeBERTa-v3's options; 4 buckets: distances over 2 are log-bucketed
+    j.update({{"relative_attention", true}, {"pos_att_type", {"p2c", "c2p"}}, {"position_buckets", 4},
+              {"share_att_key", true}, {"norm_rel_ebd", "layer_norm"}, {"position_biased_input", false}});
   return j;
 }
 
@@ -62,6 +65,11 @@ TEST_CASE("families: model_type picks the family and its HF names") {
       {"electra", "electra.", "classifier.out_proj",
        {"electra.embeddings.word_embeddings.weight", "electra.embeddings_project.weight",
         "electra.encoder.layer.0.intermediate.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight"}},
+      {"deberta-v2", "deberta.", "classifier",
+       {"deberta.embeddings.word_embeddings.weight", "deberta.embeddings.token_type_embeddings.weight",
+        "deberta.encoder.layer.0.attention.self.query_proj.weight", "deberta.encoder.layer.0.attention.self.key_proj.bias",
+        "deberta.encoder.layer.0.attention.output.LayerNorm.weight", "deberta.encoder.rel_embeddings.weight",
+        "deberta.encoder.LayerNorm.bias", "pooler.dense.weight", "classifier.bias"}},
   };
   for (const Case& c : cases) {
     CAPTURE(c.model_type);
@@ -99,7 +107,7 @@ TEST_CASE("families: unknown model types and unsupported options are config erro
   heads["n_heads"] = 3;
   const Bad bad[] = {{{{"model_type", "gpt2"}}, {"model_type", "'gpt2' is not supported (supported: bert"}},
                      {{{"model_type", "modernbert"}}, {"'modernbert' is not supported yet"}},
-                     {{{"model_type", "deberta-v2"}}, {"'deberta-v2' is not supported yet"}},
+                     {{{"model_type", "deberta"}}, {"'deberta' is not supported yet"}},
                      {sinusoidal, {"sinusoidal_pos_embds"}},
                      {relative, {"position_embedding_type", "relative_key"}},
                      {heads, {"n_heads"}}};
@@ -118,7 +126,7 @@ TEST_CASE("families: unknown model types and unsupported options are config erro
 }
 
 TEST_CASE("families: a padded batch equals each text alone, and saved directories load back") {
-  for (const char* family : {"distilbert", "roberta", "xlm-roberta", "electra"}) {
+  for (const char* family : {"distilbert", "roberta", "xlm-roberta", "electra", "deberta-v2"}) {
     CAPTURE(family);
     torch::manual_seed(11);
     const auto m = ModelConfig::from_json(tiny(family), "config.json")->make_model();
@@ -149,5 +157,64 @@ TEST_CASE("families: a padded batch equals each text alone, and saved directorie
     CHECK(back->config().model_type == family);
     const bool same = torch::equal(back->forward(ids, mask), batch);
     CHECK(same);
+  }
+}
+
+TEST_CASE("families: deberta-v2 options decide its modules, and what hfkit lacks is refused") {
+  const auto names = [](const Json& j) { return names_of(*ModelConfig::from_json(j, "config.json")->make_model()); };
+  const std::string self = "deberta.encoder.layer.0.attention.self.";
+  Json v3 = tiny("deberta-v2");
+  std::vector<std::string> n = names(v3);
+  CHECK(!has(n, "deberta.embeddings.position_embeddings.weight"));  // position_biased_input false
+  CHECK(!has(n, self + "pos_key_proj.weight"));                      // share_att_key: key_proj serves
+  CHECK(!has(n, "deberta.embeddings.embed_proj.weight"));
+  // 2 x position_buckets rows of relative embeddings.
+  const auto m = ModelConfig::from_json(v3, "c")->make_model();
+  CHECK(m->named_parameters()["deberta.encoder.rel_embeddings.weight"].sizes() == torch::IntArrayRef({8, 8}));
+
+  Json separate = v3;
+  separate.update({{"share_att_key", false}, {"pos_att_type", "C2P"}, {"position_biased_input", true},
+                   {"type_vocab_size", 0}, {"norm_rel_ebd", "none"}, {"embedding_size", 4}, {"position_buckets", -1},
+                   {"max_relative_positions", 5}, {"conv_kernel_size", 0}, {"pooler_hidden_size", 8}});
+  n = names(separate);
+  CHECK(has(n, self + "pos_key_proj.bias"));
+  CHECK(!has(n, self + "pos_query_proj.weight"));  // "C2P": the old string form, lower-cased as HF does
+  CHECK(has(n, "deberta.embeddings.position_embeddings.weight"));
+  CHECK(!has(n, "deberta.embeddings.token_type_embeddings.weight"));
+  CHECK(has(n, "deberta.embeddings.embed_proj.weight"));
+  CHECK(!has(n, "deberta.embeddings.embed_proj.bias"));  // HF's Linear(bias=False)
+  CHECK(!has(n, "deberta.encoder.LayerNorm.weight"));
+  const auto c = ModelConfig::from_json(separate, "c");
+  CHECK(c->make_model()->named_parameters()["deberta.encoder.rel_embeddings.weight"].size(0) == 10);
+  const Json saved = c->to_json();
+  CHECK(saved["pos_att_type"] == Json::array({"c2p"}));
+  CHECK(saved["conv_kernel_size"] == 0);  // checked, then kept as given
+  CHECK(saved["pooler_hidden_size"] == 8);
+  CHECK(saved["architectures"] == Json::array({"DebertaV2ForSequenceClassification"}));
+
+  Json plain = {{"model_type", "deberta-v2"}};  // DebertaV2Config's defaults
+  const auto d = ModelConfig::from_json(plain, "c");
+  CHECK(d->type_vocab_size == 0);
+  CHECK(d->vocab_size == 128100);
+  CHECK(d->to_json()["layer_norm_eps"] == 1e-7);
+  CHECK(d->to_json()["relative_attention"] == false);
+
+  const std::pair<Json, std::string> bad[] = {
+      {{{"conv_kernel_size", 3}}, "conv_kernel_size"},     {{{"pos_att_type", {"c2p", "p2p"}}}, "'p2p'"},
+      {{{"pos_att_type", 3}}, "pos_att_type"},             {{{"pooler_hidden_act", "nope"}}, "pooler_hidden_act"},
+      {{{"attention_head_size", 2}}, "attention_head_size"}, {{{"pooler_hidden_size", 4}}, "pooler_hidden_size"},
+      {{{"norm_rel_ebd", "layer_norm|x"}}, "norm_rel_ebd"},  {{{"position_buckets", 1}}, "position_buckets"},
+      {{{"type_vocab_size", -1}}, "type_vocab_size"},       {{{"embedding_size", 0}}, "embedding_size"}};
+  for (const auto& [patch, word] : bad) {
+    Json j = v3;
+    j.update(patch);
+    CAPTURE(j.dump());
+    try {
+      ModelConfig::from_json(j, "cfg.json");
+      FAIL("no error");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kConfig);
+      CHECK_MESSAGE(std::string(e.what()).find(word) != std::string::npos, e.what());
+    }
   }
 }
