@@ -589,6 +589,10 @@ def group_precompiled(c, work, shared, adv):
         path = os.path.join(work, f"precompiled-{rule}.json")
         ref = save_json(tokenizers.Tokenizer.from_str(json.dumps(js)), path, alone)
         check_family(c, f"Precompiled {rule}", ref, path, shared[:3000], adv + extra, truncation=False)
+        # As from_spm writes it: Precompiled, then Replace(Regex " {2,}", " "), then Metaspace.
+        path = os.path.join(work, f"from-spm-{rule}.json")
+        ref = save_json(tokenizers.Tokenizer.from_str(json.dumps(js)), path)
+        check_family(c, f"from_spm {rule}", ref, path, shared[:3000], adv + extra, truncation=False)
         if kw.get("byte_fallback"):
             texts = grapheme_sweep()
             c.check(f"Precompiled {rule}, every code point after A and \u00aa", ref, path, texts)
