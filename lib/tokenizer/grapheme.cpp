@@ -10,14 +10,6 @@ namespace {
 
 #include "tokenizer/grapheme_tables.inc"
 
-inline char32_t next_char(std::string_view text, std::size_t& i) {
-  const auto b = static_cast<unsigned char>(text[i]);
-  if (b < 0x80) {
-    ++i;
-    return b;
-  }
-  return unicode::decode_utf8(text, i);
-}
 
 }  // namespace
 
@@ -33,14 +25,14 @@ const std::uint8_t* property_table() {
 
 std::size_t cluster_end(const std::uint8_t* props, std::string_view text, std::size_t begin) {
   std::size_t end = begin;
-  std::uint8_t p = props[next_char(text, end)];
+  std::uint8_t p = props[unicode::next_char(text, end)];
   auto prev = static_cast<Gcb>(p & 15);
   int emoji = (p & kExtPict) ? 1 : 0;        // GB11: 1 after ExtPict Extend*, 2 after its ZWJ
   int conjunct = (p & kInCbConsonant) ? 1 : 0;  // GB9c: 1 after a consonant, 2 once a linker followed
   int regional = prev == kRegional ? 1 : 0;  // GB12/13: regional indicators in a row
   while (end < text.size()) {
     std::size_t after = end;
-    const std::uint8_t q = props[next_char(text, after)];
+    const std::uint8_t q = props[unicode::next_char(text, after)];
     const auto cur = static_cast<Gcb>(q & 15);
     bool join;
     if (prev == kCr && cur == kLf) {

@@ -237,6 +237,21 @@ bool base64_decode(std::string_view text, std::string& out) {
   return true;
 }
 
+// "pattern": {"Regex": ...} compiled (refused as Regex::compile says), or {"String": ...} into
+// `literal` (then nullptr).
+std::shared_ptr<const Regex> read_pattern(const Reader& r, const Json& p, const std::string& field, std::string& literal) {
+  const Json& pattern = r.object(p, "pattern", field + ".pattern");
+  if (pattern.contains("Regex")) {
+    std::string error;
+    auto regex = Regex::compile(r.string(pattern, "Regex", "", field + ".pattern.Regex"), error);
+    if (!regex) r.fail(field + ".pattern.Regex", error);
+    return regex;
+  }
+  if (!pattern.contains("String")) r.fail(field + ".pattern", "expected {\"String\": ...} or {\"Regex\": ...}");
+  literal = r.string(pattern, "String", "", field + ".pattern.String");
+  return nullptr;
+}
+
 void read_bert_normalizer(const Reader& r, const Json& p, NormalizerConfig& n, const std::string& field) {
   n.clean_text = r.boolean(p, "clean_text", true, field + ".clean_text");
   n.handle_chinese_chars = r.boolean(p, "handle_chinese_chars", true, field + ".handle_chinese_chars");
@@ -280,20 +295,12 @@ void read_normalizer_steps(const Reader& r, const Json& p, const std::string& fi
     st.content = r.string(p, "prepend", "", field + ".prepend");
   } else if (type == "Replace") {
     st.type = T::kReplace;
-    const Json& pattern = r.object(p, "pattern", field + ".pattern");
-    if (pattern.contains("Regex")) {
-      std::string error;
-      st.regex = Regex::compile(r.string(pattern, "Regex", "", field + ".pattern.Regex"), error);
-      if (!st.regex) r.fail(field + ".pattern.Regex", error);
-      // tokenizers panics replacing some empty matches (at the end of a text): refused, since its
-      // ids are not defined there.
-      if (st.regex->can_match_empty()) r.fail(field + ".pattern.Regex", "refused: the pattern can match the empty string");
-    } else if (pattern.contains("String")) {
-      st.pattern = r.string(pattern, "String", "", field + ".pattern.String");
-      if (st.pattern.empty()) r.fail(field + ".pattern", "empty pattern");
-    } else {
-      r.fail(field + ".pattern", "expected {\"String\": ...} or {\"Regex\": ...}");
-    }
+    st.regex = read_pattern(r, p, field, st.pattern);
+    if (!st.regex && st.pattern.empty()) r.fail(field + ".pattern", "empty pattern");
+    // tokenizers panics replacing some empty matches (at the end of a text): refused, since its
+    // ids are not defined there.
+    if (st.regex && st.regex->can_match_empty())
+      r.fail(field + ".pattern.Regex", "refused: the pattern can match the empty string");
     st.content = r.string(p, "content", "", field + ".content");
   } else if (type == "Precompiled") {
     st.type = T::kPrecompiled;
@@ -567,16 +574,9 @@ void read_pre_tokenizer_step(const Reader& r, const Json& p, const std::string& 
     c.individual_digits = r.boolean(p, "individual_digits", false, field + ".individual_digits");
   } else if (type == "Split") {
     c.type = T::kSplit;
-    const Json& pattern = r.object(p, "pattern", field + ".pattern");
-    if (pattern.contains("Regex")) {
-      std::string error;
-      c.regex = Regex::compile(r.string(pattern, "Regex", "", field + ".pattern.Regex"), error);
-      if (!c.regex) r.fail(field + ".pattern.Regex", error);
-    } else if (pattern.contains("String")) {
-      c.regex = Regex::literal(r.string(pattern, "String", "", field + ".pattern.String"));
-    } else {
-      r.fail(field + ".pattern", "expected {\"String\": ...} or {\"Regex\": ...}");
-    }
+    std::string literal;
+    c.regex = read_pattern(r, p, field, literal);
+    if (!c.regex) c.regex = Regex::literal(literal);
     c.behavior = read_behavior(r, p, field + ".behavior", true);
     if (!p.contains("invert")) r.fail(field + ".invert", "missing");
     c.invert = r.boolean(p, "invert", false, field + ".invert");

@@ -125,14 +125,6 @@ const ByteMap& byte_map() {
   return m;
 }
 
-inline char32_t next_char(std::string_view text, std::size_t& i) {
-  const auto b = static_cast<unsigned char>(text[i]);
-  if (b < 0x80) {
-    ++i;
-    return b;
-  }
-  return unicode::decode_utf8(text, i);
-}
 
 // One character as its own match, runs of others as non-matches (HF's find_matches for a char
 // predicate).
@@ -141,7 +133,7 @@ void char_segments(std::string_view text, Pred&& is_match, std::vector<Segment>&
   std::size_t run = 0;
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t at = i;
-    if (!is_match(next_char(text, i))) continue;
+    if (!is_match(unicode::next_char(text, i))) continue;
     if (run < at) out.push_back({run, at, false});
     out.push_back({at, i, true});
     run = i;
@@ -284,7 +276,7 @@ void PreTokenizer::run(std::size_t step, std::string_view text, bool at_start, c
       std::size_t start = 0;
       for (std::size_t i = 0; i < text.size();) {
         const std::size_t at = i;
-        if (!(flags[next_char(text, i)] & unicode::kWhitespace)) continue;
+        if (!(flags[unicode::next_char(text, i)] & unicode::kWhitespace)) continue;
         next(text.substr(start, at - start));
         start = i;
       }
@@ -298,7 +290,7 @@ void PreTokenizer::run(std::size_t step, std::string_view text, bool at_start, c
       std::size_t start = 0;
       for (std::size_t i = 0; i < text.size();) {
         const std::size_t at = i;
-        const char32_t ch = next_char(text, i);
+        const char32_t ch = unicode::next_char(text, i);
         const auto kind = (split_classes_[ch] & unicode::kWordChar)            ? kWord
                           : (flags[ch] & unicode::kWhitespace) ? kSpace
                                                                : kOther;

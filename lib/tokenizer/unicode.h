@@ -103,4 +103,14 @@ inline char32_t decode_utf8(std::string_view s, std::size_t& i) {
   return c;
 }
 
+// The character at s[i] (any byte), advancing i past it. Same errors as decode_utf8.
+inline char32_t next_char(std::string_view s, std::size_t& i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  if (b < 0x80) {
+    ++i;
+    return b;
+  }
+  return decode_utf8(s, i);
+}
+
 }  // namespace hf::tokenizer::unicode
