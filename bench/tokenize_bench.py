@@ -3,9 +3,11 @@
 
 The text is the Jane Austen passages repeated to --mb megabytes of plain lines. One tokenizer per
 family: WordPiece is the all-MiniLM-L6-v2 tokenizer.json; byte-level BPE is a RoBERTa-style
-tokenizer (ByteLevel pre-tokenizer, 30,000-token BPE, RobertaProcessing) and Unigram an XLM-R-style
-one (NFKC, Metaspace, 30,000-token Unigram, <s> $A </s>), both trained here with `tokenizers` on the
-same passages. The peer is that tokenizer.json in `tokenizers` (truncation
+tokenizer (ByteLevel pre-tokenizer, 30,000-token BPE, RobertaProcessing) trained here with
+`tokenizers`; Unigram is XLM-R's layout: a sentencepiece Unigram model (nmt_nfkc, up to 30,000
+pieces) trained here with `sentencepiece`, converted by tokenizers' from_spm (a Precompiled charsmap
+and Replace " {2,}"), with XLM-R's WhitespaceSplit + Metaspace pre-tokenizer, <s> $A </s> and
+<mask> with lstrip; all on the same passages. The peer is that tokenizer.json in `tokenizers` (truncation
 and padding off, as hf-preprocess without --max-length), timed in its own process from reading the file through encode_batch
 (building the Python list of ids included, no output written). hf-preprocess is timed as a whole
 process: `hf-preprocess --format lines --output - --threads N > /dev/null`, so loading the
@@ -113,10 +115,33 @@ def check_identical(binary, tokenizer, corpus, work):
     return n
 
 
+def xlmr_unigram(texts, work):
+    """XLM-R's tokenizer.json layout around a sentencepiece model trained on `texts`."""
+    import io
+    import sentencepiece as spm
+    import sentencepiece.sentencepiece_model_pb2 as pb
+    from tokenizers import AddedToken, SentencePieceUnigramTokenizer, Tokenizer, pre_tokenizers, processors
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=model, vocab_size=30000,
+                                   hard_vocab_limit=False, model_type="unigram", normalization_rule_name="nmt_nfkc",
+                                   minloglevel=2, num_threads=os.cpu_count() or 1)
+    path = os.path.join(work, "xlmr.model")
+    with open(path, "wb") as f:
+        f.write(model.getvalue())
+    sys.modules.setdefault("sentencepiece_model_pb2", pb)  # where from_spm imports it from
+    tok = Tokenizer.from_str(SentencePieceUnigramTokenizer.from_spm(path).to_str())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace()])
+    tok.add_special_tokens(["<s>", "</s>", AddedToken("<mask>", lstrip=True, special=True, normalized=False)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
+    return tok
+
+
 def train_families(work, texts_path):
     """RoBERTa-style byte-level BPE and XLM-R-style Unigram trained on the corpus's passages;
     returns {family: directory}."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     with open(texts_path, encoding="utf-8") as f:
         texts = list(dict.fromkeys(f.read().split("\n")))  # the passages once each
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -126,14 +151,7 @@ def train_families(work, texts_path):
     bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=30000, special_tokens=specials, show_progress=False,
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     bpe.post_processor = processors.RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
-    uni = Tokenizer(models.Unigram())
-    uni.normalizer = normalizers.NFKC()
-    uni.pre_tokenizer = pre_tokenizers.Metaspace()
-    uni.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=30000, special_tokens=specials,
-                                                           unk_token="<unk>", show_progress=False))
-    uni.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", uni.token_to_id("<s>")), ("</s>", uni.token_to_id("</s>"))])
+    uni = xlmr_unigram(texts, work)
     out = {}
     for family, tok in (("bytelevel_bpe", bpe), ("unigram", uni)):
         out[family] = os.path.join(work, family)

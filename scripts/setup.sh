@@ -33,7 +33,7 @@ flock 9
 
 debs=(cmake ninja-build ccache g++ pkg-config git
       libcli11-dev libfmt-dev libyaml-cpp-dev libcurl4-openssl-dev libssl-dev doctest-dev
-      nlohmann-json3-dev libboost1.81-dev libutf8proc-dev python3-venv clang
+      nlohmann-json3-dev libboost1.81-dev libutf8proc-dev libpcre2-dev python3-venv clang
       libgloo-dev          # Gloo's headers for libtorch's ProcessGroupGloo (lib/dist; headers only)
       libclang-rt-14-dev   # libFuzzer + sanitizer runtimes (test/fuzz); clang only recommends it
       shellcheck           # lints scripts/ and the container scripts (test/cli/gpu)

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/precompiled.h"
+#include "tokenizer/regex.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unigram.h"
 #include "tokenizer/wordpiece.h"
@@ -25,9 +28,18 @@ struct NormalizerConfig {
 
 // One pre-tokenizer of tokenizer.json (a Sequence is a list of them).
 struct PreTokenizerConfig {
-  enum class Type { kBert, kByteLevel, kMetaspace };
+  enum class Type {
+    kBert, kByteLevel, kMetaspace, kWhitespace, kWhitespaceSplit, kPunctuation, kDigits, kSplit, kCharDelimiterSplit
+  };
   enum class Prepend { kAlways, kFirst, kNever };
+  // What becomes of the delimiters a split finds (HF SplitDelimiterBehavior).
+  enum class Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
   Type type = Type::kBert;
+  Behavior behavior = Behavior::kIsolated;  // kPunctuation, kSplit
+  bool individual_digits = false;           // kDigits
+  bool invert = false;                      // kSplit: the pattern matches the pieces, not the delimiters
+  std::shared_ptr<const Regex> regex;       // kSplit (a String pattern escaped)
+  char32_t delimiter = U' ';                // kCharDelimiterSplit
   bool add_prefix_space = true;  // ByteLevel
   bool use_regex = true;         // ByteLevel: split with GPT-2's regex
   std::string replacement;       // Metaspace: what spaces become (one character)
@@ -38,21 +50,28 @@ struct PreTokenizerConfig {
 // One normalizer of a list (tokenizer.json "normalizer" other than a lone BertNormalizer, or a
 // Sequence): applied to the whole text, in order.
 struct NormalizerStep {
-  enum class Type { kBert, kNfc, kNfd, kNfkc, kNfkd, kLowercase, kStrip, kReplace, kPrepend };
+  enum class Type {
+    kBert, kNfc, kNfd, kNfkc, kNfkd, kLowercase, kStrip, kStripAccents, kReplace, kPrepend, kPrecompiled
+  };
   Type type = Type::kBert;
   NormalizerConfig bert;              // kBert
   bool left = true, right = true;     // kStrip
-  std::string pattern, content;       // kReplace (a literal string); kPrepend: content
+  std::string pattern, content;       // kReplace (pattern: a literal string unless regex); kPrepend: content
+  std::shared_ptr<const Regex> regex;              // kReplace with a {"Regex": ...} pattern
+  std::shared_ptr<const Precompiled> precompiled;  // kPrecompiled
 };
 
 enum class ModelType { kWordPiece, kBpe, kUnigram };
 
 // An entry of tokenizer.json "added_tokens". Tokens with normalized=false are matched on the raw
 // text before normalization (HF's AddedVocabulary); normalized ones on the normalized text.
+// single_word: only where no word character (Rust regex \w) touches it; lstrip / rstrip: the
+// whitespace before / after it goes with it. (special only matters for decoding.)
 struct AddedToken {
   std::string content;
   std::int32_t id = 0;
   bool normalized = false;
+  bool single_word = false, lstrip = false, rstrip = false;
 };
 
 // One element of a TemplateProcessing template: a special token or sequence A (0) / B (1).

@@ -17,7 +17,7 @@ import ctypes.util
 import sys
 
 import tokenizers
-from tokenizers.normalizers import NFD, BertNormalizer
+from tokenizers.normalizers import NFD, BertNormalizer, StripAccents
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
 MAX_CP = 0x110000
@@ -82,9 +82,10 @@ def main():
     strip = BertNormalizer(clean_text=False, handle_chinese_chars=False, strip_accents=True, lowercase=False)
     lower = BertNormalizer(clean_text=False, handle_chinese_chars=False, strip_accents=False, lowercase=True)
     nfd = NFD()
+    accents = StripAccents()
     pre = BertPreTokenizer()
 
-    drop, punct, mn, decomposes, combining, lower_changes = set(), set(), set(), set(), set(), set()
+    drop, punct, mn, decomposes, combining, lower_changes, marks = set(), set(), set(), set(), set(), set(), set()
     lower_overrides = {}
     problems = []
     for c in range(MAX_CP):
@@ -132,6 +133,10 @@ def main():
                 combining.add(c)
                 if u.utf8proc_get_property(c).contents[1] == 0:
                     problems.append(f"U+{c:04X}: HF combining class non-zero, utf8proc's zero")
+        # StripAccents drops combining marks (M, as unicode-normalization-alignments knows them), with
+        # no decomposition first.
+        if accents.normalize_str(s) == "":
+            marks.add(c)
         # Lowercase (Rust char::to_lowercase, possibly several chars).
         lo = lower.normalize_str(s)
         if lo != s:
@@ -151,6 +156,7 @@ def main():
     emit_ranges("kHfNonspacingMark", mn, "strip_accents drops these after NFD (category Mn as HF knows it)")
     emit_ranges("kHfDecomposes", decomposes, "NFD changes these (utf8proc's canonical decomposition matches HF's)")
     emit_ranges("kHfCombining", combining, "non-zero canonical combining class (value from utf8proc)")
+    emit_ranges("kHfCombiningMark", marks, "the StripAccents normalizer drops these (combining marks)")
     emit_ranges("kHfLowercaseChanges", lower_changes, "to_lowercase changes these (utf8proc_tolower unless overridden)")
     print(f"// to_lowercase results that differ from utf8proc_tolower ({len(lower_overrides)} code points)")
     print("inline constexpr LowercaseOverride kHfLowercaseOverrides[] = {")

@@ -208,6 +208,50 @@ Json parse_json(const std::string& path) {
   }
 }
 
+// Base64 with the standard alphabet and '=' padding, as the base64 crate's STANDARD engine reads it
+// (padding required, no stray bits in the last character). False when `text` is not that.
+bool base64_decode(std::string_view text, std::string& out) {
+  auto sextet = [](char ch) -> int {
+    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
+  };
+  if (text.size() % 4 != 0) return false;
+  out.clear();
+  out.reserve(text.size() / 4 * 3);
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=' && text[i + 3] == '=') : 0;
+    std::uint32_t bits = 0;
+    for (int k = 0; k < 4 - pad; ++k) {
+      const int v = sextet(text[i + static_cast<std::size_t>(k)]);
+      if (v < 0) return false;
+      bits |= static_cast<std::uint32_t>(v) << (18 - 6 * k);
+    }
+    if ((pad == 1 && (bits & 0xFF)) || (pad == 2 && (bits & 0xFFFF))) return false;
+    out.push_back(static_cast<char>(bits >> 16));
+    if (pad < 2) out.push_back(static_cast<char>((bits >> 8) & 0xFF));
+    if (pad < 1) out.push_back(static_cast<char>(bits & 0xFF));
+  }
+  return true;
+}
+
+// "pattern": {"Regex": ...} compiled (refused as Regex::compile says), or {"String": ...} into
+// `literal` (then nullptr).
+std::shared_ptr<const Regex> read_pattern(const Reader& r, const Json& p, const std::string& field, std::string& literal) {
+  const Json& pattern = r.object(p, "pattern", field + ".pattern");
+  if (pattern.contains("Regex")) {
+    std::string error;
+    auto regex = Regex::compile(r.string(pattern, "Regex", "", field + ".pattern.Regex"), error);
+    if (!regex) r.fail(field + ".pattern.Regex", error);
+    return regex;
+  }
+  if (!pattern.contains("String")) r.fail(field + ".pattern", "expected {\"String\": ...} or {\"Regex\": ...}");
+  literal = r.string(pattern, "String", "", field + ".pattern.String");
+  return nullptr;
+}
+
 void read_bert_normalizer(const Reader& r, const Json& p, NormalizerConfig& n, const std::string& field) {
   n.clean_text = r.boolean(p, "clean_text", true, field + ".clean_text");
   n.handle_chinese_chars = r.boolean(p, "handle_chinese_chars", true, field + ".handle_chinese_chars");
@@ -240,6 +284,8 @@ void read_normalizer_steps(const Reader& r, const Json& p, const std::string& fi
     st.type = T::kNfkd;
   } else if (type == "Lowercase") {
     st.type = T::kLowercase;
+  } else if (type == "StripAccents") {
+    st.type = T::kStripAccents;
   } else if (type == "Strip") {
     st.type = T::kStrip;
     st.left = r.boolean(p, "strip_left", true, field + ".strip_left");
@@ -249,12 +295,22 @@ void read_normalizer_steps(const Reader& r, const Json& p, const std::string& fi
     st.content = r.string(p, "prepend", "", field + ".prepend");
   } else if (type == "Replace") {
     st.type = T::kReplace;
-    const Json& pattern = r.object(p, "pattern", field + ".pattern");
-    if (!pattern.contains("String"))
-      r.fail(field + ".pattern", "unsupported Replace pattern (only String is supported)");
-    st.pattern = r.string(pattern, "String", "", field + ".pattern.String");
-    if (st.pattern.empty()) r.fail(field + ".pattern", "empty pattern");
+    st.regex = read_pattern(r, p, field, st.pattern);
+    if (!st.regex && st.pattern.empty()) r.fail(field + ".pattern", "empty pattern");
+    // tokenizers panics replacing some empty matches (at the end of a text): refused, since its
+    // ids are not defined there.
+    if (st.regex && st.regex->can_match_empty())
+      r.fail(field + ".pattern.Regex", "refused: the pattern can match the empty string");
     st.content = r.string(p, "content", "", field + ".content");
+  } else if (type == "Precompiled") {
+    st.type = T::kPrecompiled;
+    const std::string f = field + ".precompiled_charsmap";
+    auto it = p.find("precompiled_charsmap");
+    if (it == p.end() || !it->is_string()) r.fail(f, "expected a base64 string");
+    std::string blob, error;
+    if (!base64_decode(it->get_ref<const std::string&>(), blob)) r.fail(f, "invalid base64");
+    st.precompiled = Precompiled::parse(blob, error);
+    if (!st.precompiled) r.fail(f, "not a sentencepiece charsmap: " + error);
   } else {
     r.fail(field, "unsupported normalizer type " + (type.empty() ? "(none)" : type));
   }
@@ -370,9 +426,9 @@ void read_added_tokens(const Reader& r, const Json& j, TokenizerConfig& c) {
     if (!t.contains("id")) r.fail("added_tokens.id", "missing");
     a.id = r.id(t["id"], "added_tokens.id");
     a.normalized = r.boolean(t, "normalized", true, "added_tokens.normalized");
-    for (const char* option : {"single_word", "lstrip", "rstrip"})
-      if (r.boolean(t, option, false, std::string("added_tokens.") + option))
-        r.fail(std::string("added_tokens.") + option, "unsupported (token '" + a.content + "')");
+    a.single_word = r.boolean(t, "single_word", false, "added_tokens.single_word");
+    a.lstrip = r.boolean(t, "lstrip", false, "added_tokens.lstrip");
+    a.rstrip = r.boolean(t, "rstrip", false, "added_tokens.rstrip");
     if (!a.content.empty()) c.added_tokens.push_back(std::move(a));
   }
 }
@@ -473,11 +529,62 @@ void read_model(const Reader& r, const Json& j, TokenizerJsonParser& parser, Tok
   }
 }
 
-PreTokenizerConfig read_pre_tokenizer_step(const Reader& r, const Json& p, const std::string& field) {
+// Whether `s` (valid UTF-8) is exactly one character; sets `c` to it.
+bool one_char(const std::string& s, char32_t& c) {
+  if (s.empty()) return false;
+  std::size_t i = 0;
+  c = static_cast<unsigned char>(s[0]) < 0x80 ? static_cast<char32_t>(s[i++]) : unicode::decode_utf8(s, i);
+  return i == s.size();
+}
+
+PreTokenizerConfig::Behavior read_behavior(const Reader& r, const Json& p, const std::string& field, bool required) {
+  using B = PreTokenizerConfig::Behavior;
+  if (required && !p.contains("behavior")) r.fail(field, "missing");
+  const std::string b = r.string(p, "behavior", "Isolated", field);
+  if (b == "Removed") return B::kRemoved;
+  if (b == "Isolated") return B::kIsolated;
+  if (b == "MergedWithPrevious") return B::kMergedWithPrevious;
+  if (b == "MergedWithNext") return B::kMergedWithNext;
+  if (b == "Contiguous") return B::kContiguous;
+  r.fail(field, "unknown behavior " + b);
+}
+
+// One pre-tokenizer into `steps` (a Sequence adds its members in order: applying them one after
+// the other to every piece is what HF's Sequence does).
+void read_pre_tokenizer_step(const Reader& r, const Json& p, const std::string& field,
+                             std::vector<PreTokenizerConfig>& steps) {
   if (!p.is_object()) r.fail(field, "expected an object");
   std::string type = r.string(p, "type", "", field + ".type");
   PreTokenizerConfig c;
-  if (type == "BertPreTokenizer") {
+  using T = PreTokenizerConfig::Type;
+  if (type == "Sequence") {
+    auto list = p.find("pretokenizers");
+    if (list == p.end() || !list->is_array()) r.fail(field + ".pretokenizers", "expected a list");
+    for (const Json& q : *list) read_pre_tokenizer_step(r, q, field + ".pretokenizers", steps);
+    return;
+  } else if (type == "Whitespace") {
+    c.type = T::kWhitespace;
+  } else if (type == "WhitespaceSplit") {
+    c.type = T::kWhitespaceSplit;
+  } else if (type == "Punctuation") {
+    c.type = T::kPunctuation;
+    c.behavior = read_behavior(r, p, field + ".behavior", false);
+  } else if (type == "Digits") {
+    c.type = T::kDigits;
+    c.individual_digits = r.boolean(p, "individual_digits", false, field + ".individual_digits");
+  } else if (type == "Split") {
+    c.type = T::kSplit;
+    std::string literal;
+    c.regex = read_pattern(r, p, field, literal);
+    if (!c.regex) c.regex = Regex::literal(literal);
+    c.behavior = read_behavior(r, p, field + ".behavior", true);
+    if (!p.contains("invert")) r.fail(field + ".invert", "missing");
+    c.invert = r.boolean(p, "invert", false, field + ".invert");
+  } else if (type == "CharDelimiterSplit") {
+    c.type = T::kCharDelimiterSplit;
+    if (!one_char(r.string(p, "delimiter", "", field + ".delimiter"), c.delimiter))
+      r.fail(field + ".delimiter", "expected one character");
+  } else if (type == "BertPreTokenizer") {
     c.type = PreTokenizerConfig::Type::kBert;
   } else if (type == "ByteLevel") {
     c.type = PreTokenizerConfig::Type::kByteLevel;
@@ -487,13 +594,7 @@ PreTokenizerConfig read_pre_tokenizer_step(const Reader& r, const Json& p, const
   } else if (type == "Metaspace") {
     c.type = PreTokenizerConfig::Type::kMetaspace;
     c.replacement = r.string(p, "replacement", "\u2581", field + ".replacement");
-    {
-      std::size_t i = 0;
-      if (c.replacement.empty() || (static_cast<unsigned char>(c.replacement[0]) < 0x80
-                                        ? c.replacement.size() != 1
-                                        : (unicode::decode_utf8(c.replacement, i), i != c.replacement.size())))
-        r.fail(field + ".replacement", "expected one character");
-    }
+    if (char32_t ch = 0; !one_char(c.replacement, ch)) r.fail(field + ".replacement", "expected one character");
     const std::string scheme = r.string(p, "prepend_scheme", "always", field + ".prepend_scheme");
     if (scheme == "always") c.prepend = PreTokenizerConfig::Prepend::kAlways;
     else if (scheme == "first") c.prepend = PreTokenizerConfig::Prepend::kFirst;
@@ -509,19 +610,13 @@ PreTokenizerConfig read_pre_tokenizer_step(const Reader& r, const Json& p, const
   } else {
     r.fail(field, "unsupported pre-tokenizer type " + (type.empty() ? "(none)" : type));
   }
-  return c;
+  steps.push_back(std::move(c));
 }
 
 void read_pre_tokenizer(const Reader& r, const Json& j, TokenizerConfig& c) {
   auto it = j.find("pre_tokenizer");
   if (it == j.end() || it->is_null()) return;
-  if (it->is_object() && r.string(*it, "type", "", "pre_tokenizer.type") == "Sequence") {
-    auto list = it->find("pretokenizers");
-    if (list == it->end() || !list->is_array()) r.fail("pre_tokenizer.pretokenizers", "expected a list");
-    for (const Json& p : *list) c.pre_tokenizers.push_back(read_pre_tokenizer_step(r, p, "pre_tokenizer.pretokenizers"));
-    return;
-  }
-  c.pre_tokenizers.push_back(read_pre_tokenizer_step(r, *it, "pre_tokenizer"));
+  read_pre_tokenizer_step(r, *it, "pre_tokenizer", c.pre_tokenizers);
 }
 
 TokenizerConfig read_tokenizer_json(const std::string& path) {

@@ -144,6 +144,13 @@ std::string NormalizerChain::normalize(std::string_view text) const {
         });
         cur.swap(next);
         break;
+      case T::kStripAccents:
+        next.clear();
+        for_each_char(cur, [&](char32_t c, std::size_t at, std::size_t after) {
+          if (!unicode::is_combining_mark(c)) next.append(cur, at, after - at);
+        });
+        cur.swap(next);
+        break;
       case T::kStrip: {
         std::size_t begin = cur.size(), end = 0;  // the first and past the last non-whitespace
         for_each_char(cur, [&](char32_t c, std::size_t at, std::size_t after) {
@@ -161,6 +168,15 @@ std::string NormalizerChain::normalize(std::string_view text) const {
       case T::kReplace: {
         next.clear();
         std::size_t from = 0;
+        if (st.regex) {
+          st.regex->for_each_match(cur, [&](std::size_t start, std::size_t end) {
+            next.append(cur, from, start - from).append(st.content);
+            from = end;
+          });
+          next.append(cur, from);
+          cur.swap(next);
+          break;
+        }
         for (std::size_t at; (at = cur.find(st.pattern, from)) != std::string::npos; from = at + st.pattern.size())
           next.append(cur, from, at - from).append(st.content);
         next.append(cur, from);
@@ -169,6 +185,11 @@ std::string NormalizerChain::normalize(std::string_view text) const {
       }
       case T::kPrepend:
         if (!cur.empty()) cur.insert(0, st.content);
+        break;
+      case T::kPrecompiled:
+        next.clear();
+        st.precompiled->normalize(cur, next);
+        cur.swap(next);
         break;
     }
   }

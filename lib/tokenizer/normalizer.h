@@ -126,8 +126,9 @@ void Normalizer::normalize(std::string_view text, Sink& sink, CombiningRun& run)
 
 namespace hf::tokenizer {
 
-// The other normalizers (NFC/NFD/NFKC/NFKD through utf8proc, Lowercase, Strip, Replace with a
-// literal string, Prepend, and BertNormalizer inside a Sequence), applied one after the other to
+// The other normalizers (NFC/NFD/NFKC/NFKD through utf8proc, Lowercase, Strip, StripAccents,
+// Replace with a literal string or a regex, Prepend, Precompiled, and BertNormalizer inside a
+// Sequence), applied one after the other to
 // the whole text as HF's Sequence does.
 class NormalizerChain {
  public:

@@ -1,5 +1,6 @@
-// ByteLevel (GPT-2's split regex, as an exact scanner, then bytes mapped to printable characters)
-// and the BERT pre-tokenizer, for the general pipeline.
+// ByteLevel (GPT-2's split regex, as an exact scanner, then bytes mapped to printable characters),
+// the BERT pre-tokenizer, Metaspace, and the splitting ones (Whitespace, WhitespaceSplit,
+// Punctuation, Digits, Split, CharDelimiterSplit), for the general pipeline.
 #include "tokenizer/pretokenizer.h"
 
 #include <utf8proc.h>
@@ -124,11 +125,93 @@ const ByteMap& byte_map() {
   return m;
 }
 
+
+// One character as its own match, runs of others as non-matches (HF's find_matches for a char
+// predicate).
+template <class Pred>
+void char_segments(std::string_view text, Pred&& is_match, std::vector<Segment>& out) {
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t at = i;
+    if (!is_match(unicode::next_char(text, i))) continue;
+    if (run < at) out.push_back({run, at, false});
+    out.push_back({at, i, true});
+    run = i;
+  }
+  if (run < text.size()) out.push_back({run, text.size(), false});
+}
+
+// HF NormalizedString::split: what becomes of matches and non-matches under `behavior`; the
+// pieces go to `next` in order (empty ones are dropped there).
+template <class Next>
+void split_by(std::string_view text, std::vector<Segment>& segs, PreTokenizerConfig::Behavior behavior, Next&& next) {
+  using B = PreTokenizerConfig::Behavior;
+  std::size_t kept = 0;  // segs[0, kept) are the pieces
+  bool previous = false;
+  switch (behavior) {
+    case B::kRemoved:
+      for (const Segment& s : segs)
+        if (!s.match) segs[kept++] = s;
+      break;
+    case B::kIsolated:
+      kept = segs.size();
+      break;
+    case B::kContiguous:
+      for (const Segment& s : segs) {
+        if (s.match == previous && kept > 0) {
+          segs[kept - 1].end = s.end;
+        } else {
+          segs[kept++] = s;
+        }
+        previous = s.match;
+      }
+      break;
+    case B::kMergedWithPrevious:
+      for (const Segment& s : segs) {
+        if (s.match && !previous && kept > 0) {
+          segs[kept - 1].end = s.end;
+        } else {
+          segs[kept++] = s;
+        }
+        previous = s.match;
+      }
+      break;
+    case B::kMergedWithNext: {
+      // From the back: a match joins the piece after it.
+      std::size_t first = segs.size();  // segs[first, size) are the pieces
+      for (std::size_t k = segs.size(); k-- > 0;) {
+        const Segment s = segs[k];
+        if (s.match && !previous && first < segs.size()) {
+          segs[first].start = s.start;
+        } else {
+          segs[--first] = s;
+        }
+        previous = s.match;
+      }
+      for (std::size_t k = first; k < segs.size(); ++k) next(text.substr(segs[k].start, segs[k].end - segs[k].start));
+      return;
+    }
+  }
+  for (std::size_t k = 0; k < kept; ++k) next(text.substr(segs[k].start, segs[k].end - segs[k].start));
+}
+
 }  // namespace
 
 PreTokenizer::PreTokenizer(std::vector<PreTokenizerConfig> steps) : steps_(std::move(steps)) {
-  for (const auto& st : steps_)
+  for (const auto& st : steps_) {
     if (st.type == PreTokenizerConfig::Type::kByteLevel) classes_ = class_table();
+    if (st.type == PreTokenizerConfig::Type::kWhitespace || st.type == PreTokenizerConfig::Type::kPunctuation ||
+        st.type == PreTokenizerConfig::Type::kDigits)
+      split_classes_ = unicode::split_table();
+  }
+}
+
+std::vector<Segment>& PreTokenizer::segments(std::size_t step) const {
+  thread_local std::vector<std::vector<Segment>> segments;
+  if (segments.size() < steps_.size()) segments.resize(steps_.size());
+  std::vector<Segment>& s = segments[step];
+  s.clear();
+  return s;
 }
 
 void PreTokenizer::split(std::string_view text, bool at_start, const WordFn& word) const {
@@ -186,6 +269,68 @@ void PreTokenizer::run(std::size_t step, std::string_view text, bool at_start, c
         start = at;
       }
       next(all.substr(start));
+      return;
+    }
+    case PreTokenizerConfig::Type::kWhitespaceSplit: {
+      const std::uint8_t* flags = unicode::flag_table();
+      std::size_t start = 0;
+      for (std::size_t i = 0; i < text.size();) {
+        const std::size_t at = i;
+        if (!(flags[unicode::next_char(text, i)] & unicode::kWhitespace)) continue;
+        next(text.substr(start, at - start));
+        start = i;
+      }
+      next(text.substr(start));
+      return;
+    }
+    case PreTokenizerConfig::Type::kWhitespace: {
+      // \w+|[^\w\s]+, whitespace dropped: runs of word characters and runs of the rest.
+      const std::uint8_t* flags = unicode::flag_table();
+      enum { kSpace, kWord, kOther } run = kSpace;
+      std::size_t start = 0;
+      for (std::size_t i = 0; i < text.size();) {
+        const std::size_t at = i;
+        const char32_t ch = unicode::next_char(text, i);
+        const auto kind = (split_classes_[ch] & unicode::kWordChar)            ? kWord
+                          : (flags[ch] & unicode::kWhitespace) ? kSpace
+                                                               : kOther;
+        if (kind == run) continue;
+        if (run != kSpace) next(text.substr(start, at - start));
+        run = kind;
+        start = at;
+      }
+      if (run != kSpace) next(text.substr(start));
+      return;
+    }
+    case PreTokenizerConfig::Type::kPunctuation:
+    case PreTokenizerConfig::Type::kDigits: {
+      const std::uint8_t flag = c.type == PreTokenizerConfig::Type::kDigits ? unicode::kNumeric : unicode::kPunctuation;
+      std::vector<Segment>& segs = segments(step);
+      char_segments(text, [&](char32_t ch) { return (split_classes_[ch] & flag) != 0; }, segs);
+      const auto behavior = c.type == PreTokenizerConfig::Type::kPunctuation ? c.behavior
+                            : c.individual_digits ? PreTokenizerConfig::Behavior::kIsolated
+                                                  : PreTokenizerConfig::Behavior::kContiguous;
+      split_by(text, segs, behavior, next);
+      return;
+    }
+    case PreTokenizerConfig::Type::kCharDelimiterSplit: {
+      std::vector<Segment>& segs = segments(step);
+      char_segments(text, [&](char32_t ch) { return ch == c.delimiter; }, segs);
+      split_by(text, segs, PreTokenizerConfig::Behavior::kRemoved, next);
+      return;
+    }
+    case PreTokenizerConfig::Type::kSplit: {
+      // The regex's matches and the text between them (HF's find_matches: an empty match is a
+      // match too), flipped under invert.
+      std::vector<Segment>& segs = segments(step);
+      std::size_t prev = 0;
+      c.regex->for_each_match(text, [&](std::size_t start, std::size_t end) {
+        if (prev != start) segs.push_back({prev, start, c.invert});
+        segs.push_back({start, end, !c.invert});
+        prev = end;
+      });
+      if (prev != text.size()) segs.push_back({prev, text.size(), c.invert});
+      split_by(text, segs, c.behavior, next);
       return;
     }
     case PreTokenizerConfig::Type::kBert: {

@@ -24,47 +24,100 @@ namespace {
 
 constexpr std::size_t kBatchGrain = 64;  // texts per thread-pool task
 
-// Leftmost-longest matching of added tokens (what HF's Aho-Corasick with MatchKind::LeftmostLongest
-// finds): at the first position where any token matches, the longest token matching there.
+// The character before `end` / at `begin` of valid UTF-8 `text`.
+char32_t char_before(std::string_view text, std::size_t end) {
+  std::size_t start = end - 1;
+  while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+  return static_cast<unsigned char>(text[start]) < 0x80 ? static_cast<unsigned char>(text[start])
+                                                         : unicode::decode_utf8(text, start);
+}
+char32_t char_at(std::string_view text, std::size_t begin) {
+  return static_cast<unsigned char>(text[begin]) < 0x80 ? static_cast<unsigned char>(text[begin])
+                                                         : unicode::decode_utf8(text, begin);
+}
+
+// Added tokens split out of a text as HF's AddedVocabulary::find_matches does: leftmost-longest
+// matches (its Aho-Corasick with MatchKind::LeftmostLongest), each searched after the previous
+// match, kept or not, ends; a single_word token touching a word character is skipped; lstrip /
+// rstrip widen a token over the whitespace before / after it (not into the previous token).
 class AddedMatcher {
  public:
-  void add(std::string pattern, std::int32_t id) {
-    if (!pattern.empty()) patterns_.emplace_back(std::move(pattern), id);
+  void add(std::string pattern, const AddedToken& token) {
+    if (!pattern.empty()) patterns_.push_back({std::move(pattern), token.id, token.single_word, token.lstrip, token.rstrip});
   }
   void finish() {
-    std::sort(patterns_.begin(), patterns_.end(), [](const auto& x, const auto& y) {
-      if (x.first[0] != y.first[0]) return static_cast<unsigned char>(x.first[0]) < static_cast<unsigned char>(y.first[0]);
-      return x.first.size() > y.first.size();
+    std::sort(patterns_.begin(), patterns_.end(), [](const Pattern& x, const Pattern& y) {
+      if (x.text[0] != y.text[0]) return static_cast<unsigned char>(x.text[0]) < static_cast<unsigned char>(y.text[0]);
+      return x.text.size() > y.text.size();
     });
     bucket_.fill(0);
     for (const auto& p : patterns_) {
-      first_.set(static_cast<unsigned char>(p.first[0]));
-      ++bucket_[static_cast<unsigned char>(p.first[0]) + 1];
+      first_.set(static_cast<unsigned char>(p.text[0]));
+      ++bucket_[static_cast<unsigned char>(p.text[0]) + 1];
     }
     for (std::size_t b = 1; b < bucket_.size(); ++b) bucket_[b] += bucket_[b - 1];
   }
   bool empty() const { return patterns_.empty(); }
 
-  // The next match at or after `from`: sets pos, len, id; false when there is none.
-  bool find(std::string_view text, std::size_t from, std::size_t& pos, std::size_t& len, std::int32_t& id) const {
+  // Calls gap(piece, offset) for the text between tokens and token(id) for each token, in order.
+  template <class Gap, class Token>
+  void split(std::string_view text, Gap&& gap, Token&& token) const {
+    const std::uint8_t* flags = unicode::flag_table();
+    const std::uint8_t* words = unicode::split_table();
+    std::size_t search = 0, done = 0;  // where the next search starts; the end of the last token
+    while (const Pattern* p = find(text, search)) {
+      std::size_t start = search, stop = search + p->text.size();
+      search = stop;
+      if (p->single_word && ((start > 0 && (words[char_before(text, start)] & unicode::kWordChar)) ||
+                             (stop < text.size() && (words[char_at(text, stop)] & unicode::kWordChar))))
+        continue;
+      if (p->lstrip) {
+        while (start > done && (flags[char_before(text, start)] & unicode::kWhitespace)) {
+          --start;
+          while ((static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+        }
+      }
+      if (p->rstrip) {
+        while (stop < text.size()) {
+          std::size_t after = stop;
+          const auto b = static_cast<unsigned char>(text[stop]);
+          if (!(flags[b < 0x80 ? (++after, static_cast<char32_t>(b)) : unicode::decode_utf8(text, after)] &
+                unicode::kWhitespace))
+            break;
+          stop = after;
+        }
+      }
+      if (done < start) gap(text.substr(done, start - done), done);
+      token(p->id);
+      done = stop;
+    }
+    if (done < text.size()) gap(text.substr(done), done);
+  }
+
+ private:
+  struct Pattern {
+    std::string text;
+    std::int32_t id;
+    bool single_word, lstrip, rstrip;
+  };
+
+  // The leftmost-longest match at or after `from`, which becomes its position; null when none.
+  const Pattern* find(std::string_view text, std::size_t& from) const {
     for (std::size_t i = from; i < text.size(); ++i) {
       auto b = static_cast<unsigned char>(text[i]);
       if (!first_.test(b)) continue;
       for (std::uint32_t k = bucket_[b]; k < bucket_[b + 1]; ++k) {
-        const std::string& p = patterns_[k].first;
+        const std::string& p = patterns_[k].text;
         if (text.compare(i, p.size(), p) == 0) {
-          pos = i;
-          len = p.size();
-          id = patterns_[k].second;
-          return true;
+          from = i;
+          return &patterns_[k];
         }
       }
     }
-    return false;
+    return nullptr;
   }
 
- private:
-  std::vector<std::pair<std::string, std::int32_t>> patterns_;  // by first byte, longest first
+  std::vector<Pattern> patterns_;  // by first byte, longest first
   std::bitset<256> first_;
   std::array<std::uint32_t, 257> bucket_{};
 };
@@ -210,9 +263,9 @@ Tokenizer::Impl::Impl(TokenizerConfig c)
                config.pre_tokenizers[0].type == PreTokenizerConfig::Type::kBert;
   for (const auto& a : config.added_tokens) {
     if (a.normalized) {
-      normalized_added.add(normalizers.empty() ? normalizer.normalize(a.content) : normalizers.normalize(a.content), a.id);
+      normalized_added.add(normalizers.empty() ? normalizer.normalize(a.content) : normalizers.normalize(a.content), a);
     } else {
-      raw_added.add(a.content, a.id);
+      raw_added.add(a.content, a);
     }
   }
   raw_added.finish();
@@ -297,18 +350,18 @@ void Tokenizer::Impl::encode_piece_general(std::string_view piece, bool at_start
   }
   const WordFn word = [&](std::string_view w) { tokenize_word(w, out); };
   bool first = at_start;
-  auto part = [&](std::string_view p) {
+  auto part = [&](std::string_view p, std::size_t) {
     if (!p.empty()) pre_tokenizer.split(p, first, word);
     first = false;
   };
-  std::size_t from = 0, pos = 0, len = 0;
-  std::int32_t id = 0;
-  while (!normalized_added.empty() && normalized_added.find(text, from, pos, len, id)) {
-    part(text.substr(from, pos - from));
-    out.push_back(id);
-    from = pos + len;
+  if (normalized_added.empty()) {
+    part(text, 0);
+    return;
   }
-  part(text.substr(from));
+  normalized_added.split(text, part, [&](std::int32_t id) {
+    first = false;
+    out.push_back(id);
+  });
 }
 
 void Tokenizer::Impl::encode_piece(std::string_view piece, bool at_start, std::vector<std::int32_t>& out,
@@ -328,33 +381,25 @@ void Tokenizer::Impl::encode_piece(std::string_view piece, bool at_start, std::v
   s.normalized = normalizer.normalize(piece);
   std::string_view text = s.normalized;
   WordSink sink(*this, s.word, out);
-  auto pretokenize = [&](std::string_view part) {
+  auto pretokenize = [&](std::string_view part, std::size_t) {
     for (std::size_t i = 0; i < part.size();) {
       auto b = static_cast<unsigned char>(part[i]);
       sink.put(b < 0x80 ? (++i, static_cast<char32_t>(b)) : unicode::decode_utf8(part, i));
     }
     sink.flush();
   };
-  std::size_t from = 0, pos = 0, len = 0;
-  std::int32_t id = 0;
-  while (normalized_added.find(text, from, pos, len, id)) {
-    pretokenize(text.substr(from, pos - from));
-    out.push_back(id);
-    from = pos + len;
-  }
-  pretokenize(text.substr(from));
+  normalized_added.split(text, pretokenize, [&](std::int32_t id) { out.push_back(id); });
 }
 
 void Tokenizer::Impl::encode_sequence(std::string_view text, std::vector<std::int32_t>& out, Scratch& s) const {
   out.clear();
-  std::size_t from = 0, pos = 0, len = 0;
-  std::int32_t id = 0;
-  while (!raw_added.empty() && raw_added.find(text, from, pos, len, id)) {
-    encode_piece(text.substr(from, pos - from), from == 0, out, s);
-    out.push_back(id);
-    from = pos + len;
+  if (raw_added.empty()) {
+    encode_piece(text, true, out, s);
+    return;
   }
-  encode_piece(text.substr(from), from == 0, out, s);
+  raw_added.split(
+      text, [&](std::string_view piece, std::size_t offset) { encode_piece(piece, offset == 0, out, s); },
+      [&](std::int32_t id) { out.push_back(id); });
 }
 
 namespace {

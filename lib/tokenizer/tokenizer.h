@@ -1,7 +1,9 @@
 // A tokenizer.json pipeline giving bit-for-bit the ids of Hugging Face `tokenizers` (0.23): added /
-// special tokens split out of the raw text; normalizers BertNormalizer, NFC/NFD/NFKC/NFKD,
-// Lowercase, Strip, Replace (string), Prepend, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
-// Metaspace, Sequence; models WordPiece, BPE (dropout off), Unigram; post-processors
+// special tokens split out of the raw text (lstrip, rstrip, single_word, normalized); normalizers
+// BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, Strip, StripAccents, Replace (string or regex),
+// Prepend, Precompiled (sentencepiece charsmaps), Sequence; pre-tokenizers BertPreTokenizer,
+// ByteLevel, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, Split (string or regex),
+// CharDelimiterSplit, Sequence; models WordPiece, BPE (dropout off), Unigram; post-processors
 // TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel; truncation and padding.
 // Spec: https://huggingface.co/docs/tokenizers/pipeline. Any other component or option is refused
 // at load time, naming it.

@@ -5,6 +5,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <iterator>
 #include <memory>
 
 #include "core/error.h"
@@ -87,6 +88,38 @@ int lowercase(char32_t c, char32_t out[3]) {
   }
   out[0] = static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c)));
   return 1;
+}
+
+namespace {
+
+struct SplitRange {
+  char32_t lo, hi;
+};
+
+#include "tokenizer/split_classes.inc"
+
+}  // namespace
+
+const std::uint8_t* split_table() {
+  static const std::unique_ptr<std::uint8_t[]> table = [] {
+    auto t = std::make_unique<std::uint8_t[]>(kMaxCodePoint + 1);
+    auto set = [&](const auto& ranges, std::uint8_t flag) {
+      for (const auto& r : ranges)
+        for (char32_t c = r.lo; c <= r.hi; ++c) t[c] |= flag;
+    };
+    set(kHfWordChars, kWordChar);
+    set(kHfPunctuation, kPunctuation);
+    set(kHfNumeric, kNumeric);
+    return t;
+  }();
+  return table.get();
+}
+
+bool is_combining_mark(char32_t c) {
+  if (c < kHfCombiningMark[0].lo) return false;
+  const auto* it = std::upper_bound(std::begin(kHfCombiningMark), std::end(kHfCombiningMark), c,
+                                    [](char32_t v, const CodeRange& r) { return v < r.lo; });
+  return it != std::begin(kHfCombiningMark) && c <= std::prev(it)->hi;
 }
 
 void throw_invalid_utf8(std::size_t offset) {

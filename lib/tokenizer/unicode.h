@@ -35,6 +35,14 @@ int combining_class(char32_t c);
 // Rust char::to_lowercase of a kLowercase character (1 to 3 characters); returns the count.
 int lowercase(char32_t c, char32_t out[3]);
 
+// The classes HF's splitting pre-tokenizers and added-token options use (Rust's regex crate \w,
+// Punctuation's punctuation, char::is_numeric), one byte per code point like flag_table().
+enum SplitFlag : std::uint8_t { kWordChar = 1, kPunctuation = 2, kNumeric = 4 };
+const std::uint8_t* split_table();
+
+// What the StripAccents normalizer drops (combining marks as HF knows them).
+bool is_combining_mark(char32_t c);
+
 // Writes the UTF-8 encoding of `c` (1 to 4 bytes) to `out`; returns the number of bytes.
 inline std::size_t encode_utf8(char32_t c, char* out) {
   if (c < 0x80) {
@@ -93,6 +101,16 @@ inline char32_t decode_utf8(std::string_view s, std::size_t& i) {
     throw_invalid_utf8(i);
   }
   return c;
+}
+
+// The character at s[i] (any byte), advancing i past it. Same errors as decode_utf8.
+inline char32_t next_char(std::string_view s, std::size_t& i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  if (b < 0x80) {
+    ++i;
+    return b;
+  }
+  return decode_utf8(s, i);
 }
 
 }  // namespace hf::tokenizer::unicode

@@ -17,7 +17,16 @@ through `hf-preprocess --output -`, single and paired, without and with truncati
 max_lengths under all three strategies. Any difference prints the text and both id lists and makes
 the exit status non-zero.
 
-usage: tokenizer_golden.py --bin PATH/hf-preprocess [--group minilm|variants|truncation|sweep|bpe|unigram|all]
+Group precompiled: sentencepiece Unigram models trained here (nmt_nfkc, nfkc_cf) converted with
+tokenizers' from_spm, their Precompiled charsmap on text it rewrites and after every code point.
+
+Group pretokenizers: Whitespace, WhitespaceSplit, Punctuation, Digits, Split, CharDelimiterSplit in
+front of that Unigram, every split behavior.
+
+Group added: added tokens with lstrip / rstrip / single_word, normalized or not, special or not.
+
+usage: tokenizer_golden.py --bin PATH/hf-preprocess [--group minilm|variants|truncation|sweep|bpe|unigram|precompiled|
+                           pretokenizers|added|all]
 """
 import argparse
 import glob
@@ -432,9 +441,8 @@ def group_bpe(c, work, shared, adv):
     c.check("byte-level BPE, adversarial", ref, path, adv)
 
 
-def group_unigram(c, work, shared, adv):
-    """Unigram (XLM-R / DeBERTa-v3 style) trained here on the shared data, under several normalizers
-    and Metaspace settings."""
+def train_unigram(shared):
+    """A Unigram (NFKC, Metaspace, a pair template, two added tokens) trained with tokenizers."""
     from tokenizers import models, normalizers, pre_tokenizers, processors, trainers
     specials = ["<pad>", "<unk>", "<s>", "</s>", "<mask>"]
     tok = Tokenizer(models.Unigram())
@@ -446,6 +454,14 @@ def group_unigram(c, work, shared, adv):
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
         special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
     tok.add_tokens([AddedToken("Mr. Darcy", normalized=True), AddedToken("[NEW]", normalized=False)])
+    return tok
+
+
+def group_unigram(c, work, shared, adv):
+    """Unigram (XLM-R / DeBERTa-v3 style) trained here on the shared data, under several normalizers
+    and Metaspace settings."""
+    from tokenizers import normalizers
+    tok = train_unigram(shared)
     path = os.path.join(work, "unigram-nfkc.json")
     check_family(c, "Unigram NFKC Metaspace", save_json(tok, path), path, shared, adv)
 
@@ -475,7 +491,22 @@ def group_unigram(c, work, shared, adv):
         "prepend never, no split": metaspace(prepend_scheme="never", split=False),
         "replacement _": metaspace(replacement="_"),
         "byte_fallback": byte_fallback,
+        "NFKD StripAccents Lowercase": norm(normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents(),
+                                                                  normalizers.Lowercase()])),
+        "StripAccents alone": norm(normalizers.StripAccents()),
     }
+    # Replace with regex patterns, as PCRE2 runs them for Oniguruma: runs of spaces (ALBERT, XLNet),
+    # line anchors, classes, empty matches (after a match and not), lookbehind, \R.
+    from tokenizers import Regex
+    # (Patterns that can match the empty string are refused: tokenizers panics on some.)
+    # (Patterns that can match the empty string are refused: tokenizers panics on some. So are
+    # Unicode properties: PCRE2's Unicode is older than Oniguruma's.)
+    for pattern, content in ((" {2,}", "\u2581"), ("\\s+", " "), ("^ +| +$", ""), ("[0-9]+", "0"), ("x+", "-"),
+                             ("(?<=a)b", "|"), ("[.,;:!?]+", ""), ("[^a-z\\s]", "?"), ("[\\x{300}-\\x{36f}]", ""),
+                             ("\\R", "\n"), ("e\u0301|\u00e9", "E"), ("(a)(b)?\\1", "A"), ("\\A.|.\\z", "@"),
+                             ("[\\s0-9]+", "_"), ("\\S+", "w"), ("(?x) a  b # comment", "AB")):
+        edits[f"Replace Regex {pattern!r}"] = norm(normalizers.Sequence([normalizers.Replace(Regex(pattern), content),
+                                                                          normalizers.NFKC()]))
     for label, edit in edits.items():
         path = os.path.join(work, "unigram-" + re.sub(r"\W+", "-", label) + ".json")
         check_family(c, f"Unigram {label}", save_json(tok, path, edit), path, shared[:3000], adv, truncation=False)
@@ -490,8 +521,183 @@ def group_unigram(c, work, shared, adv):
                  truncation=False)
 
 
+def train_spm(texts, rule, **kw):
+    """A sentencepiece Unigram model trained here (normalization rule `rule`), as .model bytes."""
+    import io
+    import sentencepiece as spm
+    out = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=out, vocab_size=2000, model_type="unigram",
+                                   normalization_rule_name=rule, minloglevel=2, num_threads=1, **kw)
+    return out.getvalue()
+
+
+def spm_tokenizer_json(model, path):
+    """The tokenizer.json users get from a sentencepiece model: tokenizers' own converter
+    (SentencePieceUnigramTokenizer.from_spm: Precompiled + Replace, Metaspace), as a dict."""
+    import sentencepiece.sentencepiece_model_pb2 as pb
+    from tokenizers import SentencePieceUnigramTokenizer
+    sys.modules.setdefault("sentencepiece_model_pb2", pb)  # where from_spm imports it from
+    with open(path + ".model", "wb") as f:
+        f.write(model)
+    return json.loads(SentencePieceUnigramTokenizer.from_spm(path + ".model").to_str())
+
+
+def charsmap_texts():
+    """Texts the nmt_nfkc / nfkc_cf charsmaps rewrite: compatibility forms, ligatures, circled
+    digits, zero-width and odd spaces, and clusters of 2 to 7 bytes around mapped characters (HF
+    rewrites a cluster under 6 bytes as a whole)."""
+    t = ["ＡＢＣ　ｄｅｆ１２３！？（）［ＣＬＳ］ｶﾀｶﾅ ﾊﾟﾋﾟﾌﾟ", "ﬁ ﬂ ﬀ ﬃ ﬄ ﬅ ﬆ Ǆ ǅ ǆ Ĳ ĳ ŉ ǰ ẞ ß", "\u2460\u2461\u2473 \u2474 \u2488 \u24b6\u24d0 \u3251 \u32b1",
+         "\u00bd \u2153 \u00b2 \u2122 \u3392 \u33a1 \u2103 \u2109 \u2116 \u212b \u2126 \u00b5 \u00aa \u00ba",
+         "zero\u200bwidth\u200cnon\u200djoiner\u2060word\ufeffjoiner soft\u00adhyphen \u180e \u200e\u200f",
+         "spaces:\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000|end",
+         "tab\tnl\nvt\x0bff\x0ccr\rcrlf\r\nnul\x00x\x01\x1f\x7f\x85\x9f", "\r\n\r\n\n\r", "  two  spaces   three    four ",
+         "ﬁ\u0301 ﬁ\u0301\u0302 Ａ\u0301 ª\u0301 ª\u20dd \u2460\u0301 ｶ\u3099 ｶﾞ \u1100\u1161\u11a8 e\u0301 E\u0301\u0323",
+         "A\u0301 A\u200d A\ufe0f \u00a0\u0301 \u2000\u0301 \u3000\u0308 Ⅻ ⅻ ㈱ ㍻ ㋿ ﷺ ﷻ \ufdfa\u0301",
+         "👍🏽 👨‍👩‍👧 🇺🇸🇫🇷🇩 ©\u200d© \u0915\u094d\u0937 \u0600A \u0600\u00aa \U0001d400\U0001d41a \U0001f130",
+         "ΣΑΣ Straße İstanbul ǅungla ﬀoo ＳＴＲＡＳＳＥ \u1e9e \u0130\u0307 \u03d0\u03f5\u1e9b"]
+    return t
+
+
+def grapheme_sweep():
+    """Every code point after "A" and after "ª" (each mapped alone by both charsmaps, and short
+    enough that the pair is rewritten as a whole exactly when it is one cluster), 32 to a text."""
+    texts, cur = [], []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        cur.append("A" + chr(cp) + "b\u00aa" + chr(cp) + "b")
+        if len(cur) == 32:
+            texts.append(" ".join(cur))
+            cur = []
+    texts.append(" ".join(cur))
+    return texts
+
+
+def group_precompiled(c, work, shared, adv):
+    """The Precompiled normalizer: sentencepiece Unigram models trained here (nmt_nfkc, nfkc_cf, with
+    byte fallback so that every normalized byte shows in the ids), converted as users convert
+    them."""
+    train = shared[:5000]
+    extra = charsmap_texts()
+    for rule, kw in (("nmt_nfkc", {}), ("nfkc_cf", dict(byte_fallback=True))):
+        js = spm_tokenizer_json(train_spm(train, rule, **kw), os.path.join(work, "spm-" + rule))
+        precompiled = js["normalizer"]["normalizers"][0]
+        assert precompiled["type"] == "Precompiled", js["normalizer"]
+
+        def alone(j, precompiled=precompiled):
+            j["normalizer"] = precompiled
+        path = os.path.join(work, f"precompiled-{rule}.json")
+        ref = save_json(tokenizers.Tokenizer.from_str(json.dumps(js)), path, alone)
+        check_family(c, f"Precompiled {rule}", ref, path, shared[:3000], adv + extra, truncation=False)
+        # As from_spm writes it: Precompiled, then Replace(Regex " {2,}", " "), then Metaspace.
+        path = os.path.join(work, f"from-spm-{rule}.json")
+        ref = save_json(tokenizers.Tokenizer.from_str(json.dumps(js)), path)
+        check_family(c, f"from_spm {rule}", ref, path, shared[:3000], adv + extra, truncation=False)
+        if kw.get("byte_fallback"):
+            texts = grapheme_sweep()
+            c.check(f"Precompiled {rule}, every code point after A and \u00aa", ref, path, texts)
+
+    # HF cannot load an empty charsmap (it panics): refused with exit 78, naming the field.
+    js["normalizer"] = {"type": "Precompiled", "precompiled_charsmap": ""}
+    path = os.path.join(work, "precompiled-empty.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(js, f)
+    try:
+        Tokenizer.from_file(path)
+        raise Failure("tokenizers loaded an empty charsmap: expected it to refuse it")
+    except BaseException as e:  # a Rust panic is no Exception
+        if isinstance(e, (Failure, KeyboardInterrupt)):
+            raise
+    for charsmap, why in (("", "shorter than"), ("CAAAAAAAAAAAAAAA", "indexes unit")):
+        js["normalizer"]["precompiled_charsmap"] = charsmap
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(js, f)
+        p = subprocess.run([c.binary, "--tokenizer", path, "--input", "/dev/null", "--output", "-"], capture_output=True)
+        err = p.stderr.decode(errors="replace")
+        if p.returncode != 78 or "normalizer.precompiled_charsmap" not in err or why not in err:
+            raise Failure(f"charsmap {charsmap!r}: expected exit 78 naming normalizer.precompiled_charsmap ({why}), "
+                          f"got {p.returncode}: {err}")
+        print(f"ok   Precompiled charsmap {charsmap!r}: exit 78 ({err.strip()})", flush=True)
+
+
+def group_pretokenizers(c, work, shared, adv):
+    """Whitespace, WhitespaceSplit, Punctuation (each behavior), Digits, Split (String and Regex,
+    each behavior, invert), CharDelimiterSplit, alone and in Sequences, in front of a Unigram."""
+    from tokenizers import pre_tokenizers as P
+    from tokenizers import Regex
+    tok = train_unigram(shared)
+    meta = P.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    behaviors = ["removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous"]
+    variants = {"Whitespace": P.Whitespace(), "WhitespaceSplit + Metaspace (XLM-R)": P.Sequence([P.WhitespaceSplit(), meta]),
+                "Digits": P.Sequence([P.Digits(individual_digits=False), meta]),
+                "Digits individual": P.Sequence([P.Digits(individual_digits=True), P.Whitespace()]),
+                "CharDelimiterSplit -": P.CharDelimiterSplit("-"), "CharDelimiterSplit e acute": P.CharDelimiterSplit("\u00e9"),
+                "nested Sequence": P.Sequence([P.Sequence([P.WhitespaceSplit(), P.Punctuation()]), P.Digits(True), meta])}
+    for b in behaviors:
+        variants[f"Punctuation {b}"] = P.Sequence([P.WhitespaceSplit(), P.Punctuation(behavior=b), meta])
+        variants[f"Split String ' ' {b}"] = P.Split(" ", behavior=b)
+        variants[f"Split Regex digits-or-punct {b} invert"] = P.Split(Regex("[0-9]+|[.,;:!?]"), behavior=b, invert=True)
+    for pattern, b, invert in (("\\s+", "removed", False), ("\\s+", "isolated", True), (" ?[a-zA-Z]+| ?[0-9]+", "isolated", False),
+                               ("x*", "isolated", False), ("(?<=a)", "merged_with_next", False), ("^.", "contiguous", False)):
+        variants[f"Split Regex {pattern!r} {b}" + (" invert" if invert else "")] = P.Sequence(
+            [P.Split(Regex(pattern), behavior=b, invert=invert), meta])
+    variants["Split String '.' merged_with_previous"] = P.Split(".", behavior="merged_with_previous")
+    for label, pre in variants.items():
+        path = os.path.join(work, "pre-" + re.sub(r"\W+", "-", label) + ".json")
+
+        def edit(js, pre=pre):
+            js["pre_tokenizer"] = json.loads(pre.__getstate__())
+        check_family(c, f"Unigram, pre-tokenizer {label}", save_json(tok, path, edit), path, shared[:3000], adv,
+                     truncation=False)
+
+
+def added_token_texts(shared):
+    """Texts around added tokens: whitespace of every kind before and after them, words and marks
+    touching them, tokens back to back and overlapping, fixed seed."""
+    import random
+    rng = random.Random(11)
+    parts = ["<mask>", "[L]", "[R]", "[LR]", "word", "words", "sword", "Darcy", "DARCY", "Darcy's", "ｗｏｒｄ", " sp", "sp",
+             "ab", "abab", " ", "  ", "\t", "\u3000", "\u00a0", "\u200b", "x", "\u00e9", "e\u0301", "\u0301", "_", "1",
+             "\u00b2", "-", ".", "\u4e2d", "\U0001F600", "\u200d"]
+    texts = ["".join(rng.choice(parts) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    for t in shared[:1000]:
+        words = t.split(" ")
+        for _ in range(3):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(parts[:12]))
+        texts.append(rng.choice([" ", "  ", ""]).join(words))
+    return texts
+
+
+def group_added(c, work, shared, adv):
+    """Added tokens as HF's AddedVocabulary matches them: lstrip, rstrip, single_word, normalized or
+    not, special or not, on a Unigram (<mask> with lstrip, as XLM-R and RoBERTa files carry it) and
+    on a byte-level BPE."""
+    from tokenizers import pre_tokenizers
+    texts = added_token_texts(shared)
+    tokens = [AddedToken("[L]", lstrip=True, normalized=False), AddedToken("[R]", rstrip=True, normalized=False),
+              AddedToken("[LR]", lstrip=True, rstrip=True, normalized=False, special=True),
+              AddedToken("word", single_word=True, normalized=False), AddedToken("Darcy", single_word=True, normalized=True),
+              AddedToken("ab", single_word=True, lstrip=True, normalized=True), AddedToken(" sp", normalized=False),
+              AddedToken("[R]x", rstrip=True, normalized=True)]
+
+    def mask_lstrip(js):
+        for t in js["added_tokens"]:
+            if t["content"] == "<mask>":
+                t["lstrip"] = True
+
+    uni = train_unigram(shared)
+    uni.add_tokens(tokens)
+    path = os.path.join(work, "added-unigram.json")
+    check_family(c, "Unigram, added tokens", save_json(uni, path, mask_lstrip), path, texts, adv, truncation=False)
+    bpe = train_bpe(shared[:8000], 3000, pre_tokenizers.ByteLevel(add_prefix_space=True))
+    bpe.add_tokens(tokens)
+    path = os.path.join(work, "added-bpe.json")
+    check_family(c, "byte-level BPE, added tokens", save_json(bpe, path, mask_lstrip), path, texts, adv, truncation=False)
+
+
 GROUPS = {"minilm": group_minilm, "variants": group_variants, "truncation": group_truncation, "sweep": group_sweep,
-          "bpe": group_bpe, "unigram": group_unigram}
+          "bpe": group_bpe, "unigram": group_unigram,
+          "precompiled": group_precompiled, "pretokenizers": group_pretokenizers, "added": group_added}
 
 
 def main():

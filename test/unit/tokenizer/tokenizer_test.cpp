@@ -12,6 +12,8 @@
 #include "core/file.h"
 #include "core/thread_pool.h"
 #include "support/temp_dir.h"
+#include "tokenizer/grapheme.h"
+#include "tokenizer/regex.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -282,26 +284,57 @@ TEST_CASE("tokenizer: errors") {
        bpe_json(R"("a b")", "", "null",
                 R"({"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "UnicodeScripts"}]})"),
        hf::ErrorKind::kConfig, "unsupported pre-tokenizer type UnicodeScripts"},
-      {"strip_accents", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "StripAccents"})"),
-       hf::ErrorKind::kConfig, "unsupported normalizer type StripAccents"},
+      {"byte_level_normalizer", "tokenizer.json", tokenizer_json("WordPiece", R"({"type": "ByteLevel"})"),
+       hf::ErrorKind::kConfig, "unsupported normalizer type ByteLevel"},
       {"seq", "tokenizer.json",
        tokenizer_json("WordPiece", R"({"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Nmt"}]})"),
        hf::ErrorKind::kConfig, "unsupported normalizer type Nmt"},
-      {"precompiled", "tokenizer.json", unigram_json(R"({"type": "Precompiled", "precompiled_charsmap": ""})"),
-       hf::ErrorKind::kConfig, "unsupported normalizer type Precompiled"},
+      // HF panics on all of these charsmaps: empty, not base64, a trie size past the end, an empty
+      // trie, a trie that indexes past its array.
+      {"precompiled_empty", "tokenizer.json", unigram_json(R"({"type": "Precompiled", "precompiled_charsmap": ""})"),
+       hf::ErrorKind::kConfig, R"(field "normalizer.precompiled_charsmap": not a sentencepiece charsmap: shorter than)"},
+      {"precompiled_base64", "tokenizer.json",
+       unigram_json(R"({"type": "Precompiled", "precompiled_charsmap": "!!!!"})"), hf::ErrorKind::kConfig,
+       R"("normalizer.precompiled_charsmap": invalid base64)"},
+      {"precompiled_size", "tokenizer.json",
+       unigram_json(R"({"type": "Precompiled", "precompiled_charsmap": "BAAAAP8="})"), hf::ErrorKind::kConfig,
+       "longer than the 1 bytes that follow"},
+      {"precompiled_no_trie", "tokenizer.json",
+       unigram_json(R"({"type": "Sequence", "normalizers": [{"type": "Precompiled", "precompiled_charsmap": "AQAAAA=="}]})"),
+       hf::ErrorKind::kConfig, R"("normalizer.normalizers.precompiled_charsmap": not a sentencepiece charsmap: its trie is empty)"},
+      {"precompiled_oob", "tokenizer.json",
+       unigram_json(R"({"type": "Precompiled", "precompiled_charsmap": "CAAAAAAAAAAAAAAA"})"), hf::ErrorKind::kConfig,
+       "its trie indexes unit 2 of 2"},
       {"replace_regex", "tokenizer.json",
-       unigram_json(R"({"type": "Replace", "pattern": {"Regex": "a+"}, "content": "b"})"), hf::ErrorKind::kConfig,
-       "only String"},
+       unigram_json(R"({"type": "Replace", "pattern": {"Regex": "[0-9a-f]\\h"}, "content": "b"})"),
+       hf::ErrorKind::kConfig, R"("normalizer.pattern.Regex": refused: \h is a hex digit class in Oniguruma)"},
+      {"replace_regex_case", "tokenizer.json",
+       unigram_json(R"j({"type": "Replace", "pattern": {"Regex": "(?i:ss)"}, "content": "b"})j"),
+       hf::ErrorKind::kConfig, "(?i): Oniguruma folds case"},
+      {"replace_regex_word", "tokenizer.json",
+       unigram_json(R"({"type": "Replace", "pattern": {"Regex": "\\w+"}, "content": "b"})"),
+       hf::ErrorKind::kConfig, "word characters"},
+      {"replace_regex_empty", "tokenizer.json",
+       unigram_json(R"({"type": "Replace", "pattern": {"Regex": "a*"}, "content": "b"})"),
+       hf::ErrorKind::kConfig, "can match the empty string"},
+      {"replace_regex_property", "tokenizer.json",
+       unigram_json(R"({"type": "Replace", "pattern": {"Regex": "\\p{P}"}, "content": "b"})"),
+       hf::ErrorKind::kConfig, "Unicode properties"},
+      {"split_regex_nonspace_in_class", "tokenizer.json",
+       unigram_json("null", R"({"type": "Split", "pattern": {"Regex": "[^\\S\n]"}, "behavior": "Removed",
+                                "invert": false})"),
+       hf::ErrorKind::kConfig, R"("pre_tokenizer.pattern.Regex": refused: \S inside a character class)"},
+      {"split_behavior", "tokenizer.json",
+       unigram_json("null", R"({"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways", "invert": false})"),
+       hf::ErrorKind::kConfig, "unknown behavior Sideways"},
+      {"replace_regex_syntax", "tokenizer.json",
+       unigram_json(R"({"type": "Replace", "pattern": {"Regex": "(a"}, "content": "b"})"),
+       hf::ErrorKind::kConfig, R"("normalizer.pattern.Regex": at offset 2: missing closing parenthesis)"},
       {"metaspace_scheme", "tokenizer.json",
        unigram_json("null", R"({"type": "Metaspace", "replacement": "_", "prepend_scheme": "sometimes"})"),
        hf::ErrorKind::kConfig, "unknown scheme sometimes"},
       {"scripts", "tokenizer.json", tokenizer_json("WordPiece", "null", R"({"type": "UnicodeScripts"})"),
        hf::ErrorKind::kConfig, "unsupported pre-tokenizer type UnicodeScripts"},
-      {"lstrip", "tokenizer.json",
-       tokenizer_json("WordPiece", "null", R"({"type": "BertPreTokenizer"})",
-                      R"(, {"id": 30, "content": "<x>", "lstrip": true, "rstrip": false, "single_word": false,
-                            "normalized": false, "special": true})"),
-       hf::ErrorKind::kConfig, "lstrip"},
       {"badjson", "tokenizer.json", "{\"model\": ", hf::ErrorKind::kConfig, "invalid JSON"},
       {"notobject", "tokenizer.json", "[1, 2]", hf::ErrorKind::kConfig, "expected a JSON object"},
       {"nounk", "vocab.txt", "[CLS]\n[SEP]\nhello\n", hf::ErrorKind::kConfig, "unk token '[UNK]' is missing"},
@@ -421,4 +454,37 @@ TEST_CASE("tokenizer: Unigram picks the best-scoring split, fuses unknown charac
                                                    {"type": "Lowercase"}, {"type": "Strip", "strip_left": true,
                                                    "strip_right": true}]})"));
   CHECK(nfkc.encode("  \xef\xbc\xa1" "B  ").ids == Ids{5});  // fullwidth A, B -> ab
+}
+
+TEST_CASE("tokenizer: regex matches as onig's find_iter yields them, grapheme clusters as UAX 29 cuts them") {
+  using hf::tokenizer::Regex;
+  std::string error;
+  auto matches = [&](const char* pattern, std::string_view text) {
+    auto re = Regex::compile(pattern, error);
+    REQUIRE(re);
+    std::vector<std::pair<std::size_t, std::size_t>> out;
+    re->for_each_match(text, [&](std::size_t s, std::size_t e) { out.emplace_back(s, e); });
+    return out;
+  };
+  using M = std::vector<std::pair<std::size_t, std::size_t>>;
+  // An empty match right where the last match ended is skipped; one elsewhere is kept.
+  CHECK(matches("x*", "xab") == M{{0, 1}, {2, 2}, {3, 3}});
+  CHECK(matches("x*", "ab") == M{{0, 0}, {1, 1}, {2, 2}});
+  CHECK(matches("^a", "a\na") == M{{0, 1}, {2, 3}});  // Ruby syntax: ^ starts every line
+  CHECK(matches("\xc3\xa9+", "\xc3\xa9\xc3\xa9x") == M{{0, 4}});
+  CHECK_FALSE(Regex::compile("\\h", error));
+  CHECK(error.find("hex digit") != std::string::npos);
+  CHECK(Regex::compile("[:;]", error));  // a class holding ':' is no POSIX class
+  CHECK_FALSE(Regex::compile("[[:alpha:]]", error));
+  M literal;
+  Regex::literal("a.")->for_each_match("ab a.", [&](std::size_t s, std::size_t e) { literal.emplace_back(s, e); });
+  CHECK(literal == M{{3, 5}});  // the dot is no wildcard
+
+  namespace g = hf::tokenizer::grapheme;
+  const std::uint8_t* props = g::property_table();
+  CHECK(g::cluster_end(props, "e\xcc\x81x", 0) == 3);                   // e + U+0301
+  CHECK(g::cluster_end(props, "\r\nx", 0) == 2);                         // CR LF
+  CHECK(g::cluster_end(props, "\xf0\x9f\x87\xba\xf0\x9f\x87\xb8\xf0\x9f\x87\xab", 0) == 8);  // RI RI | RI
+  CHECK(g::cluster_end(props, "\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8", 0) == 9);  // Hangul L V T
+  CHECK(g::cluster_end(props, "a\xe2\x80\x8d\xc2\xa9", 0) == 4);         // a ZWJ | (c): no emoji before the ZWJ
 }
