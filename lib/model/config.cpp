@@ -24,9 +24,10 @@ struct Family {
 };
 const Family kFamilies[] = {{"bert", parse_bert},        {"distilbert", parse_distilbert},
                             {"roberta", parse_roberta},  {"xlm-roberta", parse_roberta},
-                            {"electra", parse_electra}};
+                            {"electra", parse_electra},
+                            {"modernbert", parse_modernbert}};
 // Encoder families users ask for that are not built yet (issue 11): refused by name.
-const std::string_view kNotYet[] = {"modernbert", "deberta-v2", "deberta"};
+const std::string_view kNotYet[] = {"deberta-v2", "deberta"};
 
 std::string supported_families() {
   std::vector<std::string_view> names;

@@ -80,5 +80,6 @@ std::unique_ptr<ModelConfig> parse_bert(const Json& j, const std::string& source
 std::unique_ptr<ModelConfig> parse_roberta(const Json& j, const std::string& source);  // roberta, xlm-roberta
 std::unique_ptr<ModelConfig> parse_distilbert(const Json& j, const std::string& source);
 std::unique_ptr<ModelConfig> parse_electra(const Json& j, const std::string& source);
+std::unique_ptr<ModelConfig> parse_modernbert(const Json& j, const std::string& source);
 
 }  // namespace hf::model

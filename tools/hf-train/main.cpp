@@ -1,4 +1,4 @@
-// hf-train: fine-tune an HF encoder checkpoint (BERT, DistilBERT, RoBERTa, XLM-R, ELECTRA) on an
+// hf-train: fine-tune an HF encoder checkpoint (BERT, DistilBERT, RoBERTa, XLM-R, ELECTRA, ModernBERT) on an
 // hf-preprocess dataset (see README.md).
 #include "cli/build_info.h"
 #include "cli/cli.h"
@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   hf::train::TrainOptions o;
   bool greater_is_better = false;
   hf::cli::Tool tool("hf-train",
-                     "Fine-tune a Hugging Face checkpoint (bert, distilbert, roberta, xlm-roberta, electra) for\n"
+                     "Fine-tune a Hugging Face checkpoint (bert, distilbert, roberta, xlm-roberta, electra,\n"
+                     "modernbert) for "
                      "sequence classification on a dataset written by hf-preprocess. Options are HF TrainingArguments (flags with dashes, YAML keys with '_').\n"
                      "Checkpoints resume exactly; SIGTERM/SIGUSR1 save one and exit 75. --sync-to keeps a remote\n"
                      "copy (S3 or a path) of the checkpoints and the final model. Under torchrun-style or Slurm\n"

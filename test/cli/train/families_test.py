@@ -1,9 +1,10 @@
 """hf-train and hf-predict on the non-BERT families, end to end on the real binaries: for DistilBERT,
-RoBERTa, XLM-RoBERTa and ELECTRA, a tiny random model built by transformers and a tokenizer trained
-here with HF `tokenizers` (WordPiece for DistilBERT/ELECTRA, byte-level BPE for the RoBERTas) saved
-as tokenizer.json in the model directory. hf-train's updates equal a PyTorch loop over the
-transformers model; SIGKILL + --resume auto on RoBERTa ends byte-identical to an uninterrupted
-run; hf-predict on each trained directory answers as transformers does on the same ids."""
+RoBERTa, XLM-RoBERTa, ELECTRA and ModernBERT, a tiny random model built by transformers and a
+tokenizer trained here with HF `tokenizers` (WordPiece for DistilBERT/ELECTRA, byte-level BPE for the
+RoBERTas and ModernBERT) saved as tokenizer.json in the model directory. hf-train's updates equal a
+PyTorch loop over the transformers model; SIGKILL + --resume auto on RoBERTa and ModernBERT ends
+byte-identical to an uninterrupted run; hf-predict on each trained directory answers as
+transformers does on the same ids."""
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ TRAIN = tool("hf-train")
 PRE = tool("hf-preprocess")
 PREDICT = tool("hf-predict")
 WORK = tempfile.mkdtemp(prefix="hfkit-families-test-")
-FAMILIES = ["distilbert", "roberta", "xlm-roberta", "electra"]
+FAMILIES = ["distilbert", "roberta", "xlm-roberta", "electra", "modernbert"]
 LABELS = {0: "negative", 1: "positive"}
 RESUME_ARGS = ["--config", TINY_YAML, "--threads", "1", "--max-steps", "30", "--save-steps", "5",
                "--eval-steps", "10", "--logging-steps", "5", "--save-total-limit", "3"]
@@ -39,6 +40,15 @@ def train_tokenizer(family, out):
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         tok.train_from_iterator(texts(), trainer)
         tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    elif family == "modernbert":  # ModernBERT's own tokenizer: byte-level BPE, [CLS] text [SEP]
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(texts(), trainer)
+        tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                           special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     else:
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -68,6 +78,13 @@ def make_model(family, out, dropout, seed=0):
                                   dropout=p, attention_dropout=p, seq_classif_dropout=p)
     elif family == "roberta":
         cfg = tr.RobertaConfig(**bertlike, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1)
+    elif family == "modernbert":
+        # Every 2nd layer global, the others a window of +-8 tokens (the texts run to 64).
+        cfg = tr.ModernBertConfig(**common, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                  intermediate_size=40, max_position_embeddings=128, global_attn_every_n_layers=2,
+                                  local_attention=16, pad_token_id=0, cls_token_id=2, bos_token_id=2,
+                                  sep_token_id=3, eos_token_id=3, attention_dropout=p, embedding_dropout=p,
+                                  mlp_dropout=p, classifier_dropout=p)
     elif family == "xlm-roberta":
         cfg = tr.XLMRobertaConfig(**bertlike, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1)
     else:
@@ -108,14 +125,21 @@ def test_updates_equal_a_pytorch_loop():
 
 
 def test_sigkill_and_resume_is_byte_identical_for_roberta():
+    sigkill_and_resume("roberta")
+
+
+def test_sigkill_and_resume_is_byte_identical_for_modernbert():
+    sigkill_and_resume("modernbert")
+
+
+def sigkill_and_resume(family):
     """Killed twice, each time after a checkpoint of its own, at a different moment; --resume auto
     must end with the uninterrupted run's model and losses, byte for byte."""
     import subprocess
-    family = "roberta"
     model, data = model_dir(family, dropout=True), data_dir(family)
-    ref = os.path.join(WORK, "resume-ref")
+    ref = os.path.join(WORK, f"resume-ref-{family}")
     train(ref, *RESUME_ARGS, model=model, data=data)
-    out = os.path.join(WORK, "resume-killed")
+    out = os.path.join(WORK, f"resume-killed-{family}")
     resumed = []
     for kill_after in (5, 15):
         proc = subprocess.Popen([TRAIN, "--model", model, "--data", data, "--output-dir", out, *RESUME_ARGS,
