@@ -25,7 +25,14 @@ std::function<torch::Tensor(const torch::Tensor&)> activation(std::string_view n
 }
 
 bool is_layer_norm(std::string_view name) {
-  return name.find("LayerNorm") != std::string_view::npos || name.find("layer_norm") != std::string_view::npos;
+  if (name.find("LayerNorm") != std::string_view::npos || name.find("layer_norm") != std::string_view::npos)
+    return true;
+  // ModernBERT's norms: a module named "norm" or "<something>_norm" (attn_norm, final_norm, ...).
+  const std::size_t last = name.rfind('.');
+  if (last == std::string_view::npos) return false;
+  const std::string_view module = name.substr(0, last);
+  const std::string_view leaf = module.substr(module.rfind('.') == std::string_view::npos ? 0 : module.rfind('.') + 1);
+  return leaf == "norm" || leaf.ends_with("_norm");
 }
 
 void SequenceClassifier::init_parameter(const std::string& name) {

@@ -25,9 +25,9 @@ struct Family {
 const Family kFamilies[] = {{"bert", parse_bert},        {"distilbert", parse_distilbert},
                             {"roberta", parse_roberta},  {"xlm-roberta", parse_roberta},
                             {"electra", parse_electra},
-                            {"deberta-v2", parse_deberta_v2}};
-// Encoder families users ask for that are not built yet (issue 11): refused by name.
-const std::string_view kNotYet[] = {"modernbert", "deberta"};
+                            {"deberta-v2", parse_deberta_v2}, {"modernbert", parse_modernbert}};
+// Encoder families users ask for that are not built yet: refused by name.
+const std::string_view kNotYet[] = {"deberta"};
 
 std::string supported_families() {
   std::vector<std::string_view> names;

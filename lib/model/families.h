@@ -81,5 +81,6 @@ std::unique_ptr<ModelConfig> parse_roberta(const Json& j, const std::string& sou
 std::unique_ptr<ModelConfig> parse_distilbert(const Json& j, const std::string& source);
 std::unique_ptr<ModelConfig> parse_electra(const Json& j, const std::string& source);
 std::unique_ptr<ModelConfig> parse_deberta_v2(const Json& j, const std::string& source);
+std::unique_ptr<ModelConfig> parse_modernbert(const Json& j, const std::string& source);
 
 }  // namespace hf::model

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   bool serve = false;
   hf::cli::Tool tool("hf-predict",
                      "Classify text with a fine-tuned model directory (HF layout; bert, distilbert, roberta,\n"
-                     "xlm-roberta, electra, deberta-v2). Writes one JSON object per\n"
+                     "xlm-roberta, electra, deberta-v2, modernbert). Writes one JSON object per\n"
                      "input record, in input order: the input's fields plus \"prediction\", \"score\" and, with\n"
                      "--scores, \"scores\" ({label: probability}) — the fields hf-eval reads.",
                      "  hf-predict --model run/ < test.jsonl > predictions.jsonl\n"

@@ -1,5 +1,5 @@
-// hf-train: fine-tune an HF encoder checkpoint (BERT, DistilBERT, RoBERTa, XLM-R, ELECTRA, DeBERTa-v2/v3) on an
-// hf-preprocess dataset (see README.md).
+// hf-train: fine-tune an HF encoder checkpoint (BERT, DistilBERT, RoBERTa, XLM-R, ELECTRA, DeBERTa-v2/v3,
+// ModernBERT) on an hf-preprocess dataset (see README.md).
 #include "cli/build_info.h"
 #include "cli/cli.h"
 #include "hub/hub.h"
@@ -25,8 +25,9 @@ int main(int argc, char** argv) {
   hf::train::TrainOptions o;
   bool greater_is_better = false;
   hf::cli::Tool tool("hf-train",
-                     "Fine-tune a Hugging Face checkpoint (bert, distilbert, roberta, xlm-roberta, electra, deberta-v2)\n"
-                     "for sequence classification on a dataset written by hf-preprocess. Options are HF TrainingArguments (flags with dashes, YAML keys with '_').\n"
+                     "Fine-tune a Hugging Face checkpoint (bert, distilbert, roberta, xlm-roberta, electra,\n"
+                     "deberta-v2, modernbert) for sequence classification on a dataset written by hf-preprocess.\n"
+                     "Options are HF TrainingArguments (flags with dashes, YAML keys with '_').\n"
                      "Checkpoints resume exactly; SIGTERM/SIGUSR1 save one and exit 75. --sync-to keeps a remote\n"
                      "copy (S3 or a path) of the checkpoints and the final model. Under torchrun-style or Slurm\n"
                      "environment variables, one process per device trains data-parallel (scripts/launch-local.sh).",

@@ -1,9 +1,9 @@
 """hf-train and hf-predict on the non-BERT families, end to end on the real binaries: for DistilBERT,
-RoBERTa, XLM-RoBERTa, ELECTRA and DeBERTa-v3, a tiny random model built by transformers and a
-tokenizer trained here with HF `tokenizers` (WordPiece for DistilBERT/ELECTRA, byte-level BPE for
-the RoBERTas, Unigram + Metaspace for DeBERTa) saved as tokenizer.json in the model directory.
-hf-train's updates equal a PyTorch loop over the transformers model; per family, SIGKILL twice
-(seeded plan) + --resume auto ends byte-identical to an uninterrupted run; hf-predict on each
+RoBERTa, XLM-RoBERTa, ELECTRA, DeBERTa-v3 and ModernBERT, a tiny random model built by transformers
+and a tokenizer trained here with HF `tokenizers` (WordPiece for DistilBERT/ELECTRA, byte-level BPE for
+the RoBERTas and ModernBERT, Unigram + Metaspace for DeBERTa) saved as tokenizer.json in the model
+directory. hf-train's updates equal a PyTorch loop over the transformers model; per family, SIGKILL
+twice (seeded plan) + --resume auto ends byte-identical to an uninterrupted run; hf-predict on each
 trained directory answers as transformers does on the same ids."""
 import json
 import os
@@ -18,7 +18,7 @@ TRAIN = tool("hf-train")
 PRE = tool("hf-preprocess")
 PREDICT = tool("hf-predict")
 WORK = tempfile.mkdtemp(prefix="hfkit-families-test-")
-FAMILIES = ["distilbert", "roberta", "xlm-roberta", "electra", "deberta-v2"]
+FAMILIES = ["distilbert", "roberta", "xlm-roberta", "electra", "deberta-v2", "modernbert"]
 LABELS = {0: "negative", 1: "positive"}
 RESUME_ARGS = ["--config", TINY_YAML, "--threads", "1", "--max-steps", "30", "--save-steps", "5",
                "--eval-steps", "10", "--logging-steps", "5", "--save-total-limit", "3"]
@@ -31,7 +31,8 @@ def texts():
 
 def train_tokenizer(family, out):
     """tokenizer.json: WordPiece with BERT's pipeline, byte-level BPE with RoBERTa's, or Unigram with
-    DeBERTa-v3's (NFKC standing in for its Precompiled charsmap, which hfkit's tokenizer lacks)."""
+    DeBERTa-v3's (NFKC standing in for its sentencepiece Precompiled charsmap, which needs a
+    sentencepiece model: golden.tokenizer.precompiled covers that normalizer)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     if family == "deberta-v2":
         tok = Tokenizer(models.Unigram())
@@ -51,6 +52,15 @@ def train_tokenizer(family, out):
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         tok.train_from_iterator(texts(), trainer)
         tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    elif family == "modernbert":  # ModernBERT's own tokenizer: byte-level BPE, [CLS] text [SEP]
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(texts(), trainer)
+        tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                                           special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     else:
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -80,6 +90,13 @@ def make_model(family, out, dropout, seed=0):
                                   dropout=p, attention_dropout=p, seq_classif_dropout=p)
     elif family == "roberta":
         cfg = tr.RobertaConfig(**bertlike, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1)
+    elif family == "modernbert":
+        # Every 2nd layer global, the others a window of +-8 tokens (the texts run to 64).
+        cfg = tr.ModernBertConfig(**common, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                  intermediate_size=40, max_position_embeddings=128, global_attn_every_n_layers=2,
+                                  local_attention=16, pad_token_id=0, cls_token_id=2, bos_token_id=2,
+                                  sep_token_id=3, eos_token_id=3, attention_dropout=p, embedding_dropout=p,
+                                  mlp_dropout=p, classifier_dropout=p)
     elif family == "xlm-roberta":
         cfg = tr.XLMRobertaConfig(**bertlike, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1)
     elif family == "deberta-v2":  # DeBERTa-v3's options, 16 buckets: the 64-token inputs reach the log ones

@@ -1,6 +1,6 @@
 """hf::model's non-BERT families against transformers (fp32, CPU, eval mode): DistilBERT, RoBERTa,
 XLM-RoBERTa, ELECTRA (with and without the embedding projection), DeBERTa-v2/v3 (relative
-attention variants, and long inputs over its log buckets).
+attention variants, and long inputs over its log buckets), ModernBERT (cls and mean pooling).
 
 For each family a tiny random *ForSequenceClassification built by transformers from a small
 *Config: logits on a padded batch within 1e-4, losses within 1e-5 (single-label, multi-label,
@@ -123,16 +123,20 @@ def compare(name, ours_logits, hf_logits, tol=TOL):
 
 
 def check(family, d, labels=None):
-    b = make_batch(family)
+    return check_batch(f"{family}/{os.path.basename(d)}", d, make_batch(family), labels)
+
+
+def check_batch(name, d, b, labels=None):
+    """hfkit's logits (and loss) on batch `b` vs transformers' on the model in `d`."""
     out = ours(d, request=dict(b, labels=labels) if labels is not None else b)
     assert out["missing"] == [] and out["unexpected"] == [], out
     model = hf_model(d)
     res = hf_forward(model, b, labels)
     # DeBERTa's regression loss without problem_type flattens the logits it returns to [B].
-    compare(f"{family}/{os.path.basename(d)}", out["logits"], res.logits.reshape(len(b["input_ids"]), -1))
+    compare(name, out["logits"], res.logits.reshape(len(b["input_ids"]), -1))
     if labels is not None:
         diff = abs(out["loss"] - res.loss.item())
-        print(f"  {family}/{os.path.basename(d)}: {out['problem_type']} loss {out['loss']:.6f} vs {res.loss.item():.6f}")
+        print(f"  {name}: {out['problem_type']} loss {out['loss']:.6f} vs {res.loss.item():.6f}")
         # DeBERTa's head picks its loss without writing problem_type back into the config.
         want = model.config.problem_type or ("regression" if model.config.num_labels == 1 else
                                              "single_label_classification")
@@ -158,17 +162,21 @@ def test_reverse_transformers_loads_what_we_save():
     for i, family in enumerate(FAMILIES):
         with tempdir() as t:
             src = build(family, os.path.join(t, "src"), seed=30 + i, id2label={0: "a", 1: "b", 2: "c"})
-            d = os.path.join(t, "ours")
-            b = make_batch(family, seed=1)
-            mine = ours(src, "--save", d, request=b)
-            model, info = tr.AutoModelForSequenceClassification.from_pretrained(d, dtype=torch.float32,
-                                                                               output_loading_info=True)
-            assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), (family, info)
-            assert type(model).__name__ == FAMILIES[family][1].__name__, type(model)
-            assert model.config.architectures == [FAMILIES[family][1].__name__], model.config.architectures
-            assert model.config.id2label == {0: "a", 1: "b", 2: "c"}, model.config.id2label
-            compare(f"{family} saved by hfkit, loaded by transformers", mine["logits"],
-                    hf_forward(model.eval(), b).logits)
+            check_reverse(family, src, os.path.join(t, "ours"), make_batch(family, seed=1), FAMILIES[family][1])
+
+
+def check_reverse(name, src, d, b, model_cls):
+    """hfkit loads `src` (labels a, b, c) and saves `d`; transformers loads `d` as a `model_cls` with no
+    missing or unexpected keys and gives hfkit's logits on `b`."""
+    mine = ours(src, "--save", d, request=b)
+    model, info = tr.AutoModelForSequenceClassification.from_pretrained(d, dtype=torch.float32,
+                                                                       output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), (name, info)
+    assert type(model).__name__ == model_cls.__name__, type(model)
+    assert model.config.architectures == [model_cls.__name__], model.config.architectures
+    assert model.config.id2label == {0: "a", 1: "b", 2: "c"}, model.config.id2label
+    compare(f"{name} saved by hfkit, loaded by transformers", mine["logits"], hf_forward(model.eval(), b).logits)
+    return model
 
 
 def test_fresh_model_is_initialised_as_transformers_does():
@@ -240,7 +248,6 @@ def test_unknown_and_unsupported_configs_exit_78_naming_them():
         cfg_path = os.path.join(src, "config.json")
         cfg = json.load(open(cfg_path))
         for model_type, words in [("gpt2", ["'gpt2' is not supported (supported:"]),
-                                  ("modernbert", ["'modernbert' is not supported yet"]),
                                   ("deberta", ["'deberta' is not supported yet"])]:
             json.dump(dict(cfg, model_type=model_type), open(cfg_path, "w"))
             p = expect_error([DRIVER, src], 78, "config.json", "model_type", *words, input="")
@@ -281,6 +288,160 @@ def test_deberta_unsupported_options_exit_78_naming_them():
         json.dump(dict(cfg, pos_att_type="P2C|c2p"), open(cfg_path, "w"))
         b = make_batch("deberta-v2")
         compare("pos_att_type as 'P2C|c2p'", ours(src, request=b)["logits"], hf_forward(hf_model(src), b).logits)
+
+
+# ModernBERT: its own parameter names and initialisation, so its own cases (the loops above assume
+# BERT-style names). Layers 0 and 3 global, 1 and 2 a sliding window of +-4 tokens that the longer
+# rows of MB_LENGTHS exceed, so a wrong window shows.
+MB_COMMON = dict(COMMON, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=48,
+                 pad_token_id=0, bos_token_id=1, cls_token_id=1, eos_token_id=2, sep_token_id=2,
+                 local_attention=8)
+MODERNBERT = {
+    # (a) ModernBERT-base's shape scaled down: every 3rd layer global, its two thetas, no biases,
+    # the first token pooled.
+    "modernbert-cls": dict(MB_COMMON, global_attn_every_n_layers=3, global_rope_theta=160000.0,
+                           local_rope_theta=10000.0, classifier_pooling="cls"),
+    # (b) mean pooling with every bias on, other thetas (small ones: the rotation shows), other
+    # activations and eps, and layer_types as transformers 5 writes them.
+    "modernbert-mean-bias": dict(MB_COMMON, layer_types=["full_attention", "sliding_attention", "full_attention",
+                                                         "sliding_attention"],
+                                 global_rope_theta=500.0, local_rope_theta=20.0, classifier_pooling="mean",
+                                 attention_bias=True, mlp_bias=True, norm_bias=True, classifier_bias=True,
+                                 hidden_activation="gelu_pytorch_tanh", classifier_activation="silu", norm_eps=1e-6),
+}
+MB_LENGTHS = [7, 19, 3, 19, 12, 1]
+
+
+def mb_build(name, out, seed=0, model_cls=tr.ModernBertForSequenceClassification, **overrides):
+    torch.manual_seed(seed)
+    model_cls(tr.ModernBertConfig(**dict(MODERNBERT[name], **overrides))).save_pretrained(out)
+    return out
+
+
+def mb_batch(seed=0):
+    """Random ids right-padded with ModernBERT's pad id 0, rows longer and shorter than the window."""
+    g = torch.Generator().manual_seed(seed)
+    t = max(MB_LENGTHS)
+    ids = torch.zeros((len(MB_LENGTHS), t), dtype=torch.long)
+    mask = torch.zeros((len(MB_LENGTHS), t), dtype=torch.long)
+    for i, n in enumerate(MB_LENGTHS):
+        ids[i, :n] = torch.randint(3, VOCAB, (n,), generator=g)
+        mask[i, :n] = 1
+    return {"input_ids": ids.tolist(), "attention_mask": mask.tolist()}
+
+
+def test_modernbert_logits_and_losses_equal_transformers():
+    n = len(MB_LENGTHS)
+    for i, name in enumerate(MODERNBERT):
+        with tempdir() as t:
+            d = mb_build(name, os.path.join(t, "single"), seed=60 + i, id2label={0: "neg", 1: "neu", 2: "pos"})
+            check_batch(f"{name}/single", d, mb_batch(), labels=[0, 2, 1, 1, 0, 2])
+            out = check_batch(f"{name}/unpadded", d, {"input_ids": mb_batch(seed=4)["input_ids"][1:2]})
+            assert len(out["logits"]) == 1
+            d = mb_build(name, os.path.join(t, "multi"), seed=70 + i, num_labels=4,
+                         problem_type="multi_label_classification")
+            check_batch(f"{name}/multi", d, mb_batch(seed=1), labels=[[1.0, 0.0, 1.0, 0.0]] * (n - 1) + [[0.0] * 4])
+            d = mb_build(name, os.path.join(t, "regression"), seed=80 + i, num_labels=1)
+            check_batch(f"{name}/regression", d, mb_batch(seed=2), labels=[0.5, -1.0, 2.25, 0.0, 3.0, -0.5])
+
+
+def test_modernbert_reverse_transformers_loads_what_we_save():
+    for i, name in enumerate(MODERNBERT):
+        with tempdir() as t:
+            src = mb_build(name, os.path.join(t, "src"), seed=90 + i, id2label={0: "a", 1: "b", 2: "c"})
+            model = check_reverse(name, src, os.path.join(t, "ours"), mb_batch(seed=3),
+                                  tr.ModernBertForSequenceClassification)
+            want = tr.ModernBertConfig(**MODERNBERT[name])
+            assert model.config.layer_types == want.layer_types, model.config.layer_types
+            assert model.config.rope_parameters == want.rope_parameters, model.config.rope_parameters
+            assert model.config.classifier_pooling == want.classifier_pooling
+
+
+def mb_init_std(name, config):
+    """The std of HF's ModernBERT initialisation for parameter `name` (before truncation)."""
+    if name.endswith("attn.Wo.weight") or name.endswith("mlp.Wo.weight") or name == "head.dense.weight":
+        return config.initializer_range / (2.0 * config.num_hidden_layers) ** 0.5
+    if name == "classifier.weight":
+        return config.hidden_size ** -0.5
+    return config.initializer_range
+
+
+def test_modernbert_fresh_model_is_initialised_as_transformers_does():
+    for i, name in enumerate(MODERNBERT):
+        with tempdir() as t:
+            cfg_dir = mb_build(name, os.path.join(t, "cfg"), seed=100 + i)
+            d = os.path.join(t, "fresh")
+            b = mb_batch(seed=5)
+            mine = ours(os.path.join(cfg_dir, "config.json"), "--init", "--seed", "7", "--num-labels", "5",
+                        "--problem-type", "multi_label_classification", "--save", d, request=b)
+            model = hf_model(d)
+            assert model.config.problem_type == "multi_label_classification" and model.config.num_labels == 5
+            compare(f"fresh hfkit {name} in transformers", mine["logits"], hf_forward(model, b).logits)
+            torch.manual_seed(7)
+            theirs = tr.ModernBertForSequenceClassification(model.config).state_dict()
+            cut = model.config.initializer_cutoff_factor
+            for k, v in model.state_dict().items():
+                ref = theirs[k]
+                if k.endswith(".bias") or "norm" in k:  # biases 0, norm weights 1, in both
+                    assert torch.equal(v, ref) and v.abs().max().item() in (0.0, 1.0), (name, k)
+                    continue
+                std = mb_init_std(k, model.config)
+                # Truncated at +-cut std, as HF's (the padding row of the embeddings included).
+                assert v.abs().max().item() <= cut * std * (1 + 1e-6), (name, k, v.abs().max().item())
+                assert v.abs().max().item() > 0.8 * cut * std, (name, k, v.abs().max().item())
+                rel = abs(v.std().item() - ref.std().item()) / ref.std().item()
+                assert rel < (0.1 if v.numel() > 1000 else 0.3), (name, k, v.std().item(), ref.std().item())
+
+
+def test_modernbert_bare_encoder_gets_a_fresh_head():
+    heads = {"modernbert-cls": ["classifier.bias", "classifier.weight", "head.dense.weight", "head.norm.weight"],
+             "modernbert-mean-bias": ["classifier.bias", "classifier.weight", "head.dense.bias", "head.dense.weight",
+                                      "head.norm.bias", "head.norm.weight"]}
+    for i, name in enumerate(MODERNBERT):
+        with tempdir() as t:
+            bare = mb_build(name, os.path.join(t, "bare"), seed=110 + i, model_cls=tr.ModernBertModel)
+            d = os.path.join(t, "with-head")
+            b = mb_batch(seed=6)
+            mine = ours(bare, "--save", d, request=b)
+            assert sorted(mine["missing"]) == heads[name], (name, mine)
+            assert mine["unexpected"] == [], (name, mine)
+            enc = hf_model(d)
+            ref = tr.ModernBertModel.from_pretrained(bare, dtype=torch.float32).eval()
+            for k, v in ref.state_dict().items():
+                assert torch.equal(enc.model.state_dict()[k], v), (name, k)
+            compare(f"bare {name} encoder + our head", mine["logits"], hf_forward(enc, b).logits)
+
+
+def test_modernbert_refuses_what_it_does_not_implement():
+    with tempdir() as t:
+        src = mb_build("modernbert-cls", os.path.join(t, "m"))
+        cfg_path = os.path.join(src, "config.json")
+        cfg = json.load(open(cfg_path))
+        layers4 = ["full_attention", "sliding_attention", "chunked_attention", "full_attention"]
+        for key, value, words in [
+                ("hidden_activation", "laplace", ["'laplace'"]),
+                ("classifier_activation", "relu6", ["'relu6'"]),
+                ("classifier_pooling", "max", ["'max'", "cls or mean"]),
+                ("deterministic_flash_attn", True, ["true"]),
+                ("rope_parameters", {"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4}},
+                 ["rope_parameters.full_attention.rope_type", "linear"]),
+                ("rope_scaling", {"rope_type": "dynamic", "factor": 2.0}, ["dynamic"]),
+                ("layer_types", layers4, ["chunked_attention"]),
+                ("layer_types", layers4[:3], ["4 entries"]),
+                ("head_dim", 4, ["4", "8"]),
+                ("global_attn_every_n_layers", 0, ["at least 1"]),
+                ("num_attention_heads", 32, ["even head size"])]:
+            json.dump(dict(cfg, **{key: value}), open(cfg_path, "w"))
+            p = expect_error([DRIVER, src], 78, "config.json", key, *words, input="")
+            assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        # reference_compile only picks torch.compile in transformers: accepted, same numbers.
+        json.dump(dict(cfg, reference_compile=True), open(cfg_path, "w"))
+        out = ours(src, request=mb_batch())
+        json.dump(cfg, open(cfg_path, "w"))
+        assert out["logits"] == ours(src, request=mb_batch())["logits"]
+        # max_position_embeddings (40) bounds the length.
+        expect_error([DRIVER, src], 65, "41 tokens", "max_position_embeddings 40",
+                     input=json.dumps({"input_ids": [[5] * 41]}))
 
 
 if __name__ == "__main__":

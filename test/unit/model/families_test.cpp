@@ -16,8 +16,14 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-// A tiny config of each family (vocab 50, hidden 8, 1 layer, 2 heads).
+// A tiny config of each family (vocab 50, hidden 8, 1 layer, 2 heads; ModernBERT: 3 layers, the
+// middle one a sliding window of +-2 tokens).
 Json tiny(const std::string& model_type) {
+  if (model_type == "modernbert")
+    return {{"model_type", "modernbert"},   {"vocab_size", 50},          {"hidden_size", 8},
+            {"num_hidden_layers", 3},       {"num_attention_heads", 2},  {"intermediate_size", 12},
+            {"max_position_embeddings", 18}, {"pad_token_id", 0},         {"global_attn_every_n_layers", 2},
+            {"local_attention", 4},         {"local_rope_theta", 20.0}};
   if (model_type == "distilbert")
     return {{"model_type", "distilbert"}, {"vocab_size", 50}, {"dim", 8},          {"n_layers", 1},
             {"n_heads", 2},               {"hidden_dim", 16}, {"max_position_embeddings", 16}};
@@ -70,6 +76,11 @@ TEST_CASE("families: model_type picks the family and its HF names") {
         "deberta.encoder.layer.0.attention.self.query_proj.weight", "deberta.encoder.layer.0.attention.self.key_proj.bias",
         "deberta.encoder.layer.0.attention.output.LayerNorm.weight", "deberta.encoder.rel_embeddings.weight",
         "deberta.encoder.LayerNorm.bias", "pooler.dense.weight", "classifier.bias"}},
+      {"modernbert", "model.", "classifier",
+       {"model.embeddings.tok_embeddings.weight", "model.embeddings.norm.weight", "model.layers.0.attn.Wqkv.weight",
+        "model.layers.0.attn.Wo.weight", "model.layers.0.mlp_norm.weight", "model.layers.0.mlp.Wi.weight",
+        "model.layers.0.mlp.Wo.weight", "model.layers.1.attn_norm.weight", "model.final_norm.weight",
+        "head.dense.weight", "head.norm.weight", "classifier.weight", "classifier.bias"}},
   };
   for (const Case& c : cases) {
     CAPTURE(c.model_type);
@@ -106,7 +117,6 @@ TEST_CASE("families: unknown model types and unsupported options are config erro
   Json heads = tiny("distilbert");
   heads["n_heads"] = 3;
   const Bad bad[] = {{{{"model_type", "gpt2"}}, {"model_type", "'gpt2' is not supported (supported: bert"}},
-                     {{{"model_type", "modernbert"}}, {"'modernbert' is not supported yet"}},
                      {{{"model_type", "deberta"}}, {"'deberta' is not supported yet"}},
                      {sinusoidal, {"sinusoidal_pos_embds"}},
                      {relative, {"position_embedding_type", "relative_key"}},
@@ -126,7 +136,7 @@ TEST_CASE("families: unknown model types and unsupported options are config erro
 }
 
 TEST_CASE("families: a padded batch equals each text alone, and saved directories load back") {
-  for (const char* family : {"distilbert", "roberta", "xlm-roberta", "electra", "deberta-v2"}) {
+  for (const char* family : {"distilbert", "roberta", "xlm-roberta", "electra", "deberta-v2", "modernbert"}) {
     CAPTURE(family);
     torch::manual_seed(11);
     const auto m = ModelConfig::from_json(tiny(family), "config.json")->make_model();
@@ -217,4 +227,63 @@ TEST_CASE("families: deberta-v2 options decide its modules, and what hfkit lacks
       CHECK_MESSAGE(std::string(e.what()).find(word) != std::string::npos, e.what());
     }
   }
+}
+
+TEST_CASE("families: modernbert has no bias, no layer-0 attn_norm and no token types unless asked") {
+  const auto plain = ModelConfig::from_json(tiny("modernbert"), "config.json");
+  CHECK(plain->type_vocab_size == 0);
+  CHECK(plain->max_length() == 18);
+  const auto names = names_of(*plain->make_model());
+  CHECK(!has(names, "model.layers.0.attn_norm.weight"));  // Identity in HF
+  CHECK(std::none_of(names.begin(), names.end(), [](const std::string& n) {
+    return n.ends_with(".bias") && n != "classifier.bias";  // nn.Linear(bias=False), LayerNorm(bias=False)
+  }));
+  for (const auto& n : {"model.embeddings.norm.weight", "model.layers.1.attn_norm.weight", "model.final_norm.weight",
+                        "head.norm.weight"}) {
+    CAPTURE(n);
+    CHECK(hf::model::is_layer_norm(n));  // no weight decay, initialised to 1
+  }
+  CHECK(!hf::model::is_layer_norm("model.layers.0.mlp.Wo.weight"));
+  CHECK(!hf::model::is_layer_norm("normal.weight"));
+
+  Json biased = tiny("modernbert");
+  for (const char* key : {"attention_bias", "mlp_bias", "norm_bias", "classifier_bias"}) biased[key] = true;
+  const auto with = names_of(*ModelConfig::from_json(biased, "config.json")->make_model());
+  for (const auto& n : {"model.layers.0.attn.Wqkv.bias", "model.layers.0.attn.Wo.bias", "model.layers.0.mlp.Wi.bias",
+                        "model.layers.0.mlp.Wo.bias", "model.embeddings.norm.bias", "head.dense.bias",
+                        "head.norm.bias"}) {
+    CAPTURE(n);
+    CHECK(has(with, n));
+  }
+  // The layer pattern and thetas survive a save as layer_types / rope_parameters.
+  const Json saved = plain->to_json();
+  CHECK(saved["layer_types"] == Json::array({"full_attention", "sliding_attention", "full_attention"}));
+  CHECK(saved["rope_parameters"]["sliding_attention"]["rope_theta"].get<double>() == 20.0);
+  CHECK(saved["rope_parameters"]["full_attention"]["rope_theta"].get<double>() == 160000.0);
+}
+
+TEST_CASE("families: modernbert's sliding window is what changes its local layers") {
+  // One set of weights under three configs, on a 7-token text: a window of +-6 covers it, so the
+  // local layers equal global ones; a window of +-2 must change the logits.
+  Json wide = tiny("modernbert");
+  wide["local_attention"] = 12;
+  wide["local_rope_theta"] = 160000.0;  // the global theta, so only the window differs
+  Json global = wide, narrow = wide;
+  global["global_attn_every_n_layers"] = 1;
+  narrow["local_attention"] = 4;
+  torch::manual_seed(5);
+  const auto m_wide = ModelConfig::from_json(wide, "c")->make_model();
+  const auto m_global = ModelConfig::from_json(global, "c")->make_model();
+  const auto m_narrow = ModelConfig::from_json(narrow, "c")->make_model();
+  torch::NoGradGuard no_grad;
+  for (const auto& m : {m_global, m_narrow}) {
+    auto dst = m->named_parameters();
+    for (const auto& p : m_wide->named_parameters()) dst[p.key()].copy_(p.value());
+    m->eval();
+  }
+  m_wide->eval();
+  const torch::Tensor ids = torch::tensor({2, 9, 4, 7, 3, 11, 12}).unsqueeze(0);
+  const torch::Tensor a = m_wide->forward(ids), g = m_global->forward(ids), n = m_narrow->forward(ids);
+  CHECK(torch::allclose(a, g, /*rtol=*/1e-5, /*atol=*/1e-6));
+  CHECK((a - n).abs().max().item<double>() > 1e-4);
 }
