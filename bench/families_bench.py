@@ -3,8 +3,8 @@
 
 For each family hfkit builds, a randomly initialised <Family>ForSequenceClassification the size of
 all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads, intermediate 1536, 2 labels; ELECTRA with
-128-wide embeddings projected up, as its small checkpoints have) is built by transformers from a
-config. Random weights are fine here: speed does not depend on the values, and no checkpoint of
+128-wide embeddings projected up, as its small checkpoints have; DeBERTa with v3's attention
+options; ModernBERT with its global/local layer pattern) is built by transformers from a config. Random weights are fine here: speed does not depend on the values, and no checkpoint of
 these families can be downloaded on this machine. Every family reads the same ids: the sentiment
 reviews tokenized once by hf-preprocess with MiniLM's WordPiece tokenizer (max length 128), whose
 files are copied beside each model so both sides tokenize alike (pad id 0 in every config). The
@@ -51,10 +51,19 @@ def family_config(family):
         return tr.XLMRobertaConfig(**dict(bertlike, max_position_embeddings=514), type_vocab_size=1)
     if family == "electra":
         return tr.ElectraConfig(**bertlike, embedding_size=128)
+    if family == "deberta-v2":  # DeBERTa-v3's attention options
+        return tr.DebertaV2Config(**bertlike, relative_attention=True, pos_att_type=["p2c", "c2p"],
+                                  position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True,
+                                  position_biased_input=False, type_vocab_size=0)
+    if family == "modernbert":  # ModernBERT-base's layout: every 3rd layer global, windows of 128
+        return tr.ModernBertConfig(**common, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                                   intermediate_size=1536, max_position_embeddings=512, global_attn_every_n_layers=3,
+                                   local_attention=128, cls_token_id=101, sep_token_id=102, bos_token_id=101,
+                                   eos_token_id=102)
     raise SystemExit(f"families_bench: no config for {family}")
 
 
-FAMILIES = ["bert", "distilbert", "roberta", "xlm-roberta", "electra"]
+FAMILIES = ["bert", "distilbert", "roberta", "xlm-roberta", "electra", "deberta-v2", "modernbert"]
 
 
 def make_model(family, out):
