@@ -16,6 +16,16 @@ nn::LayerNorm bert_layer_norm(const BertConfig& c) {
   return nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps));
 }
 
+// Rows of the layout's shape ([R, H] packed or [B, T, H]) -> [B, N, T, D] heads; packed rows are
+// scattered into a zero-padded [B * T, H] first.
+torch::Tensor split_heads(const torch::Tensor& y, const TokenLayout& layout, std::int64_t b, std::int64_t t,
+                          std::int64_t num_heads) {
+  const std::int64_t h = y.size(-1);
+  const torch::Tensor padded =
+      layout.packed() ? torch::zeros({b * t, h}, y.options()).index_copy(0, layout.index, y) : y;
+  return padded.view({b, t, num_heads, h / num_heads}).transpose(1, 2);
+}
+
 }  // namespace
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
@@ -65,13 +75,8 @@ torch::Tensor attend(const torch::Tensor& q_rows, const torch::Tensor& k_rows, c
   const std::int64_t h = q_rows.size(-1);
   const std::int64_t b = layout.packed() ? layout.batch : q_rows.size(0);
   const std::int64_t t = layout.packed() ? layout.length : q_rows.size(1);
-  // [R, H] or [B, T, H] -> [B, N, T, D]; packed rows are scattered into a zero-padded [B * T, H].
-  auto heads = [&](const torch::Tensor& y) {
-    const torch::Tensor padded =
-        layout.packed() ? torch::zeros({b * t, h}, y.options()).index_copy(0, layout.index, y) : y;
-    return padded.view({b, t, num_heads, h / num_heads}).transpose(1, 2);
-  };
-  const torch::Tensor q = heads(q_rows), k = heads(k_rows), v = heads(v_rows);  // [B, N, T, D]
+  const torch::Tensor q = split_heads(q_rows, layout, b, t, num_heads), k = split_heads(k_rows, layout, b, t, num_heads),
+                      v = split_heads(v_rows, layout, b, t, num_heads);  // [B, N, T, D]
   const std::optional<torch::Tensor> attn_mask = layout.mask.defined() ? std::optional(layout.mask) : std::nullopt;
   torch::Tensor context = at::scaled_dot_product_attention(q, k, v, attn_mask, dropout_p,
                                                            /*is_causal=*/false);  // [B, N, T, D]
@@ -83,14 +88,11 @@ torch::Tensor attend_first(const torch::Tensor& q_first, const torch::Tensor& k_
                            const TokenLayout& layout, std::int64_t num_heads, double dropout_p) {
   const std::int64_t h = q_first.size(-1), b = q_first.size(0);
   const std::int64_t t = layout.packed() ? layout.length : k_rows.size(1);
-  auto heads = [&](const torch::Tensor& y) {
-    const torch::Tensor padded =
-        layout.packed() ? torch::zeros({b * t, h}, y.options()).index_copy(0, layout.index, y) : y;
-    return padded.view({b, t, num_heads, h / num_heads}).transpose(1, 2);
-  };
   const torch::Tensor q = q_first.view({b, 1, num_heads, h / num_heads}).transpose(1, 2);  // [B, N, 1, D]
   const std::optional<torch::Tensor> attn_mask = layout.mask.defined() ? std::optional(layout.mask) : std::nullopt;
-  return at::scaled_dot_product_attention(q, heads(k_rows), heads(v_rows), attn_mask, dropout_p, /*is_causal=*/false)
+  return at::scaled_dot_product_attention(q, split_heads(k_rows, layout, b, t, num_heads),
+                                          split_heads(v_rows, layout, b, t, num_heads), attn_mask, dropout_p,
+                                          /*is_causal=*/false)
       .transpose(1, 2)
       .reshape({b, h});  // [B, H]
 }
