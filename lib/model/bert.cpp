@@ -30,10 +30,11 @@ torch::Tensor split_heads(const torch::Tensor& y, const TokenLayout& layout, std
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
   word_embeddings = register_module(
-      "word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
-  position_embeddings =
-      register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
-  token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, c.hidden_size));
+      "word_embeddings", embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
+  position_embeddings = register_module(
+      "position_embeddings", embedding(nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size)));
+  token_type_embeddings =
+      register_module("token_type_embeddings", embedding(nn::EmbeddingOptions(c.type_vocab_size, c.hidden_size)));
   layer_norm = register_module("LayerNorm", bert_layer_norm(c));
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
 }

@@ -56,6 +56,7 @@ void SequenceClassifier::init_tensor(const std::string& name, torch::Tensor& p) 
 }
 
 void SequenceClassifier::init_all() {
+  if (SkipInit::active()) return;
   torch::NoGradGuard no_grad;
   for (auto& p : named_parameters()) init_tensor(p.key(), p.value());
 }

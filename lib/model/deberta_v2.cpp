@@ -143,11 +143,13 @@ class EmbeddingsImpl : public nn::Module {
   explicit EmbeddingsImpl(const DebertaV2Config& c) {
     const std::int64_t e = c.embedding_size.value_or(c.hidden_size);
     word_embeddings = register_module(
-        "word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, e).padding_idx(c.pad_token_id)));
+        "word_embeddings", embedding(nn::EmbeddingOptions(c.vocab_size, e).padding_idx(c.pad_token_id)));
     if (c.position_biased_input)
-      position_embeddings = register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, e));
+      position_embeddings =
+          register_module("position_embeddings", embedding(nn::EmbeddingOptions(c.max_position_embeddings, e)));
     if (c.type_vocab_size > 0)
-      token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.type_vocab_size, e));
+      token_type_embeddings =
+          register_module("token_type_embeddings", embedding(nn::EmbeddingOptions(c.type_vocab_size, e)));
     if (e != c.hidden_size)
       embed_proj = register_module("embed_proj", nn::Linear(nn::LinearOptions(e, c.hidden_size).bias(false)));
     norm = register_module("LayerNorm", layer_norm(c));
@@ -308,7 +310,8 @@ class EncoderImpl : public nn::Module {
       : relative_(c.relative_attention), buckets_(c.position_buckets), max_relative_(c.max_relative()) {
     layer = register_module("layer", nn::ModuleList());
     for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(Layer(c));
-    if (relative_) rel_embeddings = register_module("rel_embeddings", nn::Embedding(2 * c.span(), c.hidden_size));
+    if (relative_)
+      rel_embeddings = register_module("rel_embeddings", embedding(nn::EmbeddingOptions(2 * c.span(), c.hidden_size)));
     // HF builds this LayerNorm whenever norm_rel_ebd asks for it, relative attention or not.
     if (c.rel_layer_norm()) norm = register_module("LayerNorm", layer_norm(c));
   }

@@ -34,6 +34,8 @@ class SilentWarnings : public c10::WarningHandler {
   void process(const c10::Warning&) override {}
 } silent;
 
+thread_local bool skip_init = false;
+
 bool has_fbgemm() {
   const auto& engines = at::globalContext().supportedQEngines();
   return std::any_of(engines.begin(), engines.end(),
@@ -50,9 +52,20 @@ Quantization parse_quantization(std::string_view name) {
   throw Error(ErrorKind::kUsage, fmt::format("--quantize: unknown value '{}' (supported: none, int8)", name));
 }
 
+SkipInit::SkipInit() : previous_(skip_init) { skip_init = true; }
+SkipInit::~SkipInit() { skip_init = previous_; }
+bool SkipInit::active() { return skip_init; }
+
+torch::nn::Embedding embedding(torch::nn::EmbeddingOptions options) {
+  // With _weight given, torch::nn::Embedding registers that tensor instead of drawing N(0, 1).
+  if (skip_init) options._weight(torch::empty({options.num_embeddings(), options.embedding_dim()}));
+  return torch::nn::Embedding(options);
+}
+
 DenseImpl::DenseImpl(std::int64_t in_features, std::int64_t out_features) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
   bias = register_parameter("bias", torch::empty({out_features}));
+  if (skip_init) return;
   // torch::nn::Linear's default: kaiming-uniform weight, bias uniform in +-1/sqrt(in).
   torch::NoGradGuard no_grad;
   torch::nn::init::kaiming_uniform_(weight, /*a=*/std::sqrt(5.0));

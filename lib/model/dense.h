@@ -17,6 +17,25 @@ std::string_view to_string(Quantization q);  // "none", "int8"
 // "none" | "int8". Throws Error(kUsage) for any other value, listing the supported ones.
 Quantization parse_quantization(std::string_view name);
 
+// While one lives on this thread, new Dense layers, embeddings made by embedding() and every
+// family's init_all() leave their weights undrawn (torch::empty), as HF's no_init_weights does for a
+// checkpoint about to overwrite them: drawing MiniLM's 22M weights twice is ~0.25 s of a one-record
+// hf-predict run. Nests; the previous state comes back on destruction.
+class SkipInit {
+ public:
+  SkipInit();
+  ~SkipInit();
+  SkipInit(const SkipInit&) = delete;
+  SkipInit& operator=(const SkipInit&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
+// torch::nn::Embedding(options), its weight left undrawn while a SkipInit is active.
+torch::nn::Embedding embedding(torch::nn::EmbeddingOptions options);
+
 class DenseImpl : public torch::nn::Module {
  public:
   // weight [out, in] and bias [out]; initialised as torch::nn::Linear does (callers that follow HF

@@ -53,8 +53,9 @@ class EmbeddingsImpl : public nn::Module {
   explicit EmbeddingsImpl(const DistilBertConfig& c) {
     word_embeddings = register_module(
         "word_embeddings",
-        nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
-    position_embeddings = register_module("position_embeddings", nn::Embedding(c.max_position_embeddings, c.hidden_size));
+        embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
+    position_embeddings = register_module(
+        "position_embeddings", embedding(nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size)));
     norm = register_module("LayerNorm", layer_norm(c));
     dropout = register_module("dropout", nn::Dropout(c.dropout));
   }

@@ -133,6 +133,11 @@ struct LoadOptions {
   // A checkpoint tensor whose shape differs from the model's (a 3-class head loaded as 2-class)
   // is an error unless this is set; then it is re-initialised and listed, as HF does.
   bool ignore_mismatched_sizes = false;
+  // false: the weights the checkpoint provides are not drawn first (SkipInit, HF's no_init_weights);
+  // those it lacks are still initialised, but from another point of torch's random stream. For
+  // inference, where drawing MiniLM's weights is ~0.25 s of a one-record run. Training keeps true,
+  // so that a seeded run draws a new head exactly as before.
+  bool init_weights = true;
 };
 
 // What loading found, with HF names: keys the model has but the checkpoint lacks (initialised

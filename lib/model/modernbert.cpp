@@ -156,7 +156,7 @@ class ModernBertEmbeddingsImpl : public nn::Module {
  public:
   explicit ModernBertEmbeddingsImpl(const ModernBertConfig& c) {
     tok_embeddings = register_module(
-        "tok_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
+        "tok_embeddings", embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
     norm = register_module("norm", make_norm(c));
     drop = register_module("drop", nn::Dropout(c.embedding_dropout));
   }

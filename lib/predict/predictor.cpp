@@ -135,7 +135,9 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   // The tokenizer first: it is quick, and a directory without one fails before the weights load.
   impl_ = std::make_unique<Impl>(tokenizer::Tokenizer::load(model_dir));
   Impl& m = *impl_;
-  m.model = model::from_pretrained(model_dir);
+  model::LoadOptions load;
+  load.init_weights = false;  // every weight comes from the checkpoint: drawing them first only costs start-up
+  m.model = model::from_pretrained(model_dir, load);
   m.model->eval();
   m.model->quantize(quantization);
   if (dev.device != torch::kCPU || dtype != torch::kFloat) m.model->to(dev.device, dtype);

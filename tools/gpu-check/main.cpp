@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   app.add_option("--driver-timeout", o.driver_timeout_s,
                  "Seconds cuInit (and nvmlInit) may take; a driver that takes longer hangs: check fails")
       ->check(CLI::Range(0.0, hf::gpu::kDriverTimeoutMaxS));
-  return tool.run(argc, argv, [&] {
+  hf::cli::exit_now(tool.run(argc, argv, [&] {
     return hf::gpu::run_check(o, std::cout);
-  });
+  }));
 }

@@ -51,5 +51,5 @@ int main(int argc, char** argv) {
   app.add_option("--report", o.report, "Also write a report: FILE.html (self-contained charts) or FILE.md (tables)");
   app.add_option("--training-log", o.training_log, "hf-train's metrics.jsonl: training curves in the HTML report");
   // A stop signal while reading ends the run before anything is printed (exit 128+N).
-  return tool.run(argc, argv, [&] { return hf::stoppable([&] { return run(o); }, hf::Outcome::kOk); });
+  hf::cli::exit_now(tool.run(argc, argv, [&] { return hf::stoppable([&] { return run(o); }, hf::Outcome::kOk); }));
 }

@@ -82,11 +82,11 @@ int main(int argc, char** argv) {
   app.add_option("--api-key-file", s.api_key_file,
                  "File holding the API key requests must send as 'Authorization: Bearer KEY' (else $HFKIT_API_KEY)");
   s.version = std::string(hf::cli::kHfkitVersion) + " (" + hf::cli::kGitCommit + ")";
-  return tool.run(argc, argv, [&] {
+  hf::cli::exit_now(tool.run(argc, argv, [&] {
     tool.set_stop_is_success(serve);
     o.model = hf::hub::resolve_model_arg(o.model);  // org/name[@rev] -> HF cache snapshot
     if (serve) return hf::serve::run_server(s);
     o.model = hf::serve::resolve_model(o.model, s.cache_dir, s.storage);
     return hf::predict::run_batch(o);
-  });
+  }));
 }

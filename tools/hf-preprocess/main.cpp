@@ -37,8 +37,8 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", o.threads, "Worker threads (0 = all cores)")->envname("HFKIT_THREADS");
   app.add_option("--on-bad-record", o.on_bad_record, "What a malformed record does")
       ->check(CLI::IsMember({"error", "skip"}));
-  return tool.run(argc, argv, [&] {
+  hf::cli::exit_now(tool.run(argc, argv, [&] {
     o.tokenizer = hf::hub::resolve_model_arg(o.tokenizer);  // org/name[@rev] -> HF cache snapshot
     return hf::data::preprocess(o);
-  });
+  }));
 }

@@ -34,9 +34,9 @@ int main(int argc, char** argv) {
   resolve->add_option("--model-cache", cache, "Where remote versions are pulled")->envname("HFKIT_MODEL_CACHE");
   p.hfkit_version = hf::cli::kHfkitVersion;
   p.git_commit = hf::cli::kGitCommit;
-  return tool.run(argc, argv, [&] {
+  hf::cli::exit_now(tool.run(argc, argv, [&] {
     if (publish->parsed()) return hf::serve::publish(p, std::cout);
     std::cout << hf::serve::resolve_model(ref, cache, p.storage) << "\n";
     return hf::Outcome::kOk;
-  });
+  }));
 }

@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   presign->add_option("--expires-in", o.expires_in_s, "Validity in seconds (max 604800)");
   presign->add_option("--method", o.method, "GET (download) or PUT (upload)")->check(CLI::IsMember({"GET", "PUT"}));
 
-  return tool.run(argc, argv, [&] {
+  hf::cli::exit_now(tool.run(argc, argv, [&] {
     s.checksum = checksum == "md5" ? hf::storage::ChecksumAlgorithm::kMd5 : hf::storage::ChecksumAlgorithm::kSha256;
     s.progress = true;
     if (push->parsed()) return hf::storage::run_push(o, std::cout);
@@ -66,5 +66,5 @@ int main(int argc, char** argv) {
     if (ls->parsed()) return hf::storage::run_ls(o, std::cout);
     if (rm->parsed()) return hf::storage::run_rm(o, std::cout);
     return hf::storage::run_presign(o, std::cout);
-  });
+  }));
 }

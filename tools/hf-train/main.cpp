@@ -98,12 +98,12 @@ int main(int argc, char** argv) {
                  "Most that ranks other than 0 log: debug, info, warning, error, critical or passive (= --verbose/--quiet)")
       ->check(CLI::IsMember({"debug", "info", "warning", "error", "critical", "passive"}))
       ->capture_default_str();
-  return tool.run(argc, argv, [&] {
+  hf::cli::exit_now(tool.run(argc, argv, [&] {
     if (gib->count() > 0) o.greater_is_better = greater_is_better;
     hf::track::parse_report_to(o.report_to);  // a bad name fails before any work
     o.resolved_config_yaml = tool.resolved_config_yaml();
     o.model = hf::hub::resolve_model_arg(o.model);  // after the saved config, which keeps the name
     o.run_tags = {{"hfkit.version", hf::cli::kHfkitVersion}, {"hfkit.git_commit", hf::cli::kGitCommit}};
     return hf::train::train(o);
-  });
+  }));
 }

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "core/error.h"
+#include "io/io.h"
 #include "model/bert.h"
 #include "support/temp_dir.h"
 // libtorch's c10 logging defines its own CHECK; doctest's must win in this file.
@@ -218,5 +221,105 @@ TEST_CASE("model: in eval mode the last layer runs for the first tokens only, wi
     const torch::Tensor got = m->bert->encoder->first_tokens(x, layout);
     REQUIRE(got.sizes() == want.sizes());
     CHECK_MESSAGE(torch::allclose(got, want, /*rtol=*/1e-5, /*atol=*/1e-6), "mask ", n);
+  }
+}
+
+namespace {
+
+// Rewrites dir/model.safetensors with `model`'s parameters, `name` replaced by `bytes` of `dtype`
+// (shape [n]) and every key in `drop` left out.
+void write_checkpoint(const hf::model::SequenceClassifier& model, const std::string& dir, const std::string& name,
+                      hf::io::Dtype dtype, const std::string& bytes, const std::vector<std::string>& drop = {}) {
+  hf::io::SafetensorsWriter w;
+  std::vector<torch::Tensor> keep;
+  for (const auto& p : model.named_parameters()) {
+    if (std::find(drop.begin(), drop.end(), p.key()) != drop.end()) continue;
+    if (p.key() == name) {
+      const auto n = static_cast<std::int64_t>(bytes.size() / hf::io::dtype_size(dtype));
+      w.add(p.key(), dtype, {n}, bytes);
+      continue;
+    }
+    keep.push_back(p.value().detach().contiguous());
+    w.add(p.key(), hf::io::Dtype::kF32, std::vector<std::int64_t>(keep.back().sizes().begin(), keep.back().sizes().end()),
+          std::string_view(static_cast<const char*>(keep.back().data_ptr()), keep.back().nbytes()));
+  }
+  w.write(dir + "/model.safetensors");
+}
+
+template <typename T>
+std::string bytes_of(std::initializer_list<T> values) {
+  std::string s;
+  for (T v : values) s.append(reinterpret_cast<const char*>(&v), sizeof v);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("model: from_pretrained without drawing weights first loads the same model, draws what is missing") {
+  hf::test::TempDir dir;
+  torch::manual_seed(3);
+  hf::model::BertForSequenceClassification m(BertConfig::from_json(tiny(), "config.json"));
+  m->eval();
+  hf::model::save_pretrained(*m, dir.path());
+  hf::model::LoadOptions fast;
+  fast.init_weights = false;
+  torch::NoGradGuard no_grad;
+  const torch::Tensor ids = torch::tensor({{2, 9, 4, 3}});
+  CHECK(torch::equal(m->forward(ids), hf::model::from_pretrained(dir.path(), fast)->forward(ids)));
+
+  // A checkpoint without the head (a bare encoder): the head is drawn as HF draws it, not left as
+  // whatever torch::empty held.
+  write_checkpoint(*m, dir.path(), "", hf::io::Dtype::kF32, "", {"classifier.weight", "classifier.bias"});
+  hf::model::LoadReport report;
+  auto fresh = hf::model::from_pretrained(dir.path(), fast, &report);
+  CHECK(report.missing.size() == 2);
+  auto params = fresh->named_parameters();
+  CHECK(torch::equal(params["classifier.bias"], torch::zeros({2})));
+  const torch::Tensor w = params["classifier.weight"];
+  CHECK(torch::isfinite(w).all().item<bool>());
+  CHECK(w.abs().max().item<float>() < 0.2f);  // N(0, 0.02): 10 standard deviations
+  CHECK(w.abs().max().item<float>() > 0.0f);
+}
+
+TEST_CASE("model: a weight holding NaN or infinity is refused in every float dtype, naming it") {
+  hf::test::TempDir dir;
+  hf::model::BertForSequenceClassification m(BertConfig::from_json(tiny(), "config.json"));
+  hf::model::save_pretrained(*m, dir.path());
+  const std::string key = "bert.embeddings.LayerNorm.weight";  // [8]
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  struct Case {
+    hf::io::Dtype dtype;
+    std::string bad, good;
+  };
+  const std::vector<Case> cases = {
+      {hf::io::Dtype::kF32, bytes_of<float>({1, 1, 1, 1, 1, 1, 1, nan}), bytes_of<float>({1, 1, 1, 1, 1, 1, 1, 3e38f})},
+      {hf::io::Dtype::kF64, bytes_of<double>({1, 1, -std::numeric_limits<double>::infinity(), 1, 1, 1, 1, 1}),
+       bytes_of<double>({1, 1, 1, 1, 1, 1, 1, 1e300})},
+      // 0x7c00 is fp16's +inf, 0xfc01 a NaN; 0x7bff its largest finite value.
+      {hf::io::Dtype::kF16, bytes_of<std::uint16_t>({0x3c00, 0x7c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00}),
+       bytes_of<std::uint16_t>({0x3c00, 0x7bff, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00})},
+      {hf::io::Dtype::kF16, bytes_of<std::uint16_t>({0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0xfc01}),
+       bytes_of<std::uint16_t>({0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00, 0xfbff})},
+      // bf16: 0x7f80 is +inf, 0x7fc0 a NaN; 0x7f7f its largest finite value.
+      {hf::io::Dtype::kBF16, bytes_of<std::uint16_t>({0x3f80, 0x3f80, 0x3f80, 0x7fc0, 0x3f80, 0x3f80, 0x3f80, 0x3f80}),
+       bytes_of<std::uint16_t>({0x3f80, 0x3f80, 0x3f80, 0x7f7f, 0x3f80, 0x3f80, 0x3f80, 0x3f80})},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(hf::io::dtype_name(c.dtype));
+    write_checkpoint(*m, dir.path(), key, c.dtype, c.good);
+    CHECK_NOTHROW(hf::model::from_pretrained(dir.path()));
+    write_checkpoint(*m, dir.path(), key, c.dtype, c.bad);
+    for (bool draw : {true, false}) {
+      hf::model::LoadOptions o;
+      o.init_weights = draw;
+      try {
+        hf::model::from_pretrained(dir.path(), o);
+        FAIL("loaded a weight that is not finite");
+      } catch (const hf::Error& e) {
+        CHECK(e.kind() == hf::ErrorKind::kDataErr);
+        CHECK(std::string(e.what()).find(key) != std::string::npos);
+        CHECK(std::string(e.what()).find("NaN or infinite") != std::string::npos);
+      }
+    }
   }
 }
