@@ -8,6 +8,9 @@ and 32 connections, short texts (64 product reviews, cycled) and long ones (8 ex
 consecutive Austen passages over 2000 characters, truncated to 512 tokens), for --seconds and
 --long-seconds per cell: requests/s, p50 and p99 latency, and each server's peak RSS. Both servers
 first answer every text used; their labels must be identical.
+For long texts it also prints the compute ceiling: the encoder's matrix-product FLOPs per request and
+the best GFLOP/s torch's fp32 GEMM reaches here on the encoder's shapes, so each server's long-text
+throughput reads as a share of what any fp32 server could do on this machine.
 The peer is FastAPI + uvicorn as pinned in scripts/requirements-bench.txt (bench/run.sh installs
 them); without them this benchmark refuses to run rather than measure a different peer.
 
@@ -198,6 +201,55 @@ def start_servers(args, model, bin_dir):
     return servers
 
 
+CEILING_CODE = """
+import json, sys, time, torch
+threads, h, i, m = (int(a) for a in sys.argv[1:5])
+torch.set_num_threads(threads)
+best = {}
+for k, n in ((h, 3 * h), (h, h), (h, i), (i, h)):
+    for rows in (m, 8 * m):  # one text, and eight batched
+        x, w, b = torch.randn(rows, k), torch.randn(n, k), torch.randn(n)
+        for _ in range(3):
+            torch.nn.functional.linear(x, w, b)
+        runs = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            torch.nn.functional.linear(x, w, b)
+            runs.append(time.perf_counter() - t0)
+        best[f"{rows}x{k}x{n}"] = 2 * rows * k * n / min(runs) / 1e9
+print(json.dumps(best))
+"""
+
+
+def compute_ceiling(model, long, threads):
+    """What the encoder's matrix products cost on this machine, to bound any fp32 server on long texts:
+    FLOPs per long request (every layer's projections, feed-forward and attention products over the
+    text's own tokens, truncated to 512, as the Python peer computes them; and the least an exact
+    server computes, the last layer for the first token only, as hfkit does), and the best GFLOP/s
+    torch's fp32 GEMM (MKL) reaches on the encoder's shapes (q/k/v fused or not, feed-forward) for one
+    512-token text and for eight, on `threads` threads, measured in its own process before the
+    servers start."""
+    from tokenizers import Tokenizer
+    with open(os.path.join(model, "config.json"), encoding="utf-8") as f:
+        c = json.load(f)
+    h, i, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    tok = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+    tok.enable_truncation(c["max_position_embeddings"])
+    lengths = [len(e.ids) for e in tok.encode_batch(long)]
+    layer = lambda t: 2 * t * (4 * h * h + 2 * h * i) + 4 * t * t * h  # projections, feed-forward, attention
+    # The least an exact classifier computes: the last layer only for the first token's query, with
+    # keys and values from every token (hfkit's inference path).
+    last = lambda t: 2 * t * 2 * h * h + 2 * (2 * h * h + 2 * h * i) + 4 * t * h
+    full = [layers * layer(t) for t in lengths]
+    least = [(layers - 1) * layer(t) + last(t) for t in lengths]
+    p = subprocess.run([sys.executable, "-c", CEILING_CODE, str(threads), str(h), str(i), str(max(lengths))],
+                       capture_output=True, text=True, check=True)
+    gemm = json.loads(p.stdout)
+    return {"tokens_per_request": sum(lengths) / len(lengths),
+            "gflop_per_request": {"python": sum(full) / len(full) / 1e9, "hfkit": sum(least) / len(least) / 1e9},
+            "gemm_gflops": gemm, "gemm_gflops_best": max(gemm.values())}
+
+
 def cell_line(row, names):
     parts = [f"{row['text']:5} c={row['connections']:2}"]
     for n in names:
@@ -239,6 +291,7 @@ def main():
     try:
         short, long = texts(data)
         model = make_model(work, data)
+        ceiling = compute_ceiling(model, long, args.threads) if "long" in args.texts.split(",") else None
         servers = start_servers(args, model, bin_dir)
         for port, proc in servers.values():
             wait_ready(port, proc)
@@ -248,7 +301,7 @@ def main():
         counts = {label: answers[names[0]].count(label) for label in sorted(set(answers[names[0]]))}
         results = {"peer": peer, "identical_labels": same, "label_counts": counts, "threads": args.threads,
                    "seconds": args.seconds, "hfkit_args": args.hfkit_arg, "cpus": os.cpu_count(),
-                   "loadavg_start": os.getloadavg(), "runs": []}
+                   "loadavg_start": os.getloadavg(), "ceiling": ceiling, "runs": []}
         for kind, batch, seconds in [("short", short, args.seconds), ("long", long, args.long_seconds)]:
             if kind not in args.texts.split(","):
                 continue
@@ -259,6 +312,9 @@ def main():
                     row[n] = wrk(port, bodies, c, seconds, work)
                 if len(names) == 2 and row["python"]["rps"] > 0:
                     row["speedup"] = row["hfkit"]["rps"] / row["python"]["rps"]
+                if kind == "long":
+                    for n in names:
+                        row[n]["gflops"] = row[n]["rps"] * ceiling["gflop_per_request"][n]
                 results["runs"].append(row)
                 print(cell_line(row, names), flush=True)
         for n, (_, proc) in servers.items():
@@ -269,6 +325,25 @@ def main():
               f"{counts}: identical {same}; peak RSS "
               + ", ".join(f"{n} {results[f'{n}_peak_rss_mb']:.0f} MB" for n in names)
               + f"; load average {results['loadavg_start'][0]:.1f} -> {results['loadavg_end'][0]:.1f}")
+        if ceiling:
+            # A long request is all matrix products; no fp32 server can run them faster than the GEMM
+            # itself, so this bounds any fp32 server's long-text throughput, hfkit's included.
+            best, per = ceiling["gemm_gflops_best"], ceiling["gflop_per_request"]
+            top = best / per["hfkit"]
+            ceiling["max_rps_fp32"] = top
+            print(f"long texts: {ceiling['tokens_per_request']:.0f} tokens and {per['python']:.2f} GFLOP of encoder "
+                  f"matrix products per request ({per['hfkit']:.2f} with the first-token last layer); torch fp32 GEMM "
+                  f"on the encoder's shapes peaks at {best:.0f} GFLOP/s here "
+                  f"({', '.join(f'{k} {v:.0f}' for k, v in ceiling['gemm_gflops'].items())}): at most "
+                  f"{top:.1f} req/s for any exact fp32 server")
+            for row in results["runs"]:
+                if row["text"] == "long":
+                    line = ", ".join(f"{n} {row[n]['gflops']:.0f} GFLOP/s ({row[n]['gflops'] / best:.0%} of the peak)"
+                                     for n in names)
+                    extra = ""
+                    if "python" in names and row["python"]["rps"] > 0:
+                        extra = f"; that ceiling is {top / row['python']['rps']:.2f}x the Python server"
+                    print(f"  long c={row['connections']:2}: {line}{extra}")
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "serve_bench.json"), "w") as f:
             json.dump(results, f, indent=2)
