@@ -1,7 +1,7 @@
 """hf-predict --quantize int8 on the real binary: all-MiniLM-L6-v2 (the real pre-trained encoder,
 whose int8 error is the one users meet) fine-tuned by hf-train on 1,000 reviews, as a user's model
-is; int8 labels agree with fp32 on >= 99% of the 1,000 other reviews and probabilities within
-INT8_TOL; the same through --config and through --serve; the refusals (unknown value, CUDA, in YAML
+is; int8 labels agree with fp32 on >= 99% of the 1,000 other reviews, its accuracy is within 0.5
+points of fp32's, and probabilities within INT8_TOL; the same through --config and through --serve; the refusals (unknown value, CUDA, in YAML
 and env too) with their exit codes; --help documents the flag. --dtype bfloat16 (the whole model
 cast, the GPU fast path) agrees with fp32 on the same model, and its refusals. The speed and the accuracy cost on
 the bench's 6-label model are bench/predict_bench.py's.
@@ -25,6 +25,7 @@ REVIEWS = [os.path.join(DATA, "sentiment", f) for f in ("amazon.jsonl", "yelp.js
 FIT, HELD_OUT = 1000, 1000  # reviews the model is fine-tuned on / reviews predicted
 TRAIN_STEPS = 60             # of batch 16: about one epoch; fp32 accuracy well above chance
 MIN_AGREEMENT = 0.99       # int8 vs fp32 labels (issue 14)
+MAX_ACCURACY_COST = 0.005  # int8 accuracy at most 0.5 points below fp32's (issue 14)
 # Max |probability difference| int8 vs fp32 measured on this fixture: 0.074-0.087 (one review near the
 # boundary); typical differences are a few thousandths. About 2x that: a broken scale (per-tensor
 # weights, saturated 8-bit products) moves probabilities by far more.
@@ -98,6 +99,9 @@ def test_int8_labels_agree_with_fp32_on_a_trained_head():
           f"{INT8_TOL}), accuracy fp32 {acc['fp32']:.2%} int8 {acc['int8']:.2%}")
     assert acc["fp32"] > 0.8, "the model is not fine-tuned: labels would be near coin flips"
     assert agree >= MIN_AGREEMENT
+    # Issue 14: int8 accuracy within 0.5 points of fp32 on a model fine-tuned on the demo's data.
+    # Measured here: 0.30 points (90.90% vs 90.60%).
+    assert acc["fp32"] - acc["int8"] <= MAX_ACCURACY_COST
     assert diff <= INT8_TOL
     assert diff > 0, "int8 output equals fp32: the quantized kernels did not run"
 
