@@ -16,16 +16,6 @@ nn::LayerNorm bert_layer_norm(const BertConfig& c) {
   return nn::LayerNorm(nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps));
 }
 
-// Rows of the layout's shape ([R, H] packed or [B, T, H]) -> [B, N, T, D] heads; packed rows are
-// scattered into a zero-padded [B * T, H] first.
-torch::Tensor split_heads(const torch::Tensor& y, const TokenLayout& layout, std::int64_t b, std::int64_t t,
-                          std::int64_t num_heads) {
-  const std::int64_t h = y.size(-1);
-  const torch::Tensor padded =
-      layout.packed() ? torch::zeros({b * t, h}, y.options()).index_copy(0, layout.index, y) : y;
-  return padded.view({b, t, num_heads, h / num_heads}).transpose(1, 2);
-}
-
 }  // namespace
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
@@ -73,26 +63,19 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
 
 torch::Tensor attend(const torch::Tensor& q_rows, const torch::Tensor& k_rows, const torch::Tensor& v_rows,
                      const TokenLayout& layout, std::int64_t num_heads, double dropout_p) {
-  const std::int64_t h = q_rows.size(-1);
-  const std::int64_t b = layout.packed() ? layout.batch : q_rows.size(0);
-  const std::int64_t t = layout.packed() ? layout.length : q_rows.size(1);
-  const torch::Tensor q = split_heads(q_rows, layout, b, t, num_heads), k = split_heads(k_rows, layout, b, t, num_heads),
-                      v = split_heads(v_rows, layout, b, t, num_heads);  // [B, N, T, D]
   const std::optional<torch::Tensor> attn_mask = layout.mask.defined() ? std::optional(layout.mask) : std::nullopt;
-  torch::Tensor context = at::scaled_dot_product_attention(q, k, v, attn_mask, dropout_p,
-                                                           /*is_causal=*/false);  // [B, N, T, D]
-  if (layout.packed()) return context.transpose(1, 2).reshape({b * t, h}).index_select(0, layout.index);  // [R, H]
-  return context.transpose(1, 2).reshape({b, t, h});                                                      // [B, T, H]
+  return layout.merge_heads(at::scaled_dot_product_attention(
+      layout.split_heads(q_rows, num_heads), layout.split_heads(k_rows, num_heads),
+      layout.split_heads(v_rows, num_heads), attn_mask, dropout_p, /*is_causal=*/false));  // heads -> rows
 }
 
 torch::Tensor attend_first(const torch::Tensor& q_first, const torch::Tensor& k_rows, const torch::Tensor& v_rows,
                            const TokenLayout& layout, std::int64_t num_heads, double dropout_p) {
   const std::int64_t h = q_first.size(-1), b = q_first.size(0);
-  const std::int64_t t = layout.packed() ? layout.length : k_rows.size(1);
   const torch::Tensor q = q_first.view({b, 1, num_heads, h / num_heads}).transpose(1, 2);  // [B, N, 1, D]
   const std::optional<torch::Tensor> attn_mask = layout.mask.defined() ? std::optional(layout.mask) : std::nullopt;
-  return at::scaled_dot_product_attention(q, split_heads(k_rows, layout, b, t, num_heads),
-                                          split_heads(v_rows, layout, b, t, num_heads), attn_mask, dropout_p,
+  return at::scaled_dot_product_attention(q, layout.split_heads(k_rows, num_heads),
+                                          layout.split_heads(v_rows, num_heads), attn_mask, dropout_p,
                                           /*is_causal=*/false)
       .transpose(1, 2)
       .reshape({b, h});  // [B, H]
@@ -217,6 +200,19 @@ torch::Tensor TokenLayout::first(const torch::Tensor& x) const {
   if (!packed()) return x.select(/*dim=*/1, /*index=*/0);
   if (starts.defined()) return x.index_select(0, starts);
   return unpack(x).select(/*dim=*/1, /*index=*/0);
+}
+
+torch::Tensor TokenLayout::split_heads(const torch::Tensor& y, std::int64_t num_heads) const {
+  const std::int64_t h = y.size(-1);
+  const std::int64_t b = packed() ? batch : y.size(0), t = packed() ? length : y.size(1);
+  const torch::Tensor padded = packed() ? torch::zeros({b * t, h}, y.options()).index_copy(0, index, y) : y;
+  return padded.view({b, t, num_heads, h / num_heads}).transpose(1, 2);
+}
+
+torch::Tensor TokenLayout::merge_heads(const torch::Tensor& context) const {
+  const std::int64_t b = context.size(0), t = context.size(2), h = context.size(1) * context.size(3);
+  const torch::Tensor rows = context.transpose(1, 2).reshape({b * t, h});  // [B * T, H]
+  return packed() ? rows.index_select(0, index) : rows.view({b, t, h});
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

@@ -63,6 +63,11 @@ struct TokenLayout {
   torch::Tensor unpack(const torch::Tensor& x) const;
   // x [R, H] or [B, T, H] -> [B, H]: each text's position 0 (the classifier's token).
   torch::Tensor first(const torch::Tensor& x) const;
+  // Rows of this layout's shape ([R, H] packed, or [B, T, H]) -> [B, N, T, D] attention heads;
+  // packed rows are scattered into a zero-padded [B * T, H] first.
+  torch::Tensor split_heads(const torch::Tensor& y, std::int64_t num_heads) const;
+  // The inverse for a context [B, N, T, D] -> rows of this layout's shape, [R, H] or [B, T, H].
+  torch::Tensor merge_heads(const torch::Tensor& context) const;
 };
 
 // Multi-head attention through scaled_dot_product_attention (fused kernels on CPU and CUDA; equal

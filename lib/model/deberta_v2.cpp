@@ -207,15 +207,9 @@ class DisentangledSelfAttentionImpl : public nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const torch::Tensor& rel_pos,
                         const torch::Tensor& rel_embeddings) {
     const std::int64_t h = x.size(-1);
-    const std::int64_t b = layout.packed() ? layout.batch : x.size(0);
-    const std::int64_t t = layout.packed() ? layout.length : x.size(1);
-    // [R, H] or [B, T, H] -> [B, N, T, D]; packed rows are scattered into a zero-padded [B * T, H].
-    auto heads = [&](const torch::Tensor& y) {
-      const torch::Tensor padded =
-          layout.packed() ? torch::zeros({b * t, h}, y.options()).index_copy(0, layout.index, y) : y;
-      return padded.view({b, t, num_heads_, h / num_heads_}).transpose(1, 2);
-    };
-    const torch::Tensor q = heads(query_proj(x)), k = heads(key_proj(x)), v = heads(value_proj(x));
+    const torch::Tensor q = layout.split_heads(query_proj(x), num_heads_),
+                        k = layout.split_heads(key_proj(x), num_heads_),
+                        v = layout.split_heads(value_proj(x), num_heads_);  // [B, N, T, D]
     // HF divides by sqrt(D * (1 + number of position terms)), a float32 tensor made on the CPU.
     const torch::Tensor scale = torch::sqrt(torch::scalar_tensor(static_cast<double>(h / num_heads_), torch::kFloat) *
                                             (1 + (c2p_ ? 1 : 0) + (p2c_ ? 1 : 0)))
@@ -227,9 +221,7 @@ class DisentangledSelfAttentionImpl : public nn::Module {
     }
     if (layout.mask.defined()) scores = scores.masked_fill(layout.mask.logical_not(), lowest(scores.scalar_type()));
     const torch::Tensor probs = dropout(torch::softmax(scores, /*dim=*/-1));
-    const torch::Tensor context = torch::matmul(probs, v).transpose(1, 2);  // [B, T, N, D]
-    if (layout.packed()) return context.reshape({b * t, h}).index_select(0, layout.index);  // [R, H]
-    return context.reshape({b, t, h});                                                      // [B, T, H]
+    return layout.merge_heads(torch::matmul(probs, v));  // [B, N, T, D] -> [R, H] or [B, T, H]
   }
 
   Dense query_proj{nullptr}, key_proj{nullptr}, value_proj{nullptr}, pos_key_proj{nullptr}, pos_query_proj{nullptr};

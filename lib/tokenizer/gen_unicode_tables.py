@@ -52,10 +52,11 @@ def ranges(cps):
     return out
 
 
-def emit_ranges(name, cps, why):
+def emit_ranges(name, cps, why, struct="CodeRange"):
+    """Prints `cps` as a C++ array of inclusive {first, last} ranges of type `struct`."""
     rs = ranges(cps)
     print(f"// {why} ({len(cps)} code points)")
-    print(f"inline constexpr CodeRange {name}[] = {{")
+    print(f"inline constexpr {struct} {name}[] = {{")
     line = " "
     for lo, hi in rs:
         item = f" {{0x{lo:X}, 0x{hi:X}}},"

@@ -34,6 +34,15 @@ def train_tokenizer(family, out):
     DeBERTa-v3's (NFKC standing in for its sentencepiece Precompiled charsmap, which needs a
     sentencepiece model: golden.tokenizer.precompiled covers that normalizer)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    def byte_level_bpe(special_tokens):
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        tok.train_from_iterator(texts(), trainers.BpeTrainer(vocab_size=400, special_tokens=special_tokens,
+                                                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        return tok
+
     if family == "deberta-v2":
         tok = Tokenizer(models.Unigram())
         tok.normalizer = normalizers.NFKC()
@@ -45,20 +54,10 @@ def train_tokenizer(family, out):
         tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
                                                            special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
     elif family in ("roberta", "xlm-roberta"):
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator(texts(), trainer)
+        tok = byte_level_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     elif family == "modernbert":  # ModernBERT's own tokenizer: byte-level BPE, [CLS] text [SEP]
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator(texts(), trainer)
+        tok = byte_level_bpe(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
         tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
                                                            special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     else:

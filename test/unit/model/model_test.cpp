@@ -266,6 +266,18 @@ TEST_CASE("model: from_pretrained without drawing weights first loads the same m
   torch::NoGradGuard no_grad;
   const torch::Tensor ids = torch::tensor({{2, 9, 4, 3}});
   CHECK(torch::equal(m->forward(ids), hf::model::from_pretrained(dir.path(), fast)->forward(ids)));
+  // Nothing was drawn: torch's generator is where it was. Drawing first (the default) moves it.
+  const auto next_draw_after_load = [&](bool init_weights) {
+    hf::model::LoadOptions o;
+    o.init_weights = init_weights;
+    torch::manual_seed(11);
+    hf::model::from_pretrained(dir.path(), o);
+    return torch::rand({4});
+  };
+  torch::manual_seed(11);
+  const torch::Tensor untouched = torch::rand({4});
+  CHECK(torch::equal(next_draw_after_load(false), untouched));
+  CHECK_FALSE(torch::equal(next_draw_after_load(true), untouched));
 
   // A checkpoint without the head (a bare encoder): the head is drawn as HF draws it, not left as
   // whatever torch::empty held.
