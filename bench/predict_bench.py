@@ -215,6 +215,67 @@ def peak_rss_mib(cmd, env):
     return out, err, wall, usage.ru_maxrss / 1024
 
 
+KERNEL_CODE = """
+import json, sys, time, warnings, torch
+threads, m, h, i = (int(a) for a in sys.argv[1:5])
+torch.set_num_threads(threads)
+warnings.filterwarnings("ignore")  # quantized tensor creation is deprecated; the packed weight is what counts
+rates = {}
+for k, n in ((h, h), (h, i), (i, h)):  # q/k/v and attention output, feed-forward in, feed-forward out
+    x, w, b = torch.randn(m, k), torch.randn(n, k), torch.randn(n)
+    # hf-predict's weight scheme (lib/model/dense.cpp): symmetric per output row in [-63, 63].
+    q = torch.quantize_per_channel(w, (w.abs().amax(1) / 63).double(), torch.zeros(n, dtype=torch.long), 0,
+                                   torch.qint8)
+    packed = torch.ops.quantized.linear_prepack(q, b)
+    sides = {"fp32": lambda: torch.nn.functional.linear(x, w, b),
+             "int8": lambda: torch.ops.quantized.linear_dynamic(x, packed, False)}
+    best = {s: float("inf") for s in sides}
+    for _ in range(3):
+        for s, f in sides.items():
+            f()
+    for _ in range(20):  # interleaved
+        for s, f in sides.items():
+            t0 = time.perf_counter()
+            f()
+            best[s] = min(best[s], time.perf_counter() - t0)
+    rates[f"{m}x{k}x{n}"] = {s: 2 * m * k * n / t / 1e9 for s, t in best.items()}
+print(json.dumps(rates))
+"""
+
+
+def int8_ceiling(model, tokens_per_batch, threads, work):
+    """What int8 can gain over fp32 on this CPU, measured in the same run, in two steps:
+    - one core's peak rates (bench/isa_peak.cpp): fp32 FMA against the exact u8 x s8 multiply-add that
+      AVX2 int8 GEMMs are built on. At equal efficiency no int8 model runs faster than fp32 by more than
+      their ratio: the layers left in fp32 (attention products, LayerNorm, GELU, embeddings) gain nothing.
+    - the kernels hf-predict calls, on the encoder's Linear shapes with a batch's mean token count as
+      rows, on `threads` threads: torch's fp32 linear (MKL) and quantized::linear_dynamic (fbgemm).
+    None where the CPU is not x86-64 or no C++ compiler is found."""
+    import platform
+    import shutil
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if platform.machine() not in ("x86_64", "AMD64") or not cxx:
+        return None
+    exe = os.path.join(work, "isa_peak")
+    subprocess.run([cxx, "-O2", "-o", exe, os.path.join(HERE, "isa_peak.cpp")], check=True)
+    peak = json.loads(subprocess.run([exe], capture_output=True, text=True, check=True).stdout)
+    with open(os.path.join(model, "config.json"), encoding="utf-8") as f:
+        c = json.load(f)
+    p = subprocess.run([sys.executable, "-c", KERNEL_CODE, str(threads), str(round(tokens_per_batch)),
+                        str(c["hidden_size"]), str(c["intermediate_size"])], capture_output=True, text=True, check=True)
+    kernels = json.loads(p.stdout)
+    # A layer's Linear time: four h x h products (q, k, v, output) and one of each feed-forward shape.
+    def layer_seconds(side):
+        total = 0.0
+        for shape, r in kernels.items():
+            m, k, n = (int(d) for d in shape.split("x"))
+            total += (4 if k == n else 1) * 2 * m * k * n / 1e9 / r[side]
+        return total
+    ops = {s: layer_seconds(s) for s in ("fp32", "int8")}
+    return {"core_peak": peak, "core_peak_ratio": peak["int8_gops"] / peak["fp32_gflops"], "kernels": kernels,
+            "kernel_ratio": ops["fp32"] / ops["int8"]}
+
+
 def side_command(side, args, predict, model, onnx, texts, out):
     if side.startswith("hf-predict"):
         return [predict, "--model", model, "--input", texts, "--output", out, "--batch-size", str(args.batch_size),
@@ -341,6 +402,19 @@ def main():
     ratio("hf-predict / ort fp32", "hf-predict", "ort fp32", ">= 1.3x in the loop")
     ratio("hf-predict int8 / ort int8", "hf-predict int8", "ort int8", ">= 1x")
     ratio("hf-predict int8 / fp32", "hf-predict int8", "hf-predict", ">= 2x")
+    ceiling = None
+    if "hf-predict" in results and "hf-predict int8" in results:
+        batches = sum(-(-min(WINDOW, len(bench_lines) - w) // args.batch_size) for w in range(0, len(bench_lines), WINDOW))
+        ceiling = int8_ceiling(model, results["hf-predict"]["tokens"] / batches, args.threads, work)
+    if ceiling:
+        peak = ceiling["core_peak"]
+        print(f"int8 ceiling: one core peaks at {peak['int8_gops']:.0f} GOP/s in AVX2's exact u8*s8 multiply-add "
+              f"(vpmaddubsw+vpmaddwd, no VNNI here) vs {peak['fp32_gflops']:.0f} GFLOP/s fp32 FMA: "
+              f"{ceiling['core_peak_ratio']:.2f}x, the most int8 can gain over fp32 at equal kernel efficiency")
+        print("  the Linears' kernels on the encoder's shapes, " + ", ".join(
+            f"{shape} fp32 {r['fp32']:.0f} GFLOP/s int8 {r['int8']:.0f} GOP/s" for shape, r in ceiling["kernels"].items())
+              + f": int8 {ceiling['kernel_ratio']:.2f}x over a layer's Linears; the rest of the model stays fp32")
+        ratios["int8 ceiling"] = ceiling
     for fp32, int8 in (("hf-predict", "hf-predict int8"), ("ort fp32", "ort int8")):
         if fp32 in results and int8 in results:
             same = sum(a["prediction"] == b["prediction"] for a, b in zip(preds[fp32], preds[int8])) / len(bench_lines)
