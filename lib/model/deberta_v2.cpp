@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -129,6 +130,17 @@ torch::Tensor relative_positions(std::int64_t t, std::int64_t bucket_size, std::
   return torch::where(abs_pos <= mid, rel.to(log_pos.scalar_type()), log_pos * sign).to(torch::kLong);
 }
 
+// What every layer's disentangled attention reads of the relative positions, computed once per
+// forward pass. c2p[i, j] and p2c[i, j] ([T, T] int64) are the rows of `embeddings` that query i
+// and key j meet through (HF's clamped c2p_pos / p2c_pos). Training keeps all 2 * span rows of
+// rel_embeddings, as HF: its pos_dropout draws over every row. Inference keeps only the rows a
+// T-token batch reaches (2T - 1 of 512 for short texts), so the position projections and their
+// products with every query and key shrink by as much.
+struct RelativePositions {
+  torch::Tensor c2p, p2c;
+  torch::Tensor embeddings;  // [P, H], normalised as the encoder asks
+};
+
 // The most negative finite value of a dtype: HF's torch.finfo(dtype).min for masked scores. Finite,
 // so a row of padding (all masked) still has a softmax without NaN (its gradient must stay 0).
 double lowest(torch::ScalarType dtype) {
@@ -188,8 +200,7 @@ class DisentangledSelfAttentionImpl : public nn::Module {
         relative_(c.relative_attention),
         share_att_key_(c.share_att_key),
         c2p_(c.has("c2p")),
-        p2c_(c.has("p2c")),
-        span_(c.span()) {
+        p2c_(c.has("p2c")) {
     query_proj = register_module("query_proj", Dense(c.hidden_size, c.hidden_size));
     key_proj = register_module("key_proj", Dense(c.hidden_size, c.hidden_size));
     value_proj = register_module("value_proj", Dense(c.hidden_size, c.hidden_size));
@@ -202,10 +213,9 @@ class DisentangledSelfAttentionImpl : public nn::Module {
     dropout = register_module("dropout", nn::Dropout(c.attention_probs_dropout_prob));
   }
 
-  // x [B, T, H] or packed [R, H] -> context of the same shape. rel_pos [T, T] int64 (bucketed
-  // i - j) and rel_embeddings [2 * span, H] are the encoder's; undefined without relative_attention.
-  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const torch::Tensor& rel_pos,
-                        const torch::Tensor& rel_embeddings) {
+  // x [B, T, H] or packed [R, H] -> context of the same shape. `rel` is the encoder's; its tensors
+  // are undefined without relative_attention.
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const RelativePositions& rel) {
     const std::int64_t h = x.size(-1);
     const torch::Tensor q = layout.split_heads(query_proj(x), num_heads_),
                         k = layout.split_heads(key_proj(x), num_heads_),
@@ -216,7 +226,7 @@ class DisentangledSelfAttentionImpl : public nn::Module {
                                     .to(q.scalar_type());
     torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2) / scale);  // [B, N, T, T]
     if (relative_) {
-      const torch::Tensor bias = position_bias(q, k, rel_pos, pos_dropout(rel_embeddings), scale);
+      const torch::Tensor bias = position_bias(q, k, rel, pos_dropout(rel.embeddings), scale);
       if (bias.defined()) scores = scores + bias;
     }
     if (layout.mask.defined()) scores = scores.masked_fill(layout.mask.logical_not(), lowest(scores.scalar_type()));
@@ -228,36 +238,39 @@ class DisentangledSelfAttentionImpl : public nn::Module {
   nn::Dropout pos_dropout{nullptr}, dropout{nullptr};
 
  private:
-  // HF's disentangled_attention_bias: c2p[i, j] = q_i . k_pos[c2p index(i - j)] and p2c[i, j] =
-  // k_j . q_pos[p2c index(j - i)], each divided by `scale` -> [B, N, T, T], undefined when
-  // pos_att_type is empty. q, k [B, N, T, D]; rel [2 * span, H].
-  torch::Tensor position_bias(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& rel_pos,
-                              const torch::Tensor& rel, const torch::Tensor& scale) {
-    const std::int64_t n = num_heads_;
-    auto pos_heads = [&](Dense& proj) {  // [2S, H] -> [1, N, 2S, D]
-      return proj(rel).view({rel.size(0), n, -1}).transpose(0, 1).unsqueeze(0);
-    };
-    const std::vector<std::int64_t> full{q.size(0), n, q.size(2), k.size(2)};
+  // HF's disentangled_attention_bias: c2p[i, j] = q_i . k_pos[rel.c2p[i, j]] and p2c[i, j] =
+  // k_j . q_pos[rel.p2c[j, i]], each divided by `scale` -> [B, N, T, T], undefined when
+  // pos_att_type is empty. q, k [B, N, T, D]; embeddings [P, H] (rel.embeddings after dropout).
+  torch::Tensor position_bias(const torch::Tensor& q, const torch::Tensor& k, const RelativePositions& rel,
+                              const torch::Tensor& embeddings, const torch::Tensor& scale) {
+    const std::vector<std::int64_t> full{q.size(0), num_heads_, q.size(2), k.size(2)};
     torch::Tensor bias;
     if (c2p_) {
-      const torch::Tensor pos_key = pos_heads(share_att_key_ ? key_proj : pos_key_proj);
-      const torch::Tensor c2p = torch::matmul(q, pos_key.transpose(-1, -2));  // [B, N, T, 2S]
-      const torch::Tensor index = torch::clamp(rel_pos + span_, 0, 2 * span_ - 1).expand(full);
-      bias = torch::gather(c2p, /*dim=*/-1, index) / scale;
+      const torch::Tensor c2p = against_positions(q, share_att_key_ ? key_proj : pos_key_proj, embeddings);
+      bias = torch::gather(c2p, /*dim=*/-1, rel.c2p.expand(full)) / scale;
     }
     if (p2c_) {
-      const torch::Tensor pos_query = pos_heads(share_att_key_ ? query_proj : pos_query_proj);
-      const torch::Tensor p2c = torch::matmul(k, pos_query.transpose(-1, -2));  // [B, N, T(key), 2S]
-      const torch::Tensor index = torch::clamp(-rel_pos + span_, 0, 2 * span_ - 1).expand(full);
-      const torch::Tensor term = torch::gather(p2c, /*dim=*/-1, index).transpose(-1, -2) / scale;
+      const torch::Tensor p2c = against_positions(k, share_att_key_ ? query_proj : pos_query_proj, embeddings);
+      const torch::Tensor term = torch::gather(p2c, /*dim=*/-1, rel.p2c.expand(full)).transpose(-1, -2) / scale;
       bias = bias.defined() ? bias + term : term;
     }
     return bias;
   }
 
+  // a [B, N, T, D] times the projected positions per head -> [B, N, T, P].
+  torch::Tensor against_positions(const torch::Tensor& a, Dense& proj, const torch::Tensor& embeddings) {
+    const std::int64_t n = num_heads_, d = a.size(3), p = embeddings.size(0);
+    const torch::Tensor pos = proj(embeddings).view({p, n, d}).permute({1, 2, 0});  // [N, D, P]
+    // Training: HF's broadcasting matmul, so the sums run in its order (hf-train matches HF bit for bit).
+    if (is_training()) return torch::matmul(a, pos.unsqueeze(0));
+    // Inference: one product per head over every row of the batch. The broadcasting matmul copies
+    // the positions once per text first (B x N x D x P floats per call).
+    const std::int64_t b = a.size(0), t = a.size(2);
+    return torch::bmm(a.transpose(0, 1).reshape({n, b * t, d}), pos).view({n, b, t, p}).transpose(0, 1);
+  }
+
   std::int64_t num_heads_;
   bool relative_, share_att_key_, c2p_, p2c_;
-  std::int64_t span_;
 };
 TORCH_MODULE(DisentangledSelfAttention);
 
@@ -267,9 +280,8 @@ class AttentionImpl : public nn::Module {
     self_attention = register_module("self", DisentangledSelfAttention(c));
     output = register_module("output", BertResidualOutput(c, c.hidden_size));
   }
-  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const torch::Tensor& rel_pos,
-                        const torch::Tensor& rel_embeddings) {
-    return output(self_attention(x, layout, rel_pos, rel_embeddings), x);
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const RelativePositions& rel) {
+    return output(self_attention(x, layout, rel), x);
   }
 
   DisentangledSelfAttention self_attention{nullptr};
@@ -284,9 +296,8 @@ class LayerImpl : public nn::Module {
     intermediate = register_module("intermediate", BertIntermediate(c));
     output = register_module("output", BertResidualOutput(c, c.intermediate_size));
   }
-  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const torch::Tensor& rel_pos,
-                        const torch::Tensor& rel_embeddings) {
-    const torch::Tensor a = attention(x, layout, rel_pos, rel_embeddings);  // like x
+  torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const RelativePositions& rel) {
+    const torch::Tensor a = attention(x, layout, rel);  // like x
     return output(intermediate(a), a);
   }
 
@@ -309,13 +320,9 @@ class EncoderImpl : public nn::Module {
   }
   // x [B, T, H] or [R, H] -> the same shape after every layer.
   torch::Tensor forward(torch::Tensor x, const TokenLayout& layout) {
-    torch::Tensor rel_pos, rel;
-    if (relative_) {
-      const std::int64_t t = layout.packed() ? layout.length : x.size(1);
-      rel_pos = relative_positions(t, buckets_, max_relative_, x.device());  // [T, T]
-      rel = norm.is_empty() ? rel_embeddings->weight : norm(rel_embeddings->weight);  // [2S, H]
-    }
-    for (const auto& l : *layer) x = l->as<LayerImpl>()->forward(x, layout, rel_pos, rel);
+    RelativePositions rel;
+    if (relative_) rel = positions(layout.packed() ? layout.length : x.size(1), x.device());
+    for (const auto& l : *layer) x = l->as<LayerImpl>()->forward(x, layout, rel);
     return x;
   }
 
@@ -324,6 +331,22 @@ class EncoderImpl : public nn::Module {
   nn::LayerNorm norm{nullptr};  // registered as "LayerNorm"
 
  private:
+  RelativePositions positions(std::int64_t t, const torch::Device& device) {
+    const std::int64_t rows = rel_embeddings->weight.size(0);  // 2 * span
+    const torch::Tensor rel_pos = relative_positions(t, buckets_, max_relative_, device);  // [T, T]
+    RelativePositions rel{torch::clamp(rel_pos + rows / 2, 0, rows - 1), torch::clamp(-rel_pos + rows / 2, 0, rows - 1),
+                          rel_embeddings->weight};
+    if (!is_training()) {
+      const std::int64_t lo = std::min(rel.c2p.min().item<std::int64_t>(), rel.p2c.min().item<std::int64_t>());
+      const std::int64_t hi = std::max(rel.c2p.max().item<std::int64_t>(), rel.p2c.max().item<std::int64_t>());
+      rel.c2p = rel.c2p - lo;
+      rel.p2c = rel.p2c - lo;
+      rel.embeddings = rel.embeddings.slice(0, lo, hi + 1);
+    }
+    if (!norm.is_empty()) rel.embeddings = norm(rel.embeddings);  // row by row: a slice normalises alike
+    return rel;
+  }
+
   bool relative_;
   std::int64_t buckets_, max_relative_;
 };

@@ -170,6 +170,39 @@ TEST_CASE("families: a padded batch equals each text alone, and saved directorie
   }
 }
 
+TEST_CASE("families: deberta-v2 inference, on the relative positions a batch reaches, equals training's full span") {
+  // Dropout 0, so training mode computes the same function the way HF does: every row of
+  // rel_embeddings, broadcasting products. Eval mode keeps the rows the batch reaches; a wrong
+  // slice or offset changes the logits. Lengths 1 (one position), 6 and 18 (past the buckets and
+  // the clamp at max_relative_positions).
+  Json v3 = tiny("deberta-v2");
+  Json c2p_only = tiny("deberta-v2");
+  c2p_only.update({{"pos_att_type", {"c2p"}}, {"position_buckets", -1}, {"max_relative_positions", 3},
+                   {"share_att_key", false}, {"norm_rel_ebd", "none"}});
+  Json p2c_only = tiny("deberta-v2");
+  p2c_only.update({{"pos_att_type", {"p2c"}}, {"position_buckets", 8}, {"max_relative_positions", 10}});
+  for (Json config : {v3, c2p_only, p2c_only}) {
+    config.update({{"hidden_dropout_prob", 0.0}, {"attention_probs_dropout_prob", 0.0}, {"pooler_dropout", 0.0}});
+    CAPTURE(config.dump());
+    torch::manual_seed(5);
+    const auto m = ModelConfig::from_json(config, "config.json")->make_model();
+    torch::NoGradGuard no_grad;
+    // HF's N(0, 0.02) leaves the position terms ~1e-4 of a score, too faint to tell rows apart.
+    for (auto& p : m->parameters()) p.normal_(0.0, 0.5);
+    for (std::int64_t t : {1, 6, 18}) {
+      CAPTURE(t);
+      const torch::Tensor ids = torch::randint(1, 50, {3, t}, torch::kLong);
+      torch::Tensor mask = torch::ones({3, t}, torch::kLong);
+      mask[1].slice(0, (t + 1) / 2).fill_(0);  // one padded text
+      m->train();
+      const torch::Tensor full = m->forward(ids, mask);
+      m->eval();
+      const torch::Tensor reached = m->forward(ids, mask);
+      CHECK(torch::allclose(reached, full, /*rtol=*/1e-5, /*atol=*/1e-6));
+    }
+  }
+}
+
 TEST_CASE("families: deberta-v2 options decide its modules, and what hfkit lacks is refused") {
   const auto names = [](const Json& j) { return names_of(*ModelConfig::from_json(j, "config.json")->make_model()); };
   const std::string self = "deberta.encoder.layer.0.attention.self.";
