@@ -220,38 +220,64 @@ class DisentangledSelfAttentionImpl : public nn::Module {
     const torch::Tensor q = layout.split_heads(query_proj(x), num_heads_),
                         k = layout.split_heads(key_proj(x), num_heads_),
                         v = layout.split_heads(value_proj(x), num_heads_);  // [B, N, T, D]
-    // HF divides by sqrt(D * (1 + number of position terms)), a float32 tensor made on the CPU.
-    const torch::Tensor scale = torch::sqrt(torch::scalar_tensor(static_cast<double>(h / num_heads_), torch::kFloat) *
-                                            (1 + (c2p_ ? 1 : 0) + (p2c_ ? 1 : 0)))
-                                    .to(q.scalar_type());
-    torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2) / scale);  // [B, N, T, T]
-    if (relative_) {
-      const torch::Tensor bias = position_bias(q, k, rel, pos_dropout(rel.embeddings), scale);
-      if (bias.defined()) scores = scores + bias;
-    }
-    if (layout.mask.defined()) scores = scores.masked_fill(layout.mask.logical_not(), lowest(scores.scalar_type()));
-    const torch::Tensor probs = dropout(torch::softmax(scores, /*dim=*/-1));
-    return layout.merge_heads(torch::matmul(probs, v));  // [B, N, T, D] -> [R, H] or [B, T, H]
+    const torch::Tensor scale = scale_like(q, h);
+    return layout.merge_heads(attend(q, k, v, layout, rel, rel.c2p, rel.p2c, scale));  // -> [R, H] or [B, T, H]
+  }
+
+  // The context of each text's first token only (query position 0): x as above, first =
+  // layout.first(x) [B, H] -> [B, H]. Keys and values still come from every token.
+  torch::Tensor forward_first(const torch::Tensor& x, const torch::Tensor& first, const TokenLayout& layout,
+                              const RelativePositions& rel) {
+    const std::int64_t h = x.size(-1), b = first.size(0);
+    const torch::Tensor q = query_proj(first).view({b, 1, num_heads_, h / num_heads_}).transpose(1, 2);  // [B, N, 1, D]
+    const torch::Tensor k = layout.split_heads(key_proj(x), num_heads_), v = layout.split_heads(value_proj(x), num_heads_);
+    const torch::Tensor c2p = rel.c2p.defined() ? rel.c2p.slice(0, 0, 1) : rel.c2p;  // [1, T]: query 0's row
+    const torch::Tensor p2c = rel.p2c.defined() ? rel.p2c.slice(1, 0, 1) : rel.p2c;  // [T, 1]: query 0's column
+    return attend(q, k, v, layout, rel, c2p, p2c, scale_like(q, h)).transpose(1, 2).reshape({b, h});
   }
 
   Dense query_proj{nullptr}, key_proj{nullptr}, value_proj{nullptr}, pos_key_proj{nullptr}, pos_query_proj{nullptr};
   nn::Dropout pos_dropout{nullptr}, dropout{nullptr};
 
  private:
-  // HF's disentangled_attention_bias: c2p[i, j] = q_i . k_pos[rel.c2p[i, j]] and p2c[i, j] =
-  // k_j . q_pos[rel.p2c[j, i]], each divided by `scale` -> [B, N, T, T], undefined when
-  // pos_att_type is empty. q, k [B, N, T, D]; embeddings [P, H] (rel.embeddings after dropout).
-  torch::Tensor position_bias(const torch::Tensor& q, const torch::Tensor& k, const RelativePositions& rel,
-                              const torch::Tensor& embeddings, const torch::Tensor& scale) {
-    const std::vector<std::int64_t> full{q.size(0), num_heads_, q.size(2), k.size(2)};
+  // HF divides by sqrt(D * (1 + number of position terms)), a float32 tensor made on the CPU.
+  torch::Tensor scale_like(const torch::Tensor& q, std::int64_t h) const {
+    return torch::sqrt(torch::scalar_tensor(static_cast<double>(h / num_heads_), torch::kFloat) *
+                       (1 + (c2p_ ? 1 : 0) + (p2c_ ? 1 : 0)))
+        .to(q.scalar_type());
+  }
+
+  // HF's attention with the disentangled bias: q [B, N, Tq, D], k and v [B, N, T, D] -> context
+  // [B, N, Tq, D]. c2p_index [Tq, T] and p2c_index [T, Tq] are rows of rel's embeddings.
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const TokenLayout& layout,
+                       const RelativePositions& rel, const torch::Tensor& c2p_index, const torch::Tensor& p2c_index,
+                       const torch::Tensor& scale) {
+    torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2) / scale);  // [B, N, Tq, T]
+    if (relative_) {
+      const torch::Tensor bias = position_bias(q, k, pos_dropout(rel.embeddings), c2p_index, p2c_index, scale);
+      if (bias.defined()) scores = scores + bias;
+    }
+    if (layout.mask.defined()) scores = scores.masked_fill(layout.mask.logical_not(), lowest(scores.scalar_type()));
+    const torch::Tensor probs = dropout(torch::softmax(scores, /*dim=*/-1));
+    return torch::matmul(probs, v);
+  }
+
+  // HF's disentangled_attention_bias: c2p[i, j] = q_i . k_pos[c2p_index[i, j]] and p2c[i, j] =
+  // k_j . q_pos[p2c_index[j, i]], each divided by `scale` -> [B, N, Tq, T], undefined when
+  // pos_att_type is empty. embeddings [P, H]: rel.embeddings after dropout.
+  torch::Tensor position_bias(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& embeddings,
+                              const torch::Tensor& c2p_index, const torch::Tensor& p2c_index,
+                              const torch::Tensor& scale) {
+    const std::int64_t b = q.size(0), tq = q.size(2), t = k.size(2);
     torch::Tensor bias;
     if (c2p_) {
       const torch::Tensor c2p = against_positions(q, share_att_key_ ? key_proj : pos_key_proj, embeddings);
-      bias = torch::gather(c2p, /*dim=*/-1, rel.c2p.expand(full)) / scale;
+      bias = torch::gather(c2p, /*dim=*/-1, c2p_index.expand({b, num_heads_, tq, t})) / scale;
     }
     if (p2c_) {
       const torch::Tensor p2c = against_positions(k, share_att_key_ ? query_proj : pos_query_proj, embeddings);
-      const torch::Tensor term = torch::gather(p2c, /*dim=*/-1, rel.p2c.expand(full)).transpose(-1, -2) / scale;
+      const torch::Tensor term =
+          torch::gather(p2c, /*dim=*/-1, p2c_index.expand({b, num_heads_, t, tq})).transpose(-1, -2) / scale;
       bias = bias.defined() ? bias + term : term;
     }
     return bias;
@@ -283,6 +309,10 @@ class AttentionImpl : public nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const RelativePositions& rel) {
     return output(self_attention(x, layout, rel), x);
   }
+  torch::Tensor forward_first(const torch::Tensor& x, const torch::Tensor& first, const TokenLayout& layout,
+                              const RelativePositions& rel) {
+    return output(self_attention->forward_first(x, first, layout, rel), first);  // [B, H]
+  }
 
   DisentangledSelfAttention self_attention{nullptr};
   BertResidualOutput output{nullptr};
@@ -298,6 +328,11 @@ class LayerImpl : public nn::Module {
   }
   torch::Tensor forward(const torch::Tensor& x, const TokenLayout& layout, const RelativePositions& rel) {
     const torch::Tensor a = attention(x, layout, rel);  // like x
+    return output(intermediate(a), a);
+  }
+  // The layer's output at each text's first token only: [B, H].
+  torch::Tensor forward_first(const torch::Tensor& x, const TokenLayout& layout, const RelativePositions& rel) {
+    const torch::Tensor a = attention->forward_first(x, layout.first(x), layout, rel);  // [B, H]
     return output(intermediate(a), a);
   }
 
@@ -320,10 +355,21 @@ class EncoderImpl : public nn::Module {
   }
   // x [B, T, H] or [R, H] -> the same shape after every layer.
   torch::Tensor forward(torch::Tensor x, const TokenLayout& layout) {
-    RelativePositions rel;
-    if (relative_) rel = positions(layout.packed() ? layout.length : x.size(1), x.device());
+    const RelativePositions rel = positions(x, layout);
     for (const auto& l : *layer) x = l->as<LayerImpl>()->forward(x, layout, rel);
     return x;
+  }
+
+  // Each text's last hidden state at position 0, [B, H]: what ContextPooler reads. As BERT's
+  // first_tokens: in eval mode the last layer runs for that token only; training, and a batch
+  // padded at position 0, keep the full layer.
+  torch::Tensor first_tokens(torch::Tensor x, const TokenLayout& layout) {
+    if (is_training() || layer->size() == 0 || (layout.packed() && !layout.starts.defined()))
+      return layout.first(forward(std::move(x), layout));
+    const RelativePositions rel = positions(x, layout);
+    const std::size_t last = layer->size() - 1;
+    for (std::size_t i = 0; i < last; ++i) x = layer[i]->as<LayerImpl>()->forward(x, layout, rel);
+    return layer[last]->as<LayerImpl>()->forward_first(x, layout, rel);
   }
 
   nn::ModuleList layer{nullptr};
@@ -331,7 +377,10 @@ class EncoderImpl : public nn::Module {
   nn::LayerNorm norm{nullptr};  // registered as "LayerNorm"
 
  private:
-  RelativePositions positions(std::int64_t t, const torch::Device& device) {
+  RelativePositions positions(const torch::Tensor& x, const TokenLayout& layout) {
+    if (!relative_) return {};
+    const std::int64_t t = layout.packed() ? layout.length : x.size(1);
+    const torch::Device device = x.device();
     const std::int64_t rows = rel_embeddings->weight.size(0);  // 2 * span
     const torch::Tensor rel_pos = relative_positions(t, buckets_, max_relative_, device);  // [T, T]
     RelativePositions rel{torch::clamp(rel_pos + rows / 2, 0, rows - 1), torch::clamp(-rel_pos + rows / 2, 0, rows - 1),
@@ -361,21 +410,32 @@ class DebertaV2ModelImpl : public nn::Module {
   // -> every token's hidden state [B, T, H] (padding rows zero).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const torch::Tensor& token_type_ids) {
-    const std::int64_t t = input_ids.size(1);
-    // Relative attention alone would take longer inputs; the limit stays the one every tool
-    // truncates to (and absolute positions, when on, need it).
-    if (t > max_length_)
-      throw Error(ErrorKind::kDataErr,
-                  fmt::format("sequence of {} tokens is longer than max_position_embeddings {}", t, max_length_));
+    check_length(input_ids.size(1));
     const torch::Tensor types = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
     const TokenLayout layout = TokenLayout::of(attention_mask);
     return layout.unpack(encoder(embeddings(input_ids, types, layout), layout));
+  }
+  // -> each text's last hidden state at position 0 [B, H] (Encoder::first_tokens).
+  torch::Tensor first_tokens(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                             const torch::Tensor& token_type_ids) {
+    check_length(input_ids.size(1));
+    const torch::Tensor types = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
+    const TokenLayout layout = TokenLayout::of(attention_mask);
+    return encoder->first_tokens(embeddings(input_ids, types, layout), layout);
   }
 
   Embeddings embeddings{nullptr};
   Encoder encoder{nullptr};
 
  private:
+  // Relative attention alone would take longer inputs; the limit stays the one every tool
+  // truncates to (and absolute positions, when on, need it).
+  void check_length(std::int64_t t) const {
+    if (t > max_length_)
+      throw Error(ErrorKind::kDataErr,
+                  fmt::format("sequence of {} tokens is longer than max_position_embeddings {}", t, max_length_));
+  }
+
   std::int64_t max_length_;
 };
 TORCH_MODULE(DebertaV2Model);
@@ -386,10 +446,8 @@ class ContextPoolerImpl : public nn::Module {
     dense = register_module("dense", Dense(c.hidden_size, c.hidden_size));
     dropout = register_module("dropout", nn::Dropout(c.pooler_dropout));
   }
-  // [B, T, H] -> act(dense(dropout(first token))) [B, H]
-  torch::Tensor forward(const torch::Tensor& sequence) {
-    return activation_(dense(dropout(sequence.select(/*dim=*/1, /*index=*/0))));
-  }
+  // first token [B, H] -> act(dense(dropout(first))) [B, H]
+  torch::Tensor forward(const torch::Tensor& first) { return activation_(dense(dropout(first))); }
 
   Dense dense{nullptr};
   nn::Dropout dropout{nullptr};
@@ -410,7 +468,7 @@ class DebertaV2ForSequenceClassificationImpl : public SequenceClassifier {
   }
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const torch::Tensor& token_type_ids) override {
-    return classifier(dropout(pooler(deberta(input_ids, attention_mask, token_type_ids))));  // [B, L]
+    return classifier(dropout(pooler(deberta->first_tokens(input_ids, attention_mask, token_type_ids))));  // [B, L]
   }
   const ModelConfig& config() const override { return config_; }
   ModelConfig& config() override { return config_; }

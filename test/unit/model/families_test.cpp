@@ -170,10 +170,11 @@ TEST_CASE("families: a padded batch equals each text alone, and saved directorie
   }
 }
 
-TEST_CASE("families: deberta-v2 inference, on the relative positions a batch reaches, equals training's full span") {
+TEST_CASE("families: deberta-v2 inference (positions a batch reaches, first-token last layer) equals training's path") {
   // Dropout 0, so training mode computes the same function the way HF does: every row of
-  // rel_embeddings, broadcasting products. Eval mode keeps the rows the batch reaches; a wrong
-  // slice or offset changes the logits. Lengths 1 (one position), 6 and 18 (past the buckets and
+  // rel_embeddings, broadcasting products, the full last layer. Eval mode keeps the rows the batch
+  // reaches and runs the last layer for query position 0 only; a wrong slice, offset or query row
+  // changes the logits. Lengths 1 (one position), 6 and 18 (past the buckets and
   // the clamp at max_relative_positions).
   Json v3 = tiny("deberta-v2");
   Json c2p_only = tiny("deberta-v2");
