@@ -196,6 +196,20 @@ class ModernBertAttentionImpl : public nn::Module {
     const torch::Tensor context = attend(q, k, v, in.layout, num_heads_, is_training() ? dropout_p_ : 0.0);
     return out_drop(Wo(context));
   }
+  // The output at each text's first token only, [B, H]: x as above. Keys and values still come
+  // from every token; the queries of the other tokens are projected (Wqkv is one weight) but not used.
+  torch::Tensor forward_first(const torch::Tensor& x, const LayerInputs& in) {
+    std::vector<std::int64_t> shape = x.sizes().vec();
+    shape.back() = 3;
+    shape.push_back(num_heads_);
+    shape.push_back(head_dim_);
+    const torch::Tensor qkv = Wqkv(x).view(shape);
+    const torch::Tensor q = in.layout.first(in.rotary.apply(qkv.select(-3, 0)).flatten(-2));  // [B, H]
+    const torch::Tensor k = in.rotary.apply(qkv.select(-3, 1)).flatten(-2), v = qkv.select(-3, 2).flatten(-2);
+    TokenLayout first_query = in.layout;  // a sliding-window mask [., 1, T, T]: query 0's row
+    if (first_query.mask.defined() && first_query.mask.size(2) > 1) first_query.mask = first_query.mask.slice(2, 0, 1);
+    return out_drop(Wo(attend_first(q, k, v, first_query, num_heads_, is_training() ? dropout_p_ : 0.0)));
+  }
 
   Dense Wqkv{nullptr}, Wo{nullptr};
   nn::Dropout out_drop{nullptr};
@@ -242,6 +256,13 @@ class ModernBertEncoderLayerImpl : public nn::Module {
     x = x + attn(attn_norm.is_empty() ? x : attn_norm(x), global_ ? global : local);
     return x + mlp(mlp_norm(x));
   }
+  // The layer's output at each text's first token only, [B, H].
+  torch::Tensor forward_first(const torch::Tensor& x, const TokenLayout& layout, const LayerInputs& global,
+                              const LayerInputs& local) {
+    const torch::Tensor normed = attn_norm.is_empty() ? x : attn_norm(x);
+    const torch::Tensor a = layout.first(x) + attn->forward_first(normed, global_ ? global : local);  // [B, H]
+    return a + mlp(mlp_norm(a));
+  }
   bool global() const { return global_; }
 
   Norm attn_norm{nullptr}, mlp_norm{nullptr};
@@ -267,8 +288,10 @@ class ModernBertModelImpl : public nn::Module {
     final_norm = register_module("final_norm", make_norm(c));
   }
   // input_ids, attention_mask [B, T] (undefined mask: no padding) -> last hidden state [B, T, H],
-  // zero at padding. Throws Error(kDataErr) when T exceeds max_position_embeddings.
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
+  // zero at padding; with first_only, each text's state at position 0 only, [B, H]: in eval mode the
+  // last layer then runs for that token only (as BERT's first_tokens; training, and a batch padded
+  // at position 0, keep the full layer). Throws Error(kDataErr) when T exceeds max_position_embeddings.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, bool first_only = false) {
     const std::int64_t t = input_ids.size(1);
     if (t > max_positions_)
       throw Error(ErrorKind::kDataErr,
@@ -283,7 +306,12 @@ class ModernBertModelImpl : public nn::Module {
     if (half_window_ < t - 1) local.layout.mask = sliding_mask(layout, t, long_options);
 
     torch::Tensor x = embeddings(input_ids, layout);  // [B, T, H] or [R, H]
-    for (const auto& l : *layers) x = l->as<ModernBertEncoderLayerImpl>()->forward(x, global, local);
+    const bool last_first = first_only && !is_training() && !layers->is_empty() &&
+                            !(layout.packed() && !layout.starts.defined());
+    const std::size_t full = layers->size() - (last_first ? 1 : 0);
+    for (std::size_t i = 0; i < full; ++i) x = layers[i]->as<ModernBertEncoderLayerImpl>()->forward(x, global, local);
+    if (last_first) return final_norm(layers[full]->as<ModernBertEncoderLayerImpl>()->forward_first(x, layout, global, local));
+    if (first_only) return layout.first(final_norm(x));  // [B, H]
     return layout.unpack(final_norm(x));  // [B, T, H]
   }
 
@@ -342,13 +370,13 @@ class ModernBertForSequenceClassificationImpl : public SequenceClassifier {
   }
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const torch::Tensor& /*token_type_ids: none in ModernBERT*/) override {
-    const torch::Tensor h = model(input_ids, attention_mask);  // [B, T, H]
-    torch::Tensor pooled;                                      // [B, H]
+    torch::Tensor pooled;  // [B, H]
     if (config_.classifier_pooling == "mean") {
+      const torch::Tensor h = model(input_ids, attention_mask);  // [B, T, H]
       const torch::Tensor mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
       pooled = (h * mask.unsqueeze(-1)).sum(/*dim=*/1) / mask.sum(/*dim=*/1, /*keepdim=*/true);
     } else {
-      pooled = h.select(/*dim=*/1, /*index=*/0);
+      pooled = model(input_ids, attention_mask, /*first_only=*/true);
     }
     return classifier(drop(head(pooled)));  // [B, L]
   }

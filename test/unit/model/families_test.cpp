@@ -296,6 +296,31 @@ TEST_CASE("families: modernbert has no bias, no layer-0 attn_norm and no token t
   CHECK(saved["rope_parameters"]["full_attention"]["rope_theta"].get<double>() == 160000.0);
 }
 
+TEST_CASE("families: modernbert's first-token last layer (eval) equals the full layer (training), global or local") {
+  // Dropout 0: training mode runs every layer in full. Three layers end on a global one, two on a
+  // sliding-window one (global_attn_every_n_layers 2); 18 tokens reach past the +-2 window.
+  for (std::int64_t n_layers : {3, 2}) {
+    Json config = tiny("modernbert");
+    config["num_hidden_layers"] = n_layers;
+    CAPTURE(n_layers);
+    torch::manual_seed(3);
+    const auto m = ModelConfig::from_json(config, "config.json")->make_model();
+    torch::NoGradGuard no_grad;
+    for (auto& p : m->parameters()) p.normal_(0.0, 0.5);  // HF's 0.02 leaves attention nearly uniform
+    for (std::int64_t t : {1, 6, 18}) {
+      CAPTURE(t);
+      const torch::Tensor ids = torch::randint(1, 50, {3, t}, torch::kLong);
+      torch::Tensor mask = torch::ones({3, t}, torch::kLong);
+      mask[1].slice(0, (t + 1) / 2).fill_(0);  // one padded text
+      m->train();
+      const torch::Tensor full = m->forward(ids, mask);
+      m->eval();
+      const torch::Tensor first = m->forward(ids, mask);
+      CHECK(torch::allclose(first, full, /*rtol=*/1e-5, /*atol=*/1e-5));
+    }
+  }
+}
+
 TEST_CASE("families: modernbert's sliding window is what changes its local layers") {
   // One set of weights under three configs, on a 7-token text: a window of +-6 covers it, so the
   // local layers equal global ones; a window of +-2 must change the logits.
