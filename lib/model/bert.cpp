@@ -147,10 +147,7 @@ torch::Tensor BertEncoderImpl::forward(torch::Tensor x, const TokenLayout& layou
 }
 
 torch::Tensor BertEncoderImpl::first_tokens(torch::Tensor x, const TokenLayout& layout) {
-  // Training keeps the full last layer: hf-train's updates are compared bit for bit with HF's, and
-  // dropout draws its masks over every row. So does a batch padded at position 0 (not hfkit's own).
-  if (is_training() || layer->size() == 0 || (layout.packed() && !layout.starts.defined()))
-    return layout.first(forward(std::move(x), layout));
+  if (!last_layer_first_only(*this, layer->size(), layout)) return layout.first(forward(std::move(x), layout));
   const std::size_t last = layer->size() - 1;
   for (std::size_t i = 0; i < last; ++i) x = layer[i]->as<BertLayerImpl>()->forward(x, layout);
   return layer[last]->as<BertLayerImpl>()->forward_first(x, layout);  // [B, H]

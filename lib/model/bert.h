@@ -63,6 +63,8 @@ struct TokenLayout {
   torch::Tensor unpack(const torch::Tensor& x) const;
   // x [R, H] or [B, T, H] -> [B, H]: each text's position 0 (the classifier's token).
   torch::Tensor first(const torch::Tensor& x) const;
+  // Whether every text's position 0 is a real token (no left padding).
+  bool first_is_real() const { return !packed() || starts.defined(); }
   // Rows of this layout's shape ([R, H] packed, or [B, T, H]) -> [B, N, T, D] attention heads;
   // packed rows are scattered into a zero-padded [B * T, H] first.
   torch::Tensor split_heads(const torch::Tensor& y, std::int64_t num_heads) const;
@@ -79,6 +81,14 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 // as above.
 torch::Tensor attend_first(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                            const TokenLayout& layout, std::int64_t num_heads, double dropout_p);
+
+// Whether an encoder of `layers` layers may run its last one for each text's first token only
+// (what the classification heads read). Not while training: hf-train's updates are compared bit for
+// bit with HF's, and dropout draws its masks over every row. Not when a text is padded at position 0
+// (not hfkit's own batches): its first row is not its first token.
+inline bool last_layer_first_only(const torch::nn::Module& encoder, std::size_t layers, const TokenLayout& layout) {
+  return !encoder.is_training() && layers > 0 && layout.first_is_real();
+}
 
 class BertEmbeddingsImpl : public torch::nn::Module {
  public:

@@ -361,11 +361,9 @@ class EncoderImpl : public nn::Module {
   }
 
   // Each text's last hidden state at position 0, [B, H]: what ContextPooler reads. As BERT's
-  // first_tokens: in eval mode the last layer runs for that token only; training, and a batch
-  // padded at position 0, keep the full layer.
+  // first_tokens, the last layer runs for that token only where last_layer_first_only allows.
   torch::Tensor first_tokens(torch::Tensor x, const TokenLayout& layout) {
-    if (is_training() || layer->size() == 0 || (layout.packed() && !layout.starts.defined()))
-      return layout.first(forward(std::move(x), layout));
+    if (!last_layer_first_only(*this, layer->size(), layout)) return layout.first(forward(std::move(x), layout));
     const RelativePositions rel = positions(x, layout);
     const std::size_t last = layer->size() - 1;
     for (std::size_t i = 0; i < last; ++i) x = layer[i]->as<LayerImpl>()->forward(x, layout, rel);
@@ -386,8 +384,10 @@ class EncoderImpl : public nn::Module {
     RelativePositions rel{torch::clamp(rel_pos + rows / 2, 0, rows - 1), torch::clamp(-rel_pos + rows / 2, 0, rows - 1),
                           rel_embeddings->weight};
     if (!is_training()) {
-      const std::int64_t lo = std::min(rel.c2p.min().item<std::int64_t>(), rel.p2c.min().item<std::int64_t>());
-      const std::int64_t hi = std::max(rel.c2p.max().item<std::int64_t>(), rel.p2c.max().item<std::int64_t>());
+      // One read back (one sync on CUDA): [min, max] of both index sets.
+      const auto [lo_t, hi_t] = torch::aminmax(torch::cat({rel.c2p.flatten(), rel.p2c.flatten()}));
+      const torch::Tensor range = torch::stack({lo_t, hi_t}).cpu();
+      const std::int64_t lo = range[0].item<std::int64_t>(), hi = range[1].item<std::int64_t>();
       rel.c2p = rel.c2p - lo;
       rel.p2c = rel.p2c - lo;
       rel.embeddings = rel.embeddings.slice(0, lo, hi + 1);
@@ -410,18 +410,14 @@ class DebertaV2ModelImpl : public nn::Module {
   // -> every token's hidden state [B, T, H] (padding rows zero).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                         const torch::Tensor& token_type_ids) {
-    check_length(input_ids.size(1));
-    const torch::Tensor types = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
     const TokenLayout layout = TokenLayout::of(attention_mask);
-    return layout.unpack(encoder(embeddings(input_ids, types, layout), layout));
+    return layout.unpack(encoder(embed(input_ids, token_type_ids, layout), layout));
   }
   // -> each text's last hidden state at position 0 [B, H] (Encoder::first_tokens).
   torch::Tensor first_tokens(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                              const torch::Tensor& token_type_ids) {
-    check_length(input_ids.size(1));
-    const torch::Tensor types = token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids);
     const TokenLayout layout = TokenLayout::of(attention_mask);
-    return encoder->first_tokens(embeddings(input_ids, types, layout), layout);
+    return encoder->first_tokens(embed(input_ids, token_type_ids, layout), layout);
   }
 
   Embeddings embeddings{nullptr};
@@ -430,10 +426,12 @@ class DebertaV2ModelImpl : public nn::Module {
  private:
   // Relative attention alone would take longer inputs; the limit stays the one every tool
   // truncates to (and absolute positions, when on, need it).
-  void check_length(std::int64_t t) const {
+  torch::Tensor embed(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids, const TokenLayout& layout) {
+    const std::int64_t t = input_ids.size(1);
     if (t > max_length_)
       throw Error(ErrorKind::kDataErr,
                   fmt::format("sequence of {} tokens is longer than max_position_embeddings {}", t, max_length_));
+    return embeddings(input_ids, token_type_ids.defined() ? token_type_ids : torch::zeros_like(input_ids), layout);
   }
 
   std::int64_t max_length_;

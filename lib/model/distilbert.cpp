@@ -158,11 +158,10 @@ class TransformerImpl : public nn::Module {
     for (const auto& l : *layer) x = l->as<TransformerBlockImpl>()->forward(x, layout);
     return x;
   }
-  // The first tokens' last hidden state [B, H]; in eval mode the last block runs for them only (as
-  // BertEncoder::first_tokens).
+  // The first tokens' last hidden state [B, H]; the last block runs for them only where
+  // last_layer_first_only allows (as BertEncoder::first_tokens).
   torch::Tensor first_tokens(torch::Tensor x, const TokenLayout& layout) {
-    if (is_training() || layer->size() == 0 || (layout.packed() && !layout.starts.defined()))
-      return layout.first(forward(std::move(x), layout));
+    if (!last_layer_first_only(*this, layer->size(), layout)) return layout.first(forward(std::move(x), layout));
     const std::size_t last = layer->size() - 1;
     for (std::size_t i = 0; i < last; ++i) x = layer[i]->as<TransformerBlockImpl>()->forward(x, layout);
     return layer[last]->as<TransformerBlockImpl>()->forward_first(x, layout);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "core/error.h"
 #include "model/families.h"
@@ -182,39 +183,35 @@ class ModernBertAttentionImpl : public nn::Module {
   }
   // x [B, T, H] or packed [R, H] -> the same shape.
   torch::Tensor forward(const torch::Tensor& x, const LayerInputs& in) {
-    std::vector<std::int64_t> shape = x.sizes().vec();
-    shape.back() = 3;
-    shape.push_back(num_heads_);
-    shape.push_back(head_dim_);
-    const torch::Tensor qkv = Wqkv(x).view(shape);  // [..., 3, N, D]: all heads' q, then k, then v
-    const auto rows = [&](const torch::Tensor& y) {  // [..., N, D] -> [..., H]
-      return y.flatten(/*start_dim=*/-2);
-    };
-    const torch::Tensor q = rows(in.rotary.apply(qkv.select(-3, 0)));
-    const torch::Tensor k = rows(in.rotary.apply(qkv.select(-3, 1)));
-    const torch::Tensor v = rows(qkv.select(-3, 2));
+    const auto [q, k, v] = project(x, in);
     const torch::Tensor context = attend(q, k, v, in.layout, num_heads_, is_training() ? dropout_p_ : 0.0);
     return out_drop(Wo(context));
   }
   // The output at each text's first token only, [B, H]: x as above. Keys and values still come
   // from every token; the queries of the other tokens are projected (Wqkv is one weight) but not used.
   torch::Tensor forward_first(const torch::Tensor& x, const LayerInputs& in) {
-    std::vector<std::int64_t> shape = x.sizes().vec();
-    shape.back() = 3;
-    shape.push_back(num_heads_);
-    shape.push_back(head_dim_);
-    const torch::Tensor qkv = Wqkv(x).view(shape);
-    const torch::Tensor q = in.layout.first(in.rotary.apply(qkv.select(-3, 0)).flatten(-2));  // [B, H]
-    const torch::Tensor k = in.rotary.apply(qkv.select(-3, 1)).flatten(-2), v = qkv.select(-3, 2).flatten(-2);
+    const auto [q, k, v] = project(x, in);
     TokenLayout first_query = in.layout;  // a sliding-window mask [., 1, T, T]: query 0's row
     if (first_query.mask.defined() && first_query.mask.size(2) > 1) first_query.mask = first_query.mask.slice(2, 0, 1);
-    return out_drop(Wo(attend_first(q, k, v, first_query, num_heads_, is_training() ? dropout_p_ : 0.0)));
+    return out_drop(
+        Wo(attend_first(in.layout.first(q), k, v, first_query, num_heads_, is_training() ? dropout_p_ : 0.0)));
   }
 
   Dense Wqkv{nullptr}, Wo{nullptr};
   nn::Dropout out_drop{nullptr};
 
  private:
+  // x -> q, k (rotated) and v, each of x's shape [..., H].
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> project(const torch::Tensor& x, const LayerInputs& in) {
+    std::vector<std::int64_t> shape = x.sizes().vec();
+    shape.back() = 3;
+    shape.push_back(num_heads_);
+    shape.push_back(head_dim_);
+    const torch::Tensor qkv = Wqkv(x).view(shape);  // [..., 3, N, D]: all heads' q, then k, then v
+    return {in.rotary.apply(qkv.select(-3, 0)).flatten(-2), in.rotary.apply(qkv.select(-3, 1)).flatten(-2),
+            qkv.select(-3, 2).flatten(-2)};
+  }
+
   std::int64_t num_heads_, head_dim_;
   double dropout_p_;
 };
@@ -288,9 +285,9 @@ class ModernBertModelImpl : public nn::Module {
     final_norm = register_module("final_norm", make_norm(c));
   }
   // input_ids, attention_mask [B, T] (undefined mask: no padding) -> last hidden state [B, T, H],
-  // zero at padding; with first_only, each text's state at position 0 only, [B, H]: in eval mode the
-  // last layer then runs for that token only (as BERT's first_tokens; training, and a batch padded
-  // at position 0, keep the full layer). Throws Error(kDataErr) when T exceeds max_position_embeddings.
+  // zero at padding; with first_only, each text's state at position 0 only, [B, H], the last layer
+  // run for that token only where last_layer_first_only allows. Throws Error(kDataErr) when T exceeds
+  // max_position_embeddings.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, bool first_only = false) {
     const std::int64_t t = input_ids.size(1);
     if (t > max_positions_)
@@ -306,8 +303,7 @@ class ModernBertModelImpl : public nn::Module {
     if (half_window_ < t - 1) local.layout.mask = sliding_mask(layout, t, long_options);
 
     torch::Tensor x = embeddings(input_ids, layout);  // [B, T, H] or [R, H]
-    const bool last_first = first_only && !is_training() && !layers->is_empty() &&
-                            !(layout.packed() && !layout.starts.defined());
+    const bool last_first = first_only && last_layer_first_only(*this, layers->size(), layout);
     const std::size_t full = layers->size() - (last_first ? 1 : 0);
     for (std::size_t i = 0; i < full; ++i) x = layers[i]->as<ModernBertEncoderLayerImpl>()->forward(x, global, local);
     if (last_first) return final_norm(layers[full]->as<ModernBertEncoderLayerImpl>()->forward_first(x, layout, global, local));
