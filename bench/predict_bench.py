@@ -215,20 +215,21 @@ def peak_rss_mib(cmd, env):
     return out, err, wall, usage.ru_maxrss / 1024
 
 
-KERNEL_CODE = """
+LINEAR_CODE = """
 import json, sys, time, warnings, torch
-threads, m, h, i = (int(a) for a in sys.argv[1:5])
+threads, shapes, int8 = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3] == "int8"
 torch.set_num_threads(threads)
 warnings.filterwarnings("ignore")  # quantized tensor creation is deprecated; the packed weight is what counts
 rates = {}
-for k, n in ((h, h), (h, i), (i, h)):  # q/k/v and attention output, feed-forward in, feed-forward out
+for m, k, n in shapes:
     x, w, b = torch.randn(m, k), torch.randn(n, k), torch.randn(n)
-    # hf-predict's weight scheme (lib/model/dense.cpp): symmetric per output row in [-63, 63].
-    q = torch.quantize_per_channel(w, (w.abs().amax(1) / 63).double(), torch.zeros(n, dtype=torch.long), 0,
-                                   torch.qint8)
-    packed = torch.ops.quantized.linear_prepack(q, b)
-    sides = {"fp32": lambda: torch.nn.functional.linear(x, w, b),
-             "int8": lambda: torch.ops.quantized.linear_dynamic(x, packed, False)}
+    sides = {"fp32": lambda: torch.nn.functional.linear(x, w, b)}
+    if int8:
+        # hf-predict's weight scheme (lib/model/dense.cpp): symmetric per output row in [-63, 63].
+        q = torch.quantize_per_channel(w, (w.abs().amax(1) / 63).double(), torch.zeros(n, dtype=torch.long), 0,
+                                       torch.qint8)
+        packed = torch.ops.quantized.linear_prepack(q, b)
+        sides["int8"] = lambda: torch.ops.quantized.linear_dynamic(x, packed, False)
     best = {s: float("inf") for s in sides}
     for _ in range(3):
         for s, f in sides.items():
@@ -241,6 +242,15 @@ for k, n in ((h, h), (h, i), (i, h)):  # q/k/v and attention output, feed-forwar
     rates[f"{m}x{k}x{n}"] = {s: 2 * m * k * n / t / 1e9 for s, t in best.items()}
 print(json.dumps(rates))
 """
+
+
+def time_linears(shapes, threads, int8=False):
+    """The best rate of torch's fp32 linear (MKL, GFLOP/s) and, with int8, of quantized::linear_dynamic
+    (fbgemm with hf-predict's weight scheme, GOP/s) on each (rows, in, out) shape, on `threads`
+    threads, in a process of its own: {"MxKxN": {"fp32": rate, "int8": rate}}."""
+    p = subprocess.run([sys.executable, "-c", LINEAR_CODE, str(threads), json.dumps(shapes), "int8" if int8 else "fp32"],
+                       capture_output=True, text=True, check=True)
+    return json.loads(p.stdout)
 
 
 def int8_ceiling(model, tokens_per_batch, threads, work):
@@ -261,9 +271,9 @@ def int8_ceiling(model, tokens_per_batch, threads, work):
     peak = json.loads(subprocess.run([exe], capture_output=True, text=True, check=True).stdout)
     with open(os.path.join(model, "config.json"), encoding="utf-8") as f:
         c = json.load(f)
-    p = subprocess.run([sys.executable, "-c", KERNEL_CODE, str(threads), str(round(tokens_per_batch)),
-                        str(c["hidden_size"]), str(c["intermediate_size"])], capture_output=True, text=True, check=True)
-    kernels = json.loads(p.stdout)
+    m, h, i = round(tokens_per_batch), c["hidden_size"], c["intermediate_size"]
+    # q/k/v and attention output, feed-forward in, feed-forward out
+    kernels = time_linears([(m, h, h), (m, h, i), (m, i, h)], threads, int8=True)
     # A layer's Linear time: four h x h products (q, k, v, output) and one of each feed-forward shape.
     def layer_seconds(side):
         total = 0.0

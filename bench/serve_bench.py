@@ -34,6 +34,9 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from predict_bench import time_linears  # noqa: E402
+
 SHORT_TEXTS = 64        # reviews benched (amazon.jsonl lines 0..63)
 HEAD_TRAIN = (200, 600)  # amazon.jsonl lines the head is fitted on (disjoint from the benched ones)
 LONG_TEXTS = 8
@@ -201,26 +204,6 @@ def start_servers(args, model, bin_dir):
     return servers
 
 
-CEILING_CODE = """
-import json, sys, time, torch
-threads, h, i, m = (int(a) for a in sys.argv[1:5])
-torch.set_num_threads(threads)
-best = {}
-for k, n in ((h, 3 * h), (h, h), (h, i), (i, h)):
-    for rows in (m, 8 * m):  # one text, and eight batched
-        x, w, b = torch.randn(rows, k), torch.randn(n, k), torch.randn(n)
-        for _ in range(3):
-            torch.nn.functional.linear(x, w, b)
-        runs = []
-        for _ in range(10):
-            t0 = time.perf_counter()
-            torch.nn.functional.linear(x, w, b)
-            runs.append(time.perf_counter() - t0)
-        best[f"{rows}x{k}x{n}"] = 2 * rows * k * n / min(runs) / 1e9
-print(json.dumps(best))
-"""
-
-
 def compute_ceiling(model, long, threads):
     """What the encoder's matrix products cost on this machine, to bound any fp32 server on long texts:
     FLOPs per long request (every layer's projections, feed-forward and attention products over the
@@ -242,9 +225,9 @@ def compute_ceiling(model, long, threads):
     last = lambda t: 2 * t * 2 * h * h + 2 * (2 * h * h + 2 * h * i) + 4 * t * h
     full = [layers * layer(t) for t in lengths]
     least = [(layers - 1) * layer(t) + last(t) for t in lengths]
-    p = subprocess.run([sys.executable, "-c", CEILING_CODE, str(threads), str(h), str(i), str(max(lengths))],
-                       capture_output=True, text=True, check=True)
-    gemm = json.loads(p.stdout)
+    m = max(lengths)
+    shapes = [(rows, k, n) for k, n in ((h, 3 * h), (h, h), (h, i), (i, h)) for rows in (m, 8 * m)]  # 1 text, 8
+    gemm = {shape: r["fp32"] for shape, r in time_linears(shapes, threads).items()}
     return {"tokens_per_request": sum(lengths) / len(lengths),
             "gflop_per_request": {"python": sum(full) / len(full) / 1e9, "hfkit": sum(least) / len(least) / 1e9},
             "gemm_gflops": gemm, "gemm_gflops_best": max(gemm.values())}
