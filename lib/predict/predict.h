@@ -31,6 +31,13 @@ struct PredictorOptions {
   // > 0: torch's intra-op threads (a process-wide setting) and the tokenizer pool's size.
   // 0: every core for both.
   int threads = 0;
+  // CPU only: how many batches run at once, each on threads / parallel_batches of torch's threads.
+  // Small GEMMs on one core each waste less in thread hand-offs than one batch split over every
+  // core (bench/README.md: +10% on 2 cores), at the cost of that many batches' activations in
+  // memory and a longer wait for each batch. 0: auto, the largest divisor of the thread count up to
+  // 4 (so on 2 cores, 2 batches of one thread each). 1: one batch at a time over every thread
+  // (a server's setting: it waits on each batch). Must divide the thread count.
+  int parallel_batches = 0;
   // Multi-label decision thresholds: "0.5" for every label, or "a=0.3,b=0.7" per label, or both
   // ("0.4,a=0.3": a bare number is the default). Empty: 0.5. Only multi-label models take one.
   std::string threshold;

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <numeric>
 
+#include <ATen/Parallel.h>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "core/signals.h"
@@ -23,6 +25,7 @@ namespace {
 
 constexpr float kDefaultThreshold = 0.5f;  // multi-label decision threshold when none is given
 constexpr std::size_t kMinGrain = 16;      // texts per tokenizer task: below, threads cost more than they save
+constexpr int kMaxAutoParallelBatches = 4;  // beyond, the activations held at once outgrow what the threads win
 
 // HF's reading of the head: problem_type when set, else regression for one label, else softmax.
 Task task_of(const model::ModelConfig& c) {
@@ -42,6 +45,25 @@ float parse_probability(std::string_view s, std::string_view part) {
   if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !(v >= 0.0f && v <= 1.0f))
     throw Error(ErrorKind::kUsage, fmt::format("--threshold: '{}': expected a number in [0, 1]", part));
   return v;
+}
+
+// --parallel-batches -> batches run at once: 1 on a GPU, whose one stream orders the batches
+// anyway (--device cuda with more is refused up front; auto on a GPU just logs it).
+int resolve_parallel_batches(int asked, int threads, bool cpu) {
+  if (!cpu) {
+    if (asked > 1) log::info("--parallel-batches {}: batches run one at a time on a GPU", asked);
+    return 1;
+  }
+  if (asked == 0) {
+    int p = std::min(threads, kMaxAutoParallelBatches);
+    while (threads % p != 0) --p;
+    return p;
+  }
+  if (threads % asked != 0)
+    throw Error(ErrorKind::kUsage,
+                fmt::format("--parallel-batches {} must divide the thread count ({}): each batch gets an equal share",
+                            asked, threads));
+  return asked;
 }
 
 }  // namespace
@@ -110,11 +132,15 @@ struct Predictor::Impl {
   std::int32_t pad_id = 0;
   std::unique_ptr<ThreadPool> pool;
   mutable std::mutex pool_mu;  // ThreadPool::parallel_for is not reentrant
+  std::unique_ptr<ThreadPool> batch_pool;  // --parallel-batches > 1: one worker per batch in flight
+  mutable std::mutex batch_pool_mu;
 
   Impl(tokenizer::Tokenizer t) : tok(std::move(t)) {}
   std::vector<tokenizer::Encoding> encode(std::span<const std::string_view> texts,
                                           std::span<const std::string_view> pairs,
                                           std::vector<Prediction>& out) const;
+  void run_batches(const std::vector<std::size_t>& order, const std::vector<tokenizer::Encoding>& enc,
+                   bool with_types, std::vector<Prediction>& out) const;
   void run_batch(std::span<const std::size_t> rows, const std::vector<tokenizer::Encoding>& enc, bool with_types,
                  std::vector<Prediction>& out) const;
   void decode(const float* logits, std::int64_t num_labels, Prediction& p) const;
@@ -130,6 +156,11 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
     throw Error(ErrorKind::kConfig,
                 fmt::format("--quantize int8 runs on the CPU only (fbgemm kernels), not --device {}", o.device));
   if (int8 && o.device == "auto") log::info("--quantize int8: running on the CPU");
+  if (o.parallel_batches < 0) throw Error(ErrorKind::kUsage, "--parallel-batches must be 0 (auto) or more");
+  if (o.parallel_batches > 1 && o.device.starts_with("cuda"))
+    throw Error(ErrorKind::kUsage, fmt::format("--parallel-batches {} runs batches side by side on CPU cores, not "
+                                               "--device {}: use 0 or 1",
+                                               o.parallel_batches, o.device));
   const model::DeviceSetup dev = model::resolve_device(int8 && o.device == "auto" ? "cpu" : o.device);
   const torch::ScalarType dtype = resolve_dtype(o.dtype, dev, int8);
   // The tokenizer first: it is quick, and a directory without one fails before the weights load.
@@ -166,10 +197,18 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   }
   // The pool caps its own size (with a warning); torch gets the same bound.
   m.pool = std::make_unique<ThreadPool>(o.threads);
-  if (o.threads > 0) torch::set_num_threads(m.pool->size());
-  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} threads, quantize {}, dtype {}",
-             c.num_labels(), m.encode_options.max_length, m.batch_size, dev.device.str(), torch::get_num_threads(),
-             model::to_string(quantization), c10::toString(dtype));
+  const int parallel = resolve_parallel_batches(o.parallel_batches, m.pool->size(), dev.device == torch::kCPU);
+  if (parallel > 1) {
+    // Every batch worker applies torch's (process-wide) count to itself: at::init_num_threads.
+    torch::set_num_threads(m.pool->size() / parallel);
+    m.batch_pool = std::make_unique<ThreadPool>(parallel);
+  } else if (o.threads > 0) {
+    torch::set_num_threads(m.pool->size());
+  }
+  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} batches at once of {} threads, quantize {}, "
+             "dtype {}",
+             c.num_labels(), m.encode_options.max_length, m.batch_size, dev.device.str(), parallel,
+             torch::get_num_threads(), model::to_string(quantization), c10::toString(dtype));
 }
 
 Predictor::~Predictor() = default;
@@ -295,12 +334,32 @@ std::vector<Prediction> Predictor::predict(std::span<const std::string_view> tex
     if (out[i].error.empty()) order.push_back(i);
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return enc[a].length > enc[b].length; });
-  for (std::size_t start = 0; start < order.size(); start += m.batch_size) {
-    if (m.stop_on_signal) check_stop();  // a window holds many batches: stop between them, not after all
-    const std::size_t n = std::min(m.batch_size, order.size() - start);
-    m.run_batch(std::span<const std::size_t>(order).subspan(start, n), enc, !pairs.empty(), out);
-  }
+  m.run_batches(order, enc, !pairs.empty(), out);
   return out;
+}
+
+void Predictor::Impl::run_batches(const std::vector<std::size_t>& order, const std::vector<tokenizer::Encoding>& enc,
+                                  bool with_types, std::vector<Prediction>& out) const {
+  const std::size_t batches = (order.size() + batch_size - 1) / batch_size;
+  auto run = [&](std::size_t first, std::size_t last) {
+    for (std::size_t k = first; k < last; ++k) {
+      if (stop_on_signal) check_stop();  // a window holds many batches: stop between them, not after all
+      const std::size_t start = k * batch_size;
+      const std::size_t n = std::min(batch_size, order.size() - start);
+      run_batch(std::span<const std::size_t>(order).subspan(start, n), enc, with_types, out);
+    }
+  };
+  // Batches write disjoint rows of `out`. A concurrent caller finds the pool busy and runs its
+  // batches one after the other on its own thread.
+  std::unique_lock<std::mutex> lock(batch_pool_mu, std::try_to_lock);
+  if (batch_pool && lock.owns_lock() && batches > 1) {
+    batch_pool->parallel_for(batches, 1, [&](std::size_t first, std::size_t last) {
+      at::init_num_threads();  // OpenMP's thread count is per thread: a new worker starts at every core
+      run(first, last);
+    });
+  } else {
+    run(0, batches);
+  }
 }
 
 }  // namespace hf::predict

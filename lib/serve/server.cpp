@@ -558,6 +558,8 @@ Outcome run_server(const ServeOptions& o) {
     predict::PredictorOptions po = o.batch.predictor;
     po.batch_size = o.max_batch_size;
     po.stop_on_signal = false;  // SIGTERM drains: accepted requests are answered
+    // The batcher's one inference thread hands the predictor one batch at a time: all threads on it.
+    po.parallel_batches = 1;
     service.predictor = std::make_unique<predict::Predictor>(dir, po);
     const double load = std::chrono::duration<double>(Clock::now() - start).count();
     service.metrics.model_loaded(load);

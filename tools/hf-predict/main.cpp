@@ -42,6 +42,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("-t,--threads", p.threads, "Threads for tokenization and torch (0 = all cores)")
       ->envname("HFKIT_THREADS");
+  app.add_option("--parallel-batches", p.parallel_batches,
+                 "CPU: batches run at once, each on an equal share of the threads (0 = auto: up to 4; 1 = one "
+                 "batch over every thread)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-length", p.max_length,
                  "Truncate texts to this many tokens incl. special tokens (0 = the model's max_position_embeddings)");
   app.add_option("--prediction-field", o.prediction_field,

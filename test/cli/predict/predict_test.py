@@ -156,12 +156,16 @@ def test_minilm_matches_transformers():
 
 
 def test_tiny_random_matches_transformers_across_windows_and_batches():
-    # 6000 records: several read windows; odd batch size; truncation to 16 tokens.
+    # 6000 records: several read windows; odd batch size; truncation to 16 tokens. Two threads run
+    # two batches at once by default (--parallel-batches 0); 1 runs one batch over both threads.
     records = [dict(r, id=i) for i, r in enumerate(sentiment() * 3)]
-    outputs = predict("tiny", records, "--batch-size", "7", "--threads", "2", "--max-length", "16")
-    check_passthrough(records, outputs, ["prediction", "score"])
-    assert [o["id"] for o in outputs] == list(range(len(records)))
-    check_single_label("tiny", records, outputs, hf_logits("tiny", [r["text"] for r in records], max_length=16), False)
+    logits = hf_logits("tiny", [r["text"] for r in records], max_length=16)
+    for parallel in ("0", "1"):
+        outputs = predict("tiny", records, "--batch-size", "7", "--threads", "2", "--max-length", "16",
+                          "--parallel-batches", parallel)
+        check_passthrough(records, outputs, ["prediction", "score"])
+        assert [o["id"] for o in outputs] == list(range(len(records)))
+        check_single_label("tiny", records, outputs, logits, False)
 
 
 def test_multi_label_sigmoid_and_thresholds():
@@ -330,6 +334,10 @@ def test_bad_input_and_exit_codes():
                      input=good + "\n")
         expect_error([PREDICT, "--model", tiny, "--device", "tpu"], 64, "--device", input=good + "\n")
         expect_error([PREDICT, "--model", tiny, "--batch-size", "0"], 64, input=good + "\n")
+        expect_error([PREDICT, "--model", tiny, "--threads", "2", "--parallel-batches", "3"], 64,
+                     "--parallel-batches 3 must divide the thread count (2)", input=good + "\n")
+        expect_error([PREDICT, "--model", tiny, "--device", "cuda", "--parallel-batches", "2"], 64,
+                     "not --device cuda", input=good + "\n")
         expect_error([PREDICT, "--model", tiny, "--format", "csv"], 64, input=good + "\n")
         expect_error([PREDICT, "--model", tiny, "--no-such-flag"], 64, input=good + "\n")
         expect_error([PREDICT, "--input", missing], 64, "--model")

@@ -4,6 +4,8 @@
 #include <cfloat>
 #include <cmath>
 #include <fstream>
+#include <thread>
+#include <utility>
 
 #include "core/error.h"
 #include "model/bert.h"
@@ -111,6 +113,76 @@ TEST_CASE("predict: softmax head, in input order whatever the batch size") {
   }
 }
 
+TEST_CASE("predict: batches in parallel give the answers of one at a time, in input order") {
+  hf::test::TempDir dir;
+  make_model(dir.path(), {"neg", "pos", "mixed"}, nullptr);
+  // One text that cannot be tokenized (invalid UTF-8) keeps its error in its own row.
+  std::vector<std::string_view> texts(kTexts.begin(), kTexts.end());
+  texts.insert(texts.begin() + 2, "\xff\xfe");
+  hf::predict::PredictorOptions one;
+  one.batch_size = 1;
+  one.threads = 1;
+  const auto want = Predictor(dir.path(), one).predict(texts);
+  REQUIRE(!want[2].error.empty());
+  struct Case { int threads, parallel; std::size_t batch; };
+  for (const Case c : {Case{2, 2, 1}, Case{4, 4, 1}, Case{4, 2, 2}, Case{4, 0, 1}, Case{3, 3, 3}}) {
+    CAPTURE(c.threads);
+    CAPTURE(c.parallel);
+    CAPTURE(c.batch);
+    hf::predict::PredictorOptions o;
+    o.batch_size = c.batch;
+    o.threads = c.threads;
+    o.parallel_batches = c.parallel;
+    const Predictor p(dir.path(), o);
+    // Two callers at once (as server threads would): the second runs its batches on its own thread.
+    std::vector<hf::predict::Prediction> other;
+    std::thread t([&] { other = p.predict(texts); });
+    const auto got = p.predict(texts);
+    t.join();
+    for (const std::vector<hf::predict::Prediction>* preds : {&got, &std::as_const(other)}) {
+      REQUIRE(preds->size() == want.size());
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        CAPTURE(i);
+        CHECK((*preds)[i].error == want[i].error);
+        CHECK((*preds)[i].label == want[i].label);
+        CHECK((*preds)[i].tokens == want[i].tokens);
+        REQUIRE((*preds)[i].scores.size() == want[i].scores.size());
+        for (std::size_t j = 0; j < want[i].scores.size(); ++j)
+          CHECK((*preds)[i].scores[j] == doctest::Approx(want[i].scores[j]).epsilon(1e-6));
+      }
+    }
+  }
+}
+
+TEST_CASE("predict: --parallel-batches must divide the threads and stays off a CUDA device") {
+  hf::test::TempDir dir;
+  make_model(dir.path(), {"neg", "pos"}, nullptr);
+  auto refused = [&](int threads, int parallel, const char* device, const char* says) {
+    CAPTURE(threads);
+    CAPTURE(parallel);
+    hf::predict::PredictorOptions o;
+    o.threads = threads;
+    o.parallel_batches = parallel;
+    o.device = device;
+    try {
+      Predictor p(dir.path(), o);
+      FAIL("expected an error");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kUsage);
+      CHECK(std::string(e.what()).find(says) != std::string::npos);
+    }
+  };
+  refused(4, 3, "cpu", "must divide the thread count (4)");
+  refused(2, 4, "cpu", "must divide the thread count (2)");
+  refused(2, -1, "cpu", "0 (auto) or more");
+  refused(2, 2, "cuda", "not --device cuda");
+  hf::predict::PredictorOptions fine;
+  fine.threads = 2;
+  fine.parallel_batches = 1;
+  fine.device = "cpu";
+  CHECK_NOTHROW(Predictor(dir.path(), fine));
+}
+
 TEST_CASE("predict: sigmoid head with per-label thresholds") {
   hf::test::TempDir dir;
   make_model(dir.path(), {"a", "b", "c"}, "multi_label_classification");
@@ -173,12 +245,20 @@ TEST_CASE("predict: NaN weights are refused at load, non-finite outputs at run t
     param(m, "classifier.weight").fill_(FLT_MAX);
     param(m, "classifier.bias").fill_(FLT_MAX);
   });
-  const Predictor p(inf_dir.path(), {});
-  try {
-    (void)p.predict(kTexts);
-    FAIL("expected an error");
-  } catch (const hf::Error& e) {
-    CHECK(e.kind() == hf::ErrorKind::kDataErr);
-    CHECK(std::string(e.what()).find("not finite") != std::string::npos);
+  // One batch at a time, and one per worker: the error comes back from a worker thread too.
+  for (int parallel : {1, 2}) {
+    CAPTURE(parallel);
+    hf::predict::PredictorOptions o;
+    o.threads = 2;
+    o.parallel_batches = parallel;
+    o.batch_size = 2;
+    const Predictor p(inf_dir.path(), o);
+    try {
+      (void)p.predict(kTexts);
+      FAIL("expected an error");
+    } catch (const hf::Error& e) {
+      CHECK(e.kind() == hf::ErrorKind::kDataErr);
+      CHECK(std::string(e.what()).find("not finite") != std::string::npos);
+    }
   }
 }
