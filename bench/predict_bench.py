@@ -7,7 +7,8 @@ from, fine-tuned by hf-train for TRAIN_STEPS steps on passages that are not benc
 length-sorted dynamic padding (windows of 2048 records sorted by token count, batches padded to their
 longest), same thread count, on the CPU. Sides, each in its own process reading the JSONL file and
 writing predictions JSONL:
-  hf-predict        fp32
+  hf-predict        fp32 (--parallel-batches 0: on --threads 2, two batches at once of one thread each)
+  hf-predict 1x     fp32, --parallel-batches 1: one batch at a time over every thread (as before)
   hf-predict int8   --quantize int8 (fbgemm dynamic int8 Linear layers in the encoder)
   python            transformers' BertForSequenceClassification in a torch.inference_mode loop
   ort fp32          ONNX Runtime, the model exported by torch.onnx.export (TorchScript exporter,
@@ -41,7 +42,7 @@ WINDOW = 2048  # records sorted together; hf-predict's read window (lib/predict/
 TRAIN_PASSAGES = 4000  # fine-tuning set, disjoint from the benched passages
 TRAIN_STEPS = 300      # hf-train steps of batch 16: enough for labels well above chance
 STARTUP_RUNS = 5        # one-record runs per side; the best counts
-SIDES = ["hf-predict", "hf-predict int8", "python", "ort fp32", "ort int8"]
+SIDES = ["hf-predict", "hf-predict 1x", "hf-predict int8", "python", "ort fp32", "ort int8"]
 
 
 def sorted_batches(records, encode, batch_size):
@@ -289,7 +290,8 @@ def int8_ceiling(model, tokens_per_batch, threads, work):
 def side_command(side, args, predict, model, onnx, texts, out):
     if side.startswith("hf-predict"):
         return [predict, "--model", model, "--input", texts, "--output", out, "--batch-size", str(args.batch_size),
-                "--threads", str(args.threads), "--device", "cpu"] + (["--quantize", "int8"] if "int8" in side else [])
+                "--threads", str(args.threads), "--device", "cpu"] + (["--quantize", "int8"] if "int8" in side else []) \
+            + (["--parallel-batches", "1"] if side.endswith("1x") else [])
     peer = ["--python-loop"] if side == "python" else ["--ort-loop", "--onnx", onnx[side]]
     return [sys.executable, os.path.abspath(__file__), *peer, "--model", model, "--input", texts, "--output", out,
             "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
@@ -410,6 +412,7 @@ def main():
 
     ratio("hf-predict / python", "hf-predict", "python", ">= 1.5x")
     ratio("hf-predict / ort fp32", "hf-predict", "ort fp32", ">= 1.3x in the loop")
+    ratio("hf-predict 1x / ort fp32", "hf-predict 1x", "ort fp32", "one batch at a time, for reference")
     ratio("hf-predict int8 / ort int8", "hf-predict int8", "ort int8", ">= 1x")
     ratio("hf-predict int8 / fp32", "hf-predict int8", "hf-predict", ">= 2x")
     ceiling = None

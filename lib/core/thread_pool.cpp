@@ -2,6 +2,8 @@
 // items), so contention is negligible and the code stays obviously correct.
 #include "core/thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <system_error>
 
@@ -10,7 +12,14 @@
 
 namespace hf {
 
-int default_thread_count() { return std::max(1u, std::thread::hardware_concurrency()); }
+int default_thread_count() {
+  // The CPUs this process may run on: a Slurm step, `taskset` or a container's cpuset grants a few
+  // of the machine's cores, and hardware_concurrency() counts them all.
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) return CPU_COUNT(&allowed);
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 int max_thread_count() { return kMaxThreadsPerCore * default_thread_count(); }
 
 ThreadPool::ThreadPool(int threads) : size_(threads > 0 ? threads : default_thread_count()) {

@@ -13,7 +13,7 @@ namespace hf {
 
 class ThreadPool {
  public:
-  // threads <= 0 means std::thread::hardware_concurrency(). More than kMaxThreadsPerCore per core
+  // threads <= 0 means default_thread_count(). More than kMaxThreadsPerCore per core
   // is capped (with a warning): beyond that threads only add contention, and a huge count
   // (--threads 100000) would exhaust the process limit. Throws Error(kUnavailable) when the
   // system refuses to start a thread (EAGAIN: `ulimit -u` or memory), after joining those started.
@@ -47,7 +47,8 @@ class ThreadPool {
   std::exception_ptr error_;
 };
 
-// The thread count to use for "--threads 0/auto".
+// The thread count to use for "--threads 0/auto": the CPUs in this process's affinity mask
+// (sched_getaffinity), else every core.
 int default_thread_count();
 inline constexpr int kMaxThreadsPerCore = 4;
 // The most threads a pool starts: kMaxThreadsPerCore × default_thread_count().

@@ -111,7 +111,7 @@ struct PreprocessOptions {
   std::uint64_t seed = 42;
   std::size_t max_length = 0;
   std::string truncation = "longest_first";
-  int threads = 0;                     // 0: all cores
+  int threads = 0;                     // 0: the CPUs this process may run on (default_thread_count)
   std::string on_bad_record = "error";  // error|skip
 };
 

@@ -29,14 +29,15 @@ struct PredictorOptions {
   std::size_t max_length = 0;
   std::size_t batch_size = 32;  // texts per forward pass
   // > 0: torch's intra-op threads (a process-wide setting) and the tokenizer pool's size.
-  // 0: every core for both.
+  // 0: the pool gets every CPU this process may run on (its affinity mask), torch its own default
+  // (a thread per physical core) capped at that count.
   int threads = 0;
   // CPU only: how many batches run at once, each on threads / parallel_batches of torch's threads.
   // Small GEMMs on one core each waste less in thread hand-offs than one batch split over every
-  // core (bench/README.md: +10% on 2 cores), at the cost of that many batches' activations in
+  // core (bench/README.md: +5-9% fp32, +10-20% int8 on 2 cores), at the cost of that many batches' activations in
   // memory and a longer wait for each batch. 0: auto, the largest divisor of the thread count up to
   // 4 (so on 2 cores, 2 batches of one thread each). 1: one batch at a time over every thread
-  // (a server's setting: it waits on each batch). Must divide the thread count.
+  // (a server's setting: it waits on each batch). Must divide torch's thread count; Error(kUsage) else.
   int parallel_batches = 0;
   // Multi-label decision thresholds: "0.5" for every label, or "a=0.3,b=0.7" per label, or both
   // ("0.4,a=0.3": a bare number is the default). Empty: 0.5. Only multi-label models take one.

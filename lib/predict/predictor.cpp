@@ -197,15 +197,18 @@ Predictor::Predictor(const std::string& model_dir, const PredictorOptions& o) {
   }
   // The pool caps its own size (with a warning); torch gets the same bound.
   m.pool = std::make_unique<ThreadPool>(o.threads);
-  const int parallel = resolve_parallel_batches(o.parallel_batches, m.pool->size(), dev.device == torch::kCPU);
+  // --threads 0: torch's own default (a thread per physical core of the machine), at most the CPUs
+  // this process may run on (a Slurm step or a cpuset grants a few of them).
+  const int torch_threads = o.threads > 0 ? m.pool->size() : std::min(torch::get_num_threads(), m.pool->size());
+  const int parallel = resolve_parallel_batches(o.parallel_batches, torch_threads, dev.device == torch::kCPU);
   if (parallel > 1) {
     // Every batch worker applies torch's (process-wide) count to itself: at::init_num_threads.
-    torch::set_num_threads(m.pool->size() / parallel);
+    torch::set_num_threads(torch_threads / parallel);
     m.batch_pool = std::make_unique<ThreadPool>(parallel);
-  } else if (o.threads > 0) {
-    torch::set_num_threads(m.pool->size());
+  } else if (torch_threads != torch::get_num_threads()) {
+    torch::set_num_threads(torch_threads);
   }
-  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, {} batches at once of {} threads, quantize {}, "
+  log::debug("predictor: {} labels, max_length {}, batch {}, device {}, batches: {} at once on {} torch threads each, quantize {}, "
              "dtype {}",
              c.num_labels(), m.encode_options.max_length, m.batch_size, dev.device.str(), parallel,
              torch::get_num_threads(), model::to_string(quantization), c10::toString(dtype));

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   app.add_option("--text-pair-field", o.text_pair_field, "JSONL field holding the second text of a pair (optional)");
   app.add_option("--batch-size", p.batch_size, "Texts per forward pass (sorted by length, padded to the longest)")
       ->check(CLI::PositiveNumber);
-  app.add_option("-t,--threads", p.threads, "Threads for tokenization and torch (0 = all cores)")
+  app.add_option("-t,--threads", p.threads, "Threads for tokenization and torch (0 = the CPUs this process may use)")
       ->envname("HFKIT_THREADS");
   app.add_option("--parallel-batches", p.parallel_batches,
                  "CPU: batches run at once, each on an equal share of the threads (0 = auto: up to 4; 1 = one "

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-length", o.max_length, "Truncate to this many tokens incl. special tokens (0 = off)");
   app.add_option("--truncation", o.truncation, "Truncation strategy for pairs")
       ->check(CLI::IsMember({"longest_first", "only_first", "only_second"}));
-  app.add_option("-t,--threads", o.threads, "Worker threads (0 = all cores)")->envname("HFKIT_THREADS");
+  app.add_option("-t,--threads", o.threads, "Worker threads (0 = the CPUs this process may use)")->envname("HFKIT_THREADS");
   app.add_option("--on-bad-record", o.on_bad_record, "What a malformed record does")
       ->check(CLI::IsMember({"error", "skip"}));
   hf::cli::exit_now(tool.run(argc, argv, [&] {

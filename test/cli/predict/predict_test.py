@@ -279,6 +279,29 @@ def test_output_file_is_atomic():
                       os.path.join(d, "no", "such", "dir", "p.jsonl")], 73)
 
 
+def test_threads_follow_the_cpus_granted():
+    """--threads 0 sizes the tokenizer pool and torch from the CPUs this process may run on (as
+    taskset, a Slurm step or a container's cpuset grants them), not every core of the machine; and
+    --parallel-batches 0 splits those."""
+    def plan(cpus, *flags):
+        p = subprocess.run([PREDICT, "--model", model_dir("tiny"), "-v", *flags], input=json.dumps({"text": "x"}) + "\n",
+                           capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        assert p.returncode == 0, p.stderr
+        lines = [l for l in p.stderr.splitlines() if "batches:" in l]
+        assert len(lines) == 1, p.stderr
+        return lines[0]
+
+    allowed = sorted(os.sched_getaffinity(0))
+    assert "batches: 1 at once on 1 torch threads each" in plan({allowed[0]})
+    assert "batches: 1 at once on 1 torch threads each" in plan({allowed[0]}, "--parallel-batches", "1")
+    if len(allowed) >= 2:
+        # torch's own default is a thread per physical core of the machine: at least one.
+        torch_threads = min(torch.get_num_threads(), 2)
+        assert f"batches: {torch_threads} at once on 1 torch threads each" in plan(set(allowed[:2]))
+        assert f"batches: 1 at once on {torch_threads} torch threads each" in plan(set(allowed[:2]),
+                                                                                  "--parallel-batches", "1")
+
+
 def test_bad_input_and_exit_codes():
     tiny = model_dir("tiny")
     good = json.dumps({"text": "fine", "label": "positive"})

@@ -134,9 +134,10 @@ def test_sagemaker_and_hf_shapes():
 def test_served_equals_batch():
     """Same Predictor, same answer: one text per forward pass on both sides is bitwise the same
     computation, so whole records are equal; with dynamic batching labels are equal and scores
-    agree to float rounding."""
+    agree to float rounding. Batch mode runs one batch over every thread here, as the server does
+    (its default, several batches at once on a share of the threads each, sums in another order)."""
     records = [{"id": i, "text": t, "label": "x"} for i, t in enumerate(sentiment_texts(24))]
-    expected = batch_mode(minilm(), records, "--batch-size", "1", "--scores")
+    expected = batch_mode(minilm(), records, "--batch-size", "1", "--scores", "--parallel-batches", "1")
     with Server(minilm(), "--max-batch-size", "1", "--scores") as s:
         body = "".join(json.dumps(r) + "\n" for r in records)
         status, _, out = s.request("POST", "/predict", body, {"Content-Type": "application/jsonlines"})

@@ -1,5 +1,6 @@
 // core: error formatting, atomic files, sha256, YAML config, thread pool.
 #include <doctest/doctest.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -216,6 +217,27 @@ TEST_CASE("thread pool: a huge count is capped at a multiple of the cores") {
   hf::ThreadPool pool(100000);
   CHECK(pool.size() == hf::max_thread_count());
   CHECK(hf::max_thread_count() == hf::kMaxThreadsPerCore * hf::default_thread_count());
+}
+
+TEST_CASE("thread pool: --threads 0 counts the CPUs this process may run on, not every core") {
+  // In a child pinned to one CPU (as `taskset -c 0`, a Slurm step or a cpuset would): one thread.
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(::sched_getcpu() >= 0 ? ::sched_getcpu() : 0, &one);
+    if (::sched_setaffinity(0, sizeof one, &one) != 0) ::_exit(3);
+    hf::ThreadPool pool(0);
+    ::_exit(hf::default_thread_count() == 1 && pool.size() == 1 ? 0 : 4);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  cpu_set_t mine;
+  REQUIRE(::sched_getaffinity(0, sizeof mine, &mine) == 0);
+  CHECK(hf::default_thread_count() == CPU_COUNT(&mine));
 }
 
 TEST_CASE("thread pool: a refused thread is a clean kUnavailable error, not a hang") {
