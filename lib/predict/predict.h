@@ -34,10 +34,11 @@ struct PredictorOptions {
   int threads = 0;
   // CPU only: how many batches run at once, each on threads / parallel_batches of torch's threads.
   // Small GEMMs on one core each waste less in thread hand-offs than one batch split over every
-  // core (bench/README.md: +5-9% fp32, +10-20% int8 on 2 cores), at the cost of that many batches' activations in
-  // memory and a longer wait for each batch. 0: auto, the largest divisor of the thread count up to
-  // 4 (so on 2 cores, 2 batches of one thread each). 1: one batch at a time over every thread
-  // (a server's setting: it waits on each batch). Must divide torch's thread count; Error(kUsage) else.
+  // core (bench/README.md: +5-9% fp32, +10-20% int8 on 2 cores), at the cost of that many batches'
+  // activations in memory and a longer wait for each batch. 0: auto, the largest divisor of the
+  // thread count up to 4 (so on 2 cores, 2 batches of one thread each). 1: one batch at a time over
+  // every thread (a server's setting: it waits on each batch). Must divide torch's thread count;
+  // Error(kUsage) else.
   int parallel_batches = 0;
   // Multi-label decision thresholds: "0.5" for every label, or "a=0.3,b=0.7" per label, or both
   // ("0.4,a=0.3": a bare number is the default). Empty: 0.5. Only multi-label models take one.

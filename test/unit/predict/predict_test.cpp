@@ -134,6 +134,8 @@ TEST_CASE("predict: batches in parallel give the answers of one at a time, in in
     o.threads = c.threads;
     o.parallel_batches = c.parallel;
     const Predictor p(dir.path(), o);
+    // Each batch gets an equal share of the threads (auto: 4 threads -> 4 batches of one).
+    CHECK(torch::get_num_threads() == (c.parallel == 0 ? 1 : c.threads / c.parallel));
     // Two callers at once (as server threads would): the second runs its batches on its own thread.
     std::vector<hf::predict::Prediction> other;
     std::thread t([&] { other = p.predict(texts); });
